@@ -1,0 +1,131 @@
+"""The internal job model shared by the API, the workflow and the activities.
+
+Everything here crosses the Temporal boundary (pydantic data converter), so it holds
+no secrets and no live objects.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    PROCESSING = "processing"
+    STORING = "storing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Route(BaseModel):
+    """One way to serve a catalog model: which adapter, and the model id upstream."""
+
+    adapter: str
+    upstream_model: str
+
+
+class JobSpec(BaseModel):
+    """The single input of `VideoGenerationWorkflow`: a fully validated request."""
+
+    job_id: str
+    tenant_id: str
+    request_id: str
+    model: str
+    requested_model: str
+    route: Route
+    prompt: str
+    negative_prompt: str | None = None
+    duration_seconds: int
+    resolution: str
+    aspect_ratio: str
+    price_micro_usd_per_second: int
+    created_at: datetime
+    deadline_seconds: int
+    poll_min_seconds: float = 1.0
+    poll_max_seconds: float = 30.0
+
+    @property
+    def estimated_cost_micro_usd(self) -> int:
+        return self.price_micro_usd_per_second * self.duration_seconds
+
+
+class JobError(BaseModel):
+    code: str
+    message: str
+
+
+class StoredVideo(BaseModel):
+    key: str
+    sha256: str
+    size_bytes: int
+    width: int
+    height: int
+    duration_seconds: float
+    content_type: str = "video/mp4"
+    thumbnail_key: str | None = None
+
+
+class JobView(BaseModel):
+    """What the workflow's `view` query returns and every API dialect renders."""
+
+    job_id: str
+    tenant_id: str
+    request_id: str
+    status: JobStatus
+    model: str
+    requested_model: str
+    provider: str
+    model_used: str
+    prompt: str
+    negative_prompt: str | None = None
+    duration_seconds: int
+    resolution: str
+    aspect_ratio: str
+    progress: float = Field(default=0.0, ge=0.0, le=1.0)
+    eta_seconds: float | None = None
+    provider_task_id: str | None = None
+    error: JobError | None = None
+    video: StoredVideo | None = None
+    estimated_cost_micro_usd: int
+    cost_micro_usd: int | None = None
+    created_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+
+    @classmethod
+    def from_spec(cls, spec: JobSpec) -> JobView:
+        return cls(
+            job_id=spec.job_id,
+            tenant_id=spec.tenant_id,
+            request_id=spec.request_id,
+            status=JobStatus.QUEUED,
+            model=spec.model,
+            requested_model=spec.requested_model,
+            provider=spec.route.adapter,
+            model_used=spec.route.upstream_model,
+            prompt=spec.prompt,
+            negative_prompt=spec.negative_prompt,
+            duration_seconds=spec.duration_seconds,
+            resolution=spec.resolution,
+            aspect_ratio=spec.aspect_ratio,
+            estimated_cost_micro_usd=spec.estimated_cost_micro_usd,
+            created_at=spec.created_at,
+        )
+
+
+def micro_usd_to_usd(micro: int) -> float:
+    return round(micro / 1_000_000, 6)
+
+
+def settled_cost_micro_usd(spec: JobSpec, stored_duration_seconds: float) -> int:
+    """Bill the stored duration (to 0.1 s), never more than the quoted estimate."""
+    billed_tenths = min(round(stored_duration_seconds * 10), spec.duration_seconds * 10)
+    return spec.price_micro_usd_per_second * billed_tenths // 10

@@ -1,0 +1,83 @@
+"""The one settings object. Every value comes from a `REELAY_`-prefixed env var (or `.env`)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="REELAY_", env_file=".env", extra="ignore")
+
+    # Temporal
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    temporal_ui_port: int = 8233
+    task_queue: str = "reelay-jobs"
+
+    # Object storage (S3 / MinIO / SeaweedFS)
+    s3_endpoint: str = "127.0.0.1:8333"
+    s3_access_key: str = "reelay"
+    s3_secret_key: SecretStr = SecretStr("reelay-secret-key")
+    s3_secure: bool = False
+    s3_region: str = "us-east-1"
+    s3_bucket: str = "reelay-videos"
+    s3_part_size_mb: int = Field(default=16, ge=5, description="multipart upload part size")
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    dev_api_key: str = ""
+    url_signing_secret: SecretStr = SecretStr("")
+    video_url_ttl_seconds: int = 7 * 24 * 3600
+
+    # Job polling (copied into each workflow's input, so a change applies to new jobs only)
+    poll_min_seconds: float = 1.0
+    poll_max_seconds: float = 30.0
+
+    # Providers: with no key a provider is served by the emulator.
+    runway_api_key: SecretStr = SecretStr("")
+    runway_base_url: str = "https://api.dev.runwayml.com"
+
+    # Provider emulator (local stack and tests)
+    emulator_host: str = "127.0.0.1"
+    emulator_port: int = 8100
+    emulator_data_dir: Path = Path(".data/emulator")
+    emulator_generation_seconds: float = 6.0
+    emulator_render_scale: int = Field(default=4, ge=1, description="render at 1/N of full size")
+    emulator_fps: int = 8
+
+    # Local stack (`make up`): where the dev servers keep their data
+    data_dir: Path = Path(".data")
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://{self.emulator_host}:{self.emulator_port}"
+
+    def runway_endpoint(self) -> tuple[str, str]:
+        """(base URL, key) for Runway: the real service when a key is set, else the emulator."""
+        key = self.runway_api_key.get_secret_value()
+        if key:
+            return self.runway_base_url, key
+        return f"{self.emulator_url}/runway", "emulator-key"
+
+    def signing_key(self) -> bytes:
+        secret = self.url_signing_secret.get_secret_value() or self.s3_secret_key.get_secret_value()
+        return secret.encode()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def generated_dev_key() -> str:
+    return "rl_dev_" + secrets.token_urlsafe(18)

@@ -1,0 +1,22 @@
+"""Search attributes operators filter jobs on in the Temporal Web UI.
+
+`make up` and the test fixtures register exactly these on the dev server.
+"""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+TENANT = SearchAttributeKey.for_keyword("ReelayTenant")
+MODEL = SearchAttributeKey.for_keyword("ReelayModel")
+STATUS = SearchAttributeKey.for_keyword("ReelayStatus")
+
+ALL = (TENANT, MODEL, STATUS)
+
+
+def dev_server_flags() -> list[str]:
+    """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
+    flags: list[str] = []
+    for key in ALL:
+        flags += ["--search-attribute", f"{key.name}=Keyword"]
+    return flags
