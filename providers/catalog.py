@@ -111,7 +111,9 @@ MODELS: tuple[ModelSpec, ...] = (
         max_duration_seconds=16,
         default_duration_seconds=4,
         price_usd_per_second=0.10,
-        routes=(RouteSpec(adapter="runway", upstream_model="gen4.5", min_seconds=2, max_seconds=10),),
+        routes=(
+            RouteSpec(adapter="runway", upstream_model="gen4.5", min_seconds=2, max_seconds=10),
+        ),
     ),
     ModelSpec(
         id="luma-dream-machine",
@@ -120,7 +122,9 @@ MODELS: tuple[ModelSpec, ...] = (
         max_duration_seconds=10,
         default_duration_seconds=4,
         price_usd_per_second=0.06,
-        routes=(RouteSpec(adapter="runway", upstream_model="gen4.5", min_seconds=2, max_seconds=10),),
+        routes=(
+            RouteSpec(adapter="runway", upstream_model="gen4.5", min_seconds=2, max_seconds=10),
+        ),
     ),
     ModelSpec(
         id="pika",
@@ -129,7 +133,9 @@ MODELS: tuple[ModelSpec, ...] = (
         max_duration_seconds=4,
         default_duration_seconds=4,
         price_usd_per_second=0.067,
-        routes=(RouteSpec(adapter="runway", upstream_model="gen4.5", min_seconds=2, max_seconds=10),),
+        routes=(
+            RouteSpec(adapter="runway", upstream_model="gen4.5", min_seconds=2, max_seconds=10),
+        ),
     ),
 )
 

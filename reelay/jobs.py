@@ -32,6 +32,15 @@ class Route(BaseModel):
     upstream_model: str
 
 
+class Resume(BaseModel):
+    """Where a continued-as-new run picks up: the upstream task is already submitted."""
+
+    task_id: str
+    started_at: datetime
+    progress: float = 0.0
+    polls: int = 0
+
+
 class JobSpec(BaseModel):
     """The single input of `VideoGenerationWorkflow`: a fully validated request."""
 
@@ -51,6 +60,7 @@ class JobSpec(BaseModel):
     deadline_seconds: int
     poll_min_seconds: float = 1.0
     poll_max_seconds: float = 30.0
+    resume: Resume | None = None
 
     @property
     def estimated_cost_micro_usd(self) -> int:

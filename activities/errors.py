@@ -1,0 +1,27 @@
+"""Turns provider exceptions into Temporal retry decisions, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+
+from temporalio.exceptions import ApplicationError
+
+from providers.errors import PermanentProviderError, ProviderError, RetryableProviderError
+
+RETRYABLE_TYPE = "ProviderRetryable"
+UNAVAILABLE_TYPE = "ProviderUnavailable"
+
+
+@contextmanager
+def provider_errors() -> Iterator[None]:
+    try:
+        yield
+    except PermanentProviderError as exc:
+        raise ApplicationError(exc.message, type=exc.code, non_retryable=True) from exc
+    except RetryableProviderError as exc:
+        delay = timedelta(seconds=exc.retry_after) if exc.retry_after is not None else None
+        raise ApplicationError(exc.message, type=RETRYABLE_TYPE, next_retry_delay=delay) from exc
+    except ProviderError as exc:
+        raise ApplicationError(exc.message, type=UNAVAILABLE_TYPE) from exc

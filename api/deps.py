@@ -1,0 +1,54 @@
+"""Annotated dependencies shared by the routers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from minio import Minio
+from temporalio.client import Client
+
+from api.errors import APIError
+from reelay.settings import Settings
+from reelay.tenants import Tenant, TenantDirectory
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _temporal(request: Request) -> Client:
+    client: Client = request.app.state.temporal
+    return client
+
+
+def _s3(request: Request) -> Minio:
+    s3: Minio = request.app.state.s3
+    return s3
+
+
+def api_key_from(request: Request) -> str | None:
+    """The caller's key: `Authorization: Bearer <key>` or `x-api-key: <key>`."""
+    auth = request.headers.get("authorization", "")
+    scheme, _, token = auth.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return request.headers.get("x-api-key") or None
+
+
+def authenticate(request: Request) -> Tenant:
+    key = api_key_from(request)
+    if key is None:
+        raise APIError(401, "unauthorized", "Missing API key: send Authorization: Bearer <key>")
+    directory: TenantDirectory = request.app.state.tenants
+    tenant = directory.authenticate(key)
+    if tenant is None:
+        raise APIError(401, "unauthorized", "Invalid API key")
+    return tenant
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+TemporalClient = Annotated[Client, Depends(_temporal)]
+S3Client = Annotated[Minio, Depends(_s3)]
+CurrentTenant = Annotated[Tenant, Depends(authenticate)]

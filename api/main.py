@@ -1,0 +1,52 @@
+"""The FastAPI application: routers, dependencies' state and error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from api.errors import install_error_handlers
+from api.routers import generations, health, models
+from reelay.logging import configure_logging
+from reelay.settings import Settings, get_settings
+from reelay.storage import s3_client
+from reelay.temporal import connect
+from reelay.tenants import TenantDirectory
+
+log = structlog.get_logger()
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.temporal = await connect(settings)
+        if not settings.dev_api_key:
+            log.warning("no API keys configured: set REELAY_DEV_API_KEY")
+        yield
+
+    app = FastAPI(
+        title="Reelay",
+        version="0.1.0",
+        summary="Durable video generation: one API in front of many video models.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.s3 = s3_client(settings)
+    app.state.tenants = TenantDirectory(settings)
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(models.router)
+    app.include_router(generations.router)
+    return app
+
+
+def app() -> FastAPI:
+    """Factory for `uvicorn --factory api.main:app`."""
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)

@@ -1,0 +1,39 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import S3Client, SettingsDep, TemporalClient
+
+router = APIRouter(tags=["health"])
+CHECK_TIMEOUT_SECONDS = 3.0
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(client: TemporalClient, s3: S3Client, settings: SettingsDep) -> JSONResponse:
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(client.service_client.check_health(), CHECK_TIMEOUT_SECONDS)
+        checks["temporal"] = "ok"
+    except Exception as exc:
+        checks["temporal"] = f"unavailable: {exc!r}"
+    try:
+        found = await asyncio.wait_for(
+            asyncio.to_thread(s3.bucket_exists, settings.s3_bucket), CHECK_TIMEOUT_SECONDS
+        )
+        checks["s3"] = "ok" if found else f"bucket {settings.s3_bucket} missing"
+    except Exception as exc:
+        checks["s3"] = f"unavailable: {exc!r}"
+    ready = all(value == "ok" for value in checks.values())
+    return JSONResponse(
+        {"status": "ok" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+    )

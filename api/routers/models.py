@@ -1,0 +1,49 @@
+"""`GET /v1/models`: the catalog, with each model's limits, price and routes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import SettingsDep
+from api.schemas import ModelInfo, ModelList, ModelRoute
+from providers.catalog import MODELS, ModelSpec
+from providers.registry import configured_providers
+
+router = APIRouter(tags=["models"])
+
+
+def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:
+    return ModelInfo(
+        id=model.id,
+        name=model.name,
+        vendor=model.vendor,
+        aliases=list(model.aliases),
+        max_duration_seconds=model.max_duration_seconds,
+        min_duration_seconds=model.min_duration_seconds,
+        default_duration_seconds=model.default_duration_seconds,
+        resolutions=list(model.resolutions),
+        default_resolution=model.default_resolution,
+        aspect_ratios=list(model.aspect_ratios),
+        default_aspect_ratio=model.default_aspect_ratio,
+        max_prompt_chars=model.max_prompt_chars,
+        price_usd_per_second=model.price_usd_per_second,
+        routes=[
+            ModelRoute(
+                provider=route.adapter,
+                upstream_model=route.upstream_model,
+                min_seconds=route.min_seconds,
+                max_seconds=route.max_seconds,
+                durations=list(route.durations) if route.durations else None,
+                resolutions=list(route.resolutions),
+                aspect_ratios=list(route.aspect_ratios),
+                available=route.adapter in available,
+            )
+            for route in model.routes
+        ],
+    )
+
+
+@router.get("/v1/models")
+async def list_models(settings: SettingsDep) -> ModelList:
+    available = configured_providers(settings)
+    return ModelList(data=[model_info(m, available) for m in MODELS if m.retired_on is None])

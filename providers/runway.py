@@ -1,0 +1,133 @@
+"""Runway's task API (`/v1/text_to_video`, `/v1/tasks/{id}`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from providers.base import FailureKind, ProviderTaskStatus, TaskState
+from providers.errors import InvalidProviderRequestError
+from providers.http import raise_for_status, transport_error
+from reelay.jobs import JobSpec
+
+API_VERSION = "2024-11-06"
+
+# (aspect ratio, resolution) -> Runway pixel ratio
+_RATIOS: dict[tuple[str, str], str] = {
+    ("16:9", "720p"): "1280:720",
+    ("16:9", "1080p"): "1920:1080",
+    ("9:16", "720p"): "720:1280",
+    ("9:16", "1080p"): "1080:1920",
+    ("1:1", "720p"): "960:960",
+    ("1:1", "1080p"): "960:960",
+}
+
+_STATES = {
+    "PENDING": TaskState.QUEUED,
+    "THROTTLED": TaskState.QUEUED,
+    "RUNNING": TaskState.RUNNING,
+    "SUCCEEDED": TaskState.SUCCEEDED,
+    "FAILED": TaskState.FAILED,
+    "CANCELLED": TaskState.CANCELLED,
+}
+
+
+def runway_ratio(aspect_ratio: str, resolution: str) -> str:
+    try:
+        return _RATIOS[(aspect_ratio, resolution)]
+    except KeyError:
+        raise InvalidProviderRequestError(
+            f"Runway has no ratio for {aspect_ratio} at {resolution}", provider="runway"
+        ) from None
+
+
+def parse_task(body: dict[str, Any]) -> ProviderTaskStatus:
+    """Translate a `GET /v1/tasks/{id}` body."""
+    raw = str(body.get("status", "")).upper()
+    state = _STATES.get(raw, TaskState.RUNNING)
+    progress = body.get("progress")
+    status = ProviderTaskStatus(
+        state=state, progress=float(progress) if isinstance(progress, int | float) else None
+    )
+    if state is TaskState.SUCCEEDED:
+        output = body.get("output") or []
+        status.output_url = output[0] if isinstance(output, list) and output else None
+        status.progress = 1.0
+        if status.output_url is None:
+            status.state = TaskState.FAILED
+            status.failure = "Runway reported success without an output URL"
+            status.failure_kind = FailureKind.INTERNAL
+    elif state is TaskState.FAILED:
+        code = str(body.get("failureCode") or "")
+        status.failure = str(body.get("failure") or code or "Runway task failed")
+        if code.startswith("SAFETY"):
+            status.failure_kind = FailureKind.CONTENT_REFUSED
+        elif code.startswith("INPUT"):
+            status.failure_kind = FailureKind.INVALID_REQUEST
+        else:
+            status.failure_kind = FailureKind.INTERNAL
+    return status
+
+
+class RunwayAdapter:
+    name = "runway"
+
+    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0) -> None:
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}", "X-Runway-Version": API_VERSION},
+            timeout=timeout,
+        )
+        # Output URLs are pre-signed; they must not receive our key.
+        self._downloads = httpx.AsyncClient(timeout=httpx.Timeout(timeout, read=120.0))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        await self._downloads.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = await self._client.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, self.name) from exc
+        raise_for_status(response, self.name)
+        return response
+
+    async def submit(self, job: JobSpec) -> str:
+        body: dict[str, Any] = {
+            "model": job.route.upstream_model,
+            "promptText": job.prompt,
+            "ratio": runway_ratio(job.aspect_ratio, job.resolution),
+            "duration": job.duration_seconds,
+        }
+        if job.negative_prompt and job.route.upstream_model.startswith("veo3.1"):
+            body["negativePrompt"] = job.negative_prompt
+        response = await self._request("POST", "/v1/text_to_video", json=body)
+        task_id = response.json().get("id")
+        if not isinstance(task_id, str) or not task_id:
+            raise InvalidProviderRequestError("Runway returned no task id", provider=self.name)
+        return task_id
+
+    async def poll(self, task_id: str) -> ProviderTaskStatus:
+        response = await self._request("GET", f"/v1/tasks/{task_id}")
+        return parse_task(response.json())
+
+    async def cancel(self, task_id: str) -> None:
+        try:
+            await self._request("DELETE", f"/v1/tasks/{task_id}")
+        except InvalidProviderRequestError:
+            return  # already finished or gone: nothing left to stop
+
+    @asynccontextmanager
+    async def download(self, url: str) -> AsyncIterator[httpx.Response]:
+        try:
+            async with self._downloads.stream("GET", url, follow_redirects=True) as response:
+                if not response.is_success:
+                    await response.aread()
+                raise_for_status(response, self.name)
+                yield response
+        except httpx.TransportError as exc:
+            raise transport_error(exc, self.name) from exc
