@@ -75,11 +75,19 @@ def parse_task(body: dict[str, Any]) -> ProviderTaskStatus:
 class RunwayAdapter:
     name = "runway"
 
-    def __init__(self, base_url: str, api_key: str, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}", "X-Runway-Version": API_VERSION},
             timeout=timeout,
+            transport=transport,
         )
         # Output URLs are pre-signed; they must not receive our key.
         self._downloads = httpx.AsyncClient(timeout=httpx.Timeout(timeout, read=120.0))

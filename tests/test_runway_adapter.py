@@ -1,0 +1,118 @@
+"""Runway adapter parsing and error mapping over `httpx.MockTransport` (one adapter, no server)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from providers.base import FailureKind, TaskState
+from providers.errors import (
+    InvalidProviderRequestError,
+    ProviderUnavailableError,
+    RetryableProviderError,
+)
+from providers.runway import RunwayAdapter, parse_task, runway_ratio
+from reelay.jobs import JobSpec, Route
+
+
+def _adapter(transport: httpx.MockTransport) -> RunwayAdapter:
+    return RunwayAdapter("https://runway.test", "key-123", transport=transport)
+
+
+def _job(**overrides: object) -> JobSpec:
+    values: dict[str, object] = {
+        "job_id": "job_vid_1",
+        "tenant_id": "t",
+        "request_id": "r",
+        "model": "runway-gen3",
+        "requested_model": "runway-gen3",
+        "route": Route(adapter="runway", upstream_model="gen4.5"),
+        "prompt": "a dog",
+        "duration_seconds": 8,
+        "resolution": "720p",
+        "aspect_ratio": "9:16",
+        "price_micro_usd_per_second": 100_000,
+        "created_at": datetime.now(UTC),
+        "deadline_seconds": 60,
+        **overrides,
+    }
+    return JobSpec.model_validate(values)
+
+
+async def test_submit_sends_runway_fields_and_headers() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"id": "task-1"})
+
+    adapter = _adapter(httpx.MockTransport(handler))
+    assert await adapter.submit(_job()) == "task-1"
+    request = seen[0]
+    assert request.url.path == "/v1/text_to_video"
+    assert request.headers["authorization"] == "Bearer key-123"
+    assert request.headers["x-runway-version"] == "2024-11-06"
+    assert json.loads(request.content) == {
+        "model": "gen4.5",
+        "promptText": "a dog",
+        "ratio": "720:1280",
+        "duration": 8,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "error", "retry_after"),
+    [
+        (429, {"Retry-After": "7"}, RetryableProviderError, 7.0),
+        (503, {}, RetryableProviderError, None),
+        (401, {}, ProviderUnavailableError, None),
+        (400, {}, InvalidProviderRequestError, None),
+    ],
+)
+async def test_submit_errors_are_classified(
+    status: int, headers: dict[str, str], error: type[Exception], retry_after: float | None
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(status, headers=headers, json={"error": "nope"})
+
+    adapter = _adapter(httpx.MockTransport(handler))
+    with pytest.raises(error) as caught:
+        await adapter.submit(_job())
+    assert "nope" in str(caught.value)
+    if isinstance(caught.value, RetryableProviderError):
+        assert caught.value.retry_after == retry_after
+
+
+async def test_connection_refused_is_provider_unavailable() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    with pytest.raises(ProviderUnavailableError):
+        await _adapter(httpx.MockTransport(handler)).poll("task-1")
+
+
+def test_parse_task_vocabulary() -> None:
+    assert parse_task({"status": "PENDING"}).state is TaskState.QUEUED
+    assert parse_task({"status": "THROTTLED"}).state is TaskState.QUEUED
+    running = parse_task({"status": "RUNNING", "progress": 0.42})
+    assert (running.state, running.progress) == (TaskState.RUNNING, 0.42)
+    done = parse_task({"status": "SUCCEEDED", "output": ["https://cdn/x.mp4"]})
+    assert (done.state, done.output_url) == (TaskState.SUCCEEDED, "https://cdn/x.mp4")
+    refused = parse_task(
+        {"status": "FAILED", "failure": "flagged", "failureCode": "SAFETY.INPUT.TEXT"}
+    )
+    assert refused.failure_kind is FailureKind.CONTENT_REFUSED
+    assert refused.failure == "flagged"
+    internal = parse_task({"status": "FAILED", "failureCode": "INTERNAL.BAD_OUTPUT.CODE01"})
+    assert internal.failure_kind is FailureKind.INTERNAL
+    empty = parse_task({"status": "SUCCEEDED", "output": []})
+    assert empty.state is TaskState.FAILED
+
+
+def test_unknown_ratio_is_refused_before_submitting() -> None:
+    assert runway_ratio("1:1", "1080p") == "960:960"
+    with pytest.raises(InvalidProviderRequestError):
+        runway_ratio("4:3", "1080p")

@@ -1,0 +1,169 @@
+"""`VideoGenerationWorkflow` on a real Temporal dev server, real S3 and the real emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+
+import httpx
+import pytest
+from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.exceptions import ApplicationError, CancelledError
+
+from activities.media import probe_video
+from reelay.jobs import JobStatus, JobView
+from reelay.settings import Settings
+from reelay.storage import s3_client
+from tests.support import (
+    emulator_submissions,
+    job_spec,
+    running_worker,
+    start,
+    status_is,
+    unique_prompt,
+    view_of,
+    wait_until,
+)
+from workflows import search_attributes
+from workflows.video_generation import VideoGenerationWorkflow
+
+
+async def test_happy_path_stores_a_checked_video_and_settles_the_cost(
+    settings: Settings, tmp_path: Path
+) -> None:
+    prompt = unique_prompt()
+    spec = job_spec(settings, prompt, model="runway-gen3", duration_seconds=3, aspect_ratio="9:16")
+    async with running_worker(settings) as client:
+        handle = await start(client, settings, spec)
+        result = await handle.result()
+        assert isinstance(result, JobView)
+        description = await handle.describe()
+
+    assert result.status is JobStatus.COMPLETED
+    assert result.model_used == "gen4.5"
+    assert result.cost_micro_usd == 300_000 == spec.estimated_cost_micro_usd
+    assert result.video is not None
+    assert result.video.height > result.video.width  # 9:16
+    assert result.video.duration_seconds == pytest.approx(3.0, abs=0.1)
+    assert description.typed_search_attributes.get(search_attributes.STATUS) == "completed"
+    assert description.typed_search_attributes.get(search_attributes.TENANT) == "tenant-a"
+
+    s3 = s3_client(settings)
+    local = tmp_path / "video.mp4"
+    s3.fget_object(settings.s3_bucket, result.video.key, str(local))
+    assert hashlib.sha256(local.read_bytes()).hexdigest() == result.video.sha256
+    info = probe_video(local)
+    assert (info.codec, info.width, info.height) == (
+        "h264",
+        result.video.width,
+        result.video.height,
+    )
+    assert result.video.thumbnail_key
+    assert s3.stat_object(settings.s3_bucket, result.video.thumbnail_key).size
+    assert len(await emulator_submissions(settings, prompt)) == 1
+
+
+async def test_content_refusal_fails_at_once_with_the_providers_reason(settings: Settings) -> None:
+    prompt = unique_prompt("[emu refuse] something forbidden")
+    spec = job_spec(settings, prompt)
+    async with running_worker(settings) as client:
+        handle = await start(client, settings, spec)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await handle.result()
+        view = await view_of(handle)
+        description = await handle.describe()
+
+    assert isinstance(caught.value.cause, ApplicationError)
+    assert caught.value.cause.type == "content_policy_violation"
+    assert view.status is JobStatus.FAILED
+    assert view.error is not None
+    assert view.error.message.startswith("Content policy violation:")
+    assert view.video is None and view.cost_micro_usd is None
+    assert description.status == WorkflowExecutionStatus.FAILED
+    assert len(await emulator_submissions(settings, prompt)) == 1
+
+
+async def test_transient_provider_errors_are_retried_and_submit_once(settings: Settings) -> None:
+    prompt = unique_prompt(
+        "[emu create_429=1 retry_after=1 create_5xx=2 poll_5xx=2 truncate=1] a storm at sea"
+    )
+    spec = job_spec(settings, prompt, duration_seconds=2)
+    async with running_worker(settings) as client:
+        result = await (await start(client, settings, spec)).result()
+    assert result.status is JobStatus.COMPLETED
+    assert result.video is not None
+    assert len(await emulator_submissions(settings, prompt)) == 1
+
+
+async def test_cancel_stops_the_provider_task_and_ends_cancelled(settings: Settings) -> None:
+    prompt = unique_prompt("[emu gen=60] a slow sunrise")
+    spec = job_spec(settings, prompt)
+    async with running_worker(settings) as client:
+        handle = await start(client, settings, spec)
+        await wait_until(lambda: status_is(handle, JobStatus.PROCESSING))
+        await handle.cancel()
+        with pytest.raises(WorkflowFailureError) as caught:
+            await handle.result()
+        view = await view_of(handle)
+
+    assert isinstance(caught.value.cause, CancelledError)
+    assert view.status is JobStatus.CANCELLED
+    assert view.provider_task_id
+    async with httpx.AsyncClient(base_url=settings.emulator_url) as http:
+        task = await http.get(
+            f"/runway/v1/tasks/{view.provider_task_id}",
+            headers={"Authorization": "Bearer x", "X-Runway-Version": "2024-11-06"},
+        )
+    assert task.json()["status"] == "CANCELLED"
+
+
+async def test_deadline_fails_the_job_and_cancels_upstream(settings: Settings) -> None:
+    prompt = unique_prompt("[emu gen=60] a glacier melting")
+    spec = job_spec(settings, prompt).model_copy(update={"deadline_seconds": 2})
+    async with running_worker(settings) as client:
+        handle = await start(client, settings, spec)
+        with pytest.raises(WorkflowFailureError):
+            await handle.result()
+        view = await view_of(handle)
+    assert view.status is JobStatus.FAILED
+    assert view.error is not None and view.error.code == "deadline_exceeded"
+
+
+async def test_a_job_survives_its_worker_stopping_mid_poll(settings: Settings) -> None:
+    prompt = unique_prompt("[emu gen=4] a train crossing a bridge")
+    spec = job_spec(settings, prompt)
+    async with running_worker(settings) as client:
+        handle = await start(client, settings, spec)
+        await wait_until(lambda: status_is(handle, JobStatus.PROCESSING))
+    # No worker now; the job waits durably. A new worker picks it up.
+    async with running_worker(settings) as client:
+        result = await client.get_workflow_handle_for(
+            VideoGenerationWorkflow.run, spec.job_id
+        ).result()
+    assert result.status is JobStatus.COMPLETED
+    assert len(await emulator_submissions(settings, prompt)) == 1
+
+
+async def test_provider_event_signal_wakes_the_poll_loop(settings: Settings) -> None:
+    """With hour-long poll intervals only the signal can make the job finish in time."""
+    slow = settings.model_copy(update={"poll_min_seconds": 3600.0, "poll_max_seconds": 3600.0})
+    prompt = unique_prompt("[emu gen=1 queue=0] a hummingbird")
+    spec = job_spec(slow, prompt)
+    async with running_worker(slow) as client:
+        handle = await start(client, slow, spec)
+        await wait_until(lambda: status_is(handle, JobStatus.PROCESSING))
+        task_id = (await view_of(handle)).provider_task_id
+
+        async def provider_done() -> bool:
+            async with httpx.AsyncClient(base_url=settings.emulator_url) as http:
+                task = await http.get(
+                    f"/runway/v1/tasks/{task_id}",
+                    headers={"Authorization": "Bearer x", "X-Runway-Version": "2024-11-06"},
+                )
+            return bool(task.json()["status"] == "SUCCEEDED")
+
+        await wait_until(provider_done)
+        await handle.signal(VideoGenerationWorkflow.provider_event)
+        result = await asyncio.wait_for(handle.result(), timeout=120)
+    assert result.status is JobStatus.COMPLETED
