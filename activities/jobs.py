@@ -26,7 +26,7 @@ from reelay.storage import thumbnail_key, video_key
 
 T = TypeVar("T")
 
-HEARTBEAT_EVERY_SECONDS = 5.0
+HEARTBEAT_EVERY_SECONDS = 3.0
 CHUNK_BYTES = 1 << 20
 _META_PREFIX = "x-amz-meta-"
 

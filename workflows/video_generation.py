@@ -123,7 +123,7 @@ class VideoGenerationWorkflow:
             StoreRequest(job_id=job.job_id, task=task),
             timedelta(minutes=30),
             retry=STORE_RETRY,
-            heartbeat=timedelta(seconds=30),
+            heartbeat=timedelta(seconds=15),
         )
         self._view.video = video
         self._view.cost_micro_usd = settled_cost_micro_usd(job, video.duration_seconds)
