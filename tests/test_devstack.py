@@ -1,0 +1,314 @@
+"""`make up`'s engine (`python -m reelay.devstack up`) and its process-supervision helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+
+import httpx
+import pytest
+from minio import Minio
+from temporalio.client import Client
+
+from reelay import devstack
+from reelay.settings import Settings
+from tests.conftest import clean_env, isolated_settings
+
+STARTUP_TIMEOUT = 180.0
+SHUTDOWN_TIMEOUT = 90.0
+
+
+# --- the helpers ----------------------------------------------------------------------------
+
+
+def test_free_port_with_grpc_leaves_both_ports_free() -> None:
+    ports = {devstack.free_port(with_grpc=True) for _ in range(5)}
+    assert len(ports) == 5
+    for port in ports:
+        assert devstack.port_is_free(port)
+        assert devstack.port_is_free(port + devstack.GRPC_PORT_OFFSET)
+
+
+def test_settings_env_round_trips_every_field(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = isolated_settings(
+        api_port=devstack.free_port(), s3_secure=True, s3_secret_key="s3cr3t", poll_min_seconds=0.5
+    )
+    env = devstack.settings_env(original)
+    assert set(env) == {f"REELAY_{name.upper()}" for name in Settings.model_fields}
+    for name in list(os.environ):
+        if name.upper().startswith("REELAY_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert Settings(_env_file=None) == original
+
+
+def _output(proc: devstack.ManagedProcess) -> list[str]:
+    """The process's own log lines (without the `=== starting` header)."""
+    return [line for line in proc.log_tail().splitlines() if line and not line.startswith("===")]
+
+
+def test_stop_terminates_the_whole_process_group(tmp_path: Path) -> None:
+    # The shell dies on SIGTERM, its background child ignores it: nothing may be orphaned.
+    script = "(trap '' TERM; exec sleep 300) & echo child=$!; wait"
+    proc = devstack.ManagedProcess("sh", ["sh", "-c", script], log_path=tmp_path / "sh.log")
+    proc.start()
+    devstack.wait_until(lambda: bool(_output(proc)), what="the child pid", timeout=10)
+    child = int(_output(proc)[0].removeprefix("child="))
+    assert _pid_alive(child)
+    proc.stop(grace=5)
+    assert not proc.alive()
+    devstack.wait_until(lambda: not _pid_alive(child), what="the grandchild to exit", timeout=5)
+
+
+def test_stop_escalates_to_sigkill_after_the_grace_period(tmp_path: Path) -> None:
+    stubborn = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print('ready', flush=True); time.sleep(300)"
+    )
+    proc = devstack.ManagedProcess(
+        "stubborn", [sys.executable, "-c", stubborn], log_path=tmp_path / "stubborn.log"
+    ).start()
+    devstack.wait_until(lambda: _output(proc) == ["ready"], what="ready", timeout=10)
+    began = time.monotonic()
+    assert proc.stop(grace=0.5) == -signal.SIGKILL
+    assert time.monotonic() - began < 5
+
+
+def test_waits_fail_fast_with_the_log_tail_when_the_process_dies(tmp_path: Path) -> None:
+    crashing = "import sys; print('the-reason-it-died'); sys.exit(3)"
+    proc = devstack.ManagedProcess(
+        "crashing", [sys.executable, "-c", crashing], log_path=tmp_path / "crashing.log"
+    ).start()
+    began = time.monotonic()
+    with pytest.raises(devstack.StackError) as failure:
+        devstack.wait_for_http(
+            f"http://127.0.0.1:{devstack.free_port()}/healthz", timeout=60, process=proc
+        )
+    assert time.monotonic() - began < 10
+    assert "exited (3)" in str(failure.value)
+    assert "the-reason-it-died" in str(failure.value)
+
+
+def test_waits_are_bounded(tmp_path: Path) -> None:
+    with pytest.raises(devstack.StackTimeout):
+        devstack.wait_for_tcp("127.0.0.1", devstack.free_port(), timeout=0.5)
+
+
+# --- `python -m reelay.devstack up` ---------------------------------------------------------
+
+
+class Stack:
+    """A running `python -m reelay.devstack up`, its output collected line by line."""
+
+    def __init__(self, env: dict[str, str], cwd: Path, data_dir: Path) -> None:
+        self.data_dir = data_dir
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "reelay.devstack", "up"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,  # a Ctrl-C on pytest must not reach it; we signal it ourselves
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            self.lines.append(raw.decode(errors="replace").rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def diagnostics(self) -> str:
+        logs = []
+        for log in sorted((self.data_dir / "logs").glob("*.log")):
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+            logs.append(f"--- {log.name} ---\n{tail}")
+        return f"--- devstack output ---\n{self.output}\n" + "\n".join(logs)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while devstack.READY_MARKER not in self.output:
+            if self.proc.poll() is not None:
+                self._reader.join(5)
+                pytest.fail(f"devstack exited ({self.proc.returncode})\n{self.diagnostics()}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"not ready after {STARTUP_TIMEOUT:g}s\n{self.diagnostics()}")
+            time.sleep(0.2)
+
+    def interrupt(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            code = self.proc.wait(SHUTDOWN_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {SHUTDOWN_TIMEOUT:g}s after SIGINT\n{self.diagnostics()}")
+        self._reader.join(5)
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+@contextmanager
+def running_stack(env: dict[str, str], cwd: Path, data_dir: Path) -> Iterator[Stack]:
+    stack = Stack(env, cwd, data_dir)
+    try:
+        yield stack
+    finally:
+        stack.kill()  # only if a failed assertion left it running
+        _kill_leftovers(data_dir)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+def _processes_mentioning(marker: str) -> list[int]:
+    """Pids of live processes whose command line or environment contain `marker`."""
+    found = []
+    for proc_dir in Path("/proc").iterdir():
+        if not proc_dir.name.isdigit() or int(proc_dir.name) == os.getpid():
+            continue
+        try:
+            blob = (proc_dir / "cmdline").read_bytes() + (proc_dir / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in blob and _pid_alive(int(proc_dir.name)):
+            found.append(int(proc_dir.name))
+    return found
+
+
+def _kill_leftovers(data_dir: Path) -> None:
+    for pid in _processes_mentioning(str(data_dir)):
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+async def _start_probe_workflow(address: str, workflow_id: str) -> None:
+    client = await Client.connect(address)
+    # No worker serves this type; the execution just has to exist in the database.
+    await client.start_workflow("DevstackProbe", id=workflow_id, task_queue="devstack-probe")
+
+
+async def _probe_workflow_exists(address: str, workflow_id: str) -> bool:
+    client = await Client.connect(address)
+    description = await client.get_workflow_handle(workflow_id).describe()
+    return description.id == workflow_id
+
+
+def test_up_refuses_to_start_when_a_port_is_taken(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        api_port = taken.getsockname()[1]
+        env = clean_env() | {"REELAY_DATA_DIR": str(data_dir), "REELAY_API_PORT": str(api_port)}
+        done = subprocess.run(
+            [sys.executable, "-m", "reelay.devstack", "up"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1
+    assert f"{api_port} (REELAY_API_PORT)" in done.stdout
+    assert not (data_dir / "logs" / "temporal.log").exists()  # nothing was started
+
+
+def test_up_starts_the_whole_stack_keeps_its_data_and_stops_cleanly_on_ctrl_c(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    temporal_port, ui_port = devstack.free_port(), devstack.free_port()
+    s3_port = devstack.free_port(with_grpc=True)
+    emulator_port, api_port = devstack.free_port(), devstack.free_port()
+    api = f"http://127.0.0.1:{api_port}"
+    env = clean_env() | {
+        "REELAY_DATA_DIR": str(data_dir),
+        "REELAY_TEMPORAL_ADDRESS": f"127.0.0.1:{temporal_port}",
+        "REELAY_TEMPORAL_UI_PORT": str(ui_port),
+        "REELAY_S3_ENDPOINT": f"127.0.0.1:{s3_port}",
+        "REELAY_EMULATOR_PORT": str(emulator_port),
+        "REELAY_API_PORT": str(api_port),
+        "REELAY_PUBLIC_URL": api,
+        "REELAY_TASK_QUEUE": "devstack-test",
+        "REELAY_EMULATOR_GENERATION_SECONDS": "1",
+        "REELAY_EMULATOR_RENDER_SCALE": "8",
+    }
+    ports = [temporal_port, ui_port, s3_port, s3_port + 10000, emulator_port, api_port]
+    defaults = Settings.model_fields
+    s3 = Minio(
+        f"127.0.0.1:{s3_port}",
+        access_key=defaults["s3_access_key"].default,
+        secret_key=defaults["s3_secret_key"].default.get_secret_value(),
+        secure=False,
+    )
+    bucket = defaults["s3_bucket"].default
+    workflow_id = "devstack-probe-1"
+
+    # First run: everything comes up, answers, and stops on Ctrl-C with nothing left behind.
+    with running_stack(env, tmp_path, data_dir) as stack:
+        stack.wait_ready()
+        assert httpx.get(f"{api}/healthz").status_code == 200
+        assert httpx.get(f"{api}/readyz").status_code == 200
+        ui = httpx.get(f"http://127.0.0.1:{ui_port}/")
+        assert ui.status_code == 200, ui.text[:200]
+        assert httpx.get(f"http://127.0.0.1:{emulator_port}/healthz").status_code == 200
+
+        key = (data_dir / "dev_api_key").read_text().strip()
+        assert key.startswith("rl_dev_")
+        assert key in stack.output  # printed, with a curl example
+        assert "curl" in stack.output
+        assert f"{api}/docs" in stack.output
+        # The API got the generated key: a job lookup is refused without it, accepted with it.
+        lookup = f"{api}/v1/video/generations/no-such-job"
+        assert httpx.get(lookup).status_code == 401
+        authed = httpx.get(lookup, headers={"Authorization": f"Bearer {key}"})
+        assert authed.status_code not in (401, 403), authed.text[:200]
+
+        s3.put_object(bucket, "probe/persisted.txt", io.BytesIO(b"still here"), length=10)
+        asyncio.run(_start_probe_workflow(f"127.0.0.1:{temporal_port}", workflow_id))
+
+        assert stack.interrupt() == 0, stack.diagnostics()
+        assert "stopped temporal" in stack.output
+    for port in ports:
+        assert not devstack.port_is_open("127.0.0.1", port), f"port {port} still open"
+    assert _processes_mentioning(str(data_dir)) == []
+    for name in devstack.STACK_ORDER:
+        assert (data_dir / "logs" / f"{name}.log").stat().st_size > 0
+
+    # Second run on the same data dir: same key, same objects, same workflow history.
+    with running_stack(env, tmp_path, data_dir) as stack:
+        stack.wait_ready()
+        assert (data_dir / "dev_api_key").read_text().strip() == key
+        assert key in stack.output
+        assert s3.get_object(bucket, "probe/persisted.txt").read() == b"still here"
+        assert asyncio.run(_probe_workflow_exists(f"127.0.0.1:{temporal_port}", workflow_id))
+        assert stack.interrupt() == 0, stack.diagnostics()
+    for port in ports:
+        assert not devstack.port_is_open("127.0.0.1", port), f"port {port} still open"
+    assert _processes_mentioning(str(data_dir)) == []
