@@ -23,12 +23,7 @@ log = structlog.get_logger()
 def build_worker(client: Client, settings: Settings) -> Worker:
     s3 = s3_client(settings)
     ensure_bucket(s3, settings.s3_bucket)
-    activities = JobActivities(
-        build_adapters(settings),
-        s3,
-        settings.s3_bucket,
-        part_size=settings.s3_part_size_mb * 1024 * 1024,
-    )
+    activities = JobActivities(settings, build_adapters(settings), s3)
     return Worker(
         client,
         task_queue=settings.task_queue,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from reelay.jobs import Route
+from reelay.jobs import JobSpec, Route
 
 
 class ProviderTaskRef(BaseModel):
@@ -17,3 +17,9 @@ class ProviderTaskRef(BaseModel):
 class StoreRequest(BaseModel):
     job_id: str
     task: ProviderTaskRef
+    trim_to_seconds: float | None = None
+
+
+class SubmitRequest(BaseModel):
+    job: JobSpec
+    route: Route

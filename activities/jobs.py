@@ -7,6 +7,7 @@ import hashlib
 import tempfile
 import time
 from collections.abc import Awaitable
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -16,13 +17,15 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import RETRYABLE_TYPE, provider_errors
-from activities.inputs import ProviderTaskRef, StoreRequest
+from activities.inputs import ProviderTaskRef, StoreRequest, SubmitRequest
 from activities.media import InvalidVideoError, probe_video, write_thumbnail
-from providers.base import ProviderAdapter, ProviderTaskStatus, TaskState
+from providers.base import ProviderAdapter, ProviderTaskStatus, SourceImage, TaskState
 from providers.catalog import CatalogError, resolve_request
 from providers.errors import RetryableProviderError
-from reelay.jobs import JobSpec, Route, StoredVideo
-from reelay.storage import thumbnail_key, video_key
+from reelay.callbacks import callback_url
+from reelay.jobs import ImageRef, JobSpec, Route, StoredVideo
+from reelay.settings import Settings
+from reelay.storage import presigned_get, thumbnail_key, video_key
 
 T = TypeVar("T")
 
@@ -32,18 +35,12 @@ _META_PREFIX = "x-amz-meta-"
 
 
 class JobActivities:
-    def __init__(
-        self,
-        adapters: dict[str, ProviderAdapter],
-        s3: Minio,
-        bucket: str,
-        *,
-        part_size: int = 16 * 1024 * 1024,
-    ) -> None:
+    def __init__(self, settings: Settings, adapters: dict[str, ProviderAdapter], s3: Minio) -> None:
+        self._settings = settings
         self._adapters = adapters
         self._s3 = s3
-        self._bucket = bucket
-        self._part_size = part_size
+        self._bucket = settings.s3_bucket
+        self._part_size = settings.s3_part_size_mb * 1024 * 1024
 
     def _adapter(self, route: Route) -> ProviderAdapter:
         try:
@@ -65,27 +62,51 @@ class JobActivities:
                 duration_seconds=job.duration_seconds,
                 resolution=job.resolution,
                 aspect_ratio=job.aspect_ratio,
+                audio=job.audio,
+                with_image=job.image is not None,
             )
         except CatalogError as exc:
             raise ApplicationError(exc.message, type="invalid_request", non_retryable=True) from exc
-        self._adapter(job.route)
+        for route in job.routes:
+            self._adapter(route)
 
     @activity.defn
-    async def submit_to_provider(self, job: JobSpec) -> str:
+    async def submit_to_provider(self, request: SubmitRequest) -> str:
+        job, route = request.job, request.route
+        adapter = self._adapter(route)
+        image = await self._source_image(job.image) if job.image is not None else None
         with provider_errors():
-            return await self._adapter(job.route).submit(job)
+            return await adapter.submit(
+                job,
+                route,
+                image=image,
+                callback_url=callback_url(self._settings, route.adapter, job.job_id),
+            )
+
+    async def _source_image(self, ref: ImageRef) -> SourceImage:
+        def load() -> SourceImage:
+            response = self._s3.get_object(self._bucket, ref.key)
+            try:
+                data = response.read()
+            finally:
+                response.close()
+                response.release_conn()
+            url = presigned_get(self._settings, ref.key, timedelta(hours=6))
+            return SourceImage(url=url, content_type=ref.content_type, data=data)
+
+        return await asyncio.to_thread(load)
 
     @activity.defn
     async def poll_provider(self, task: ProviderTaskRef) -> ProviderTaskStatus:
         with provider_errors():
-            status = await self._adapter(task.route).poll(task.task_id)
+            status = await self._adapter(task.route).poll(task.route, task.task_id)
         # The store step asks for a fresh output URL; keep signed URLs out of history.
         return status.model_copy(update={"output_url": None})
 
     @activity.defn
     async def cancel_at_provider(self, task: ProviderTaskRef) -> None:
         with provider_errors():
-            await self._adapter(task.route).cancel(task.task_id)
+            await self._adapter(task.route).cancel(task.route, task.task_id)
 
     @activity.defn
     async def store_video(self, request: StoreRequest) -> StoredVideo:
@@ -101,7 +122,7 @@ class JobActivities:
             return existing
         adapter = self._adapter(request.task.route)
         with provider_errors():
-            status = await adapter.poll(request.task.task_id)
+            status = await adapter.poll(request.task.route, request.task.task_id)
         if status.state is not TaskState.SUCCEEDED or not status.output_url:
             raise ApplicationError(
                 f"provider task is {status.state.value}, not succeeded",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from pydantic import BaseModel
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import (
     SearchAttributePair,
@@ -43,21 +44,32 @@ def build_spec(
         request_id=request_id,
         model=resolved.model.id,
         requested_model=resolved.requested_model,
-        route=resolved.route.as_route(),
+        routes=resolved.routes,
         prompt=resolved.prompt,
         negative_prompt=resolved.negative_prompt,
         duration_seconds=resolved.duration_seconds,
         resolution=resolved.resolution,
         aspect_ratio=resolved.aspect_ratio,
-        price_micro_usd_per_second=resolved.model.price_micro_usd_per_second,
+        audio=resolved.audio,
+        enhance_prompt=resolved.enhance_prompt,
+        price_micro_usd_per_second=resolved.price_micro_usd_per_second,
         created_at=datetime.now(UTC),
         deadline_seconds=resolved.model.deadline_seconds,
         poll_min_seconds=settings.poll_min_seconds,
         poll_max_seconds=settings.poll_max_seconds,
+        failover_after_seconds=settings.provider_failover_after_seconds,
     )
 
 
-async def start_job(client: Client, settings: Settings, spec: JobSpec) -> JobView:
+class Admission(BaseModel):
+    """What a submit achieved: the job, its place in the tenant's queue, and the balance."""
+
+    view: JobView
+    queue_position: int | None = None
+    available_micro_usd: int | None = None
+
+
+async def start_job(client: Client, settings: Settings, spec: JobSpec) -> Admission:
     view = JobView.from_spec(spec)
     try:
         await client.start_workflow(
@@ -79,7 +91,7 @@ async def start_job(client: Client, settings: Settings, spec: JobSpec) -> JobVie
         raise APIError(409, "conflict", f"job {spec.job_id} already exists") from exc
     except RPCError as exc:
         raise APIError(503, "service_unavailable", "job queue temporarily unavailable") from exc
-    return view
+    return Admission(view=view)
 
 
 async def read_job(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
 import httpx
 from pydantic import BaseModel
 
-from reelay.jobs import JobSpec
+from reelay.jobs import JobSpec, Route
 
 
 class TaskState(StrEnum):
@@ -36,17 +38,60 @@ class ProviderTaskStatus(BaseModel):
     failure_kind: FailureKind | None = None
 
 
+@dataclass(frozen=True)
+class SourceImage:
+    """The job's source image in every form a provider may want it.
+
+    `url` is a presigned GET of our own copy (reachable by the provider), `data` the bytes
+    for providers that take a data URI or base64.
+    """
+
+    url: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class CallbackEvent:
+    """A verified provider callback. `event_id` identifies it for replay detection."""
+
+    event_id: str
+    task_id: str | None = None
+
+
+class CallbackRejected(Exception):
+    """A callback that failed verification (bad signature, stale timestamp, malformed)."""
+
+
 class ProviderAdapter(Protocol):
+    """What an adapter does. `task_id` is the adapter's own opaque handle of a task."""
+
     name: str
 
-    async def submit(self, job: JobSpec) -> str:
-        """Create the upstream task; returns the provider's task id."""
+    async def submit(
+        self,
+        job: JobSpec,
+        route: Route,
+        *,
+        image: SourceImage | None = None,
+        callback_url: str | None = None,
+    ) -> str:
+        """Create the upstream task; returns its handle. Honours `route.clip_seconds`."""
         ...
 
-    async def poll(self, task_id: str) -> ProviderTaskStatus: ...
+    async def poll(self, route: Route, task_id: str) -> ProviderTaskStatus: ...
 
     def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
         """Open a streaming GET of an output URL (adding auth where the provider needs it)."""
         ...
 
-    async def cancel(self, task_id: str) -> None: ...
+    async def cancel(self, route: Route, task_id: str) -> None: ...
+
+    def verify_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
+        """Check a callback's signature and freshness; raise `CallbackRejected` if it fails.
+
+        Providers without callbacks raise `CallbackRejected` for everything.
+        """
+        ...
+
+    async def aclose(self) -> None: ...

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 
-from providers.base import FailureKind, ProviderTaskStatus, TaskState
+from providers.base import (
+    CallbackEvent,
+    CallbackRejected,
+    FailureKind,
+    ProviderTaskStatus,
+    SourceImage,
+    TaskState,
+)
 from providers.errors import InvalidProviderRequestError
 from providers.http import raise_for_status, transport_error
-from reelay.jobs import JobSpec
+from reelay.jobs import JobSpec, Route
 
 API_VERSION = "2024-11-06"
 
@@ -104,30 +111,48 @@ class RunwayAdapter:
         raise_for_status(response, self.name)
         return response
 
-    async def submit(self, job: JobSpec) -> str:
+    async def submit(
+        self,
+        job: JobSpec,
+        route: Route,
+        *,
+        image: SourceImage | None = None,
+        callback_url: str | None = None,
+    ) -> str:
         body: dict[str, Any] = {
-            "model": job.route.upstream_model,
+            "model": route.upstream_model,
             "promptText": job.prompt,
             "ratio": runway_ratio(job.aspect_ratio, job.resolution),
-            "duration": job.duration_seconds,
+            "duration": route.clip_seconds or job.duration_seconds,
         }
-        if job.negative_prompt and job.route.upstream_model.startswith("veo3.1"):
-            body["negativePrompt"] = job.negative_prompt
-        response = await self._request("POST", "/v1/text_to_video", json=body)
+        if job.seed is not None:
+            body["seed"] = job.seed
+        if route.upstream_model.startswith("veo3.1"):
+            if job.negative_prompt:
+                body["negativePrompt"] = job.negative_prompt
+            body["audio"] = job.audio
+        path = "/v1/text_to_video"
+        if image is not None:
+            path = "/v1/image_to_video"
+            body["promptImage"] = image.url
+        response = await self._request("POST", path, json=body)
         task_id = response.json().get("id")
         if not isinstance(task_id, str) or not task_id:
             raise InvalidProviderRequestError("Runway returned no task id", provider=self.name)
         return task_id
 
-    async def poll(self, task_id: str) -> ProviderTaskStatus:
+    async def poll(self, route: Route, task_id: str) -> ProviderTaskStatus:
         response = await self._request("GET", f"/v1/tasks/{task_id}")
         return parse_task(response.json())
 
-    async def cancel(self, task_id: str) -> None:
+    async def cancel(self, route: Route, task_id: str) -> None:
         try:
             await self._request("DELETE", f"/v1/tasks/{task_id}")
         except InvalidProviderRequestError:
             return  # already finished or gone: nothing left to stop
+
+    def verify_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
+        raise CallbackRejected("Runway sends no callbacks")
 
     @asynccontextmanager
     async def download(self, url: str) -> AsyncIterator[httpx.Response]:

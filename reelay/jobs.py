@@ -26,16 +26,34 @@ class JobStatus(StrEnum):
 
 
 class Route(BaseModel):
-    """One way to serve a catalog model: which adapter, and the model id upstream."""
+    """One way to serve a catalog model: which adapter, and the model id upstream.
+
+    `clip_seconds` is set when the upstream cannot make the requested length but can make
+    a longer one: the route generates `clip_seconds` and the stored video is trimmed.
+    """
 
     adapter: str
     upstream_model: str
+    clip_seconds: int | None = None
+
+
+class ImageRef(BaseModel):
+    """A source image for image-to-video, already copied into our bucket."""
+
+    key: str
+    content_type: str
+
+
+class WebhookTarget(BaseModel):
+    url: str
+    events: list[str]
 
 
 class Resume(BaseModel):
     """Where a continued-as-new run picks up: the upstream task is already submitted."""
 
     task_id: str
+    route_index: int = 0
     started_at: datetime
     progress: float = 0.0
     polls: int = 0
@@ -49,17 +67,25 @@ class JobSpec(BaseModel):
     request_id: str
     model: str
     requested_model: str
-    route: Route
+    routes: list[Route] = Field(min_length=1, description="in failover order")
     prompt: str
     negative_prompt: str | None = None
     duration_seconds: int
     resolution: str
     aspect_ratio: str
+    audio: bool = False
+    enhance_prompt: bool = False
+    seed: int | None = None
+    image: ImageRef | None = None
+    dialect: str = "native"
+    app_id: str | None = None
+    webhook: WebhookTarget | None = None
     price_micro_usd_per_second: int
     created_at: datetime
     deadline_seconds: int
     poll_min_seconds: float = 1.0
     poll_max_seconds: float = 30.0
+    failover_after_seconds: float = 60.0
     resume: Resume | None = None
 
     @property
@@ -89,6 +115,8 @@ class JobView(BaseModel):
     job_id: str
     tenant_id: str
     request_id: str
+    dialect: str = "native"
+    app_id: str | None = None
     status: JobStatus
     model: str
     requested_model: str
@@ -99,6 +127,9 @@ class JobView(BaseModel):
     duration_seconds: int
     resolution: str
     aspect_ratio: str
+    audio: bool = False
+    enhance_prompt: bool = False
+    has_image: bool = False
     progress: float = Field(default=0.0, ge=0.0, le=1.0)
     eta_seconds: float | None = None
     provider_task_id: str | None = None
@@ -116,16 +147,21 @@ class JobView(BaseModel):
             job_id=spec.job_id,
             tenant_id=spec.tenant_id,
             request_id=spec.request_id,
+            dialect=spec.dialect,
+            app_id=spec.app_id,
             status=JobStatus.QUEUED,
             model=spec.model,
             requested_model=spec.requested_model,
-            provider=spec.route.adapter,
-            model_used=spec.route.upstream_model,
+            provider=spec.routes[0].adapter,
+            model_used=spec.routes[0].upstream_model,
             prompt=spec.prompt,
             negative_prompt=spec.negative_prompt,
             duration_seconds=spec.duration_seconds,
             resolution=spec.resolution,
             aspect_ratio=spec.aspect_ratio,
+            audio=spec.audio,
+            enhance_prompt=spec.enhance_prompt,
+            has_image=spec.image is not None,
             estimated_cost_micro_usd=spec.estimated_cost_micro_usd,
             created_at=spec.created_at,
         )

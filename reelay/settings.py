@@ -40,9 +40,50 @@ class Settings(BaseSettings):
     poll_min_seconds: float = 1.0
     poll_max_seconds: float = 30.0
 
-    # Providers: with no key a provider is served by the emulator.
+    # Providers. With no key a provider is served by the emulator, unless
+    # `require_provider_keys` is set (production): then it is unavailable.
+    require_provider_keys: bool = False
     runway_api_key: SecretStr = SecretStr("")
     runway_base_url: str = "https://api.dev.runwayml.com"
+    luma_api_key: SecretStr = SecretStr("")
+    luma_base_url: str = "https://api.lumalabs.ai/dream-machine/v1"
+    gemini_api_key: SecretStr = SecretStr("")
+    gemini_base_url: str = "https://generativelanguage.googleapis.com/v1beta"
+    fal_api_key: SecretStr = SecretStr("")
+    fal_base_url: str = "https://queue.fal.run"
+    fal_webhook_public_keys: list[str] = Field(
+        default_factory=list, description="hex Ed25519 public keys fal signs webhooks with"
+    )
+    replicate_api_key: SecretStr = SecretStr("")
+    replicate_base_url: str = "https://api.replicate.com"
+    replicate_webhook_secret: SecretStr = SecretStr("")
+    provider_submits_per_second: dict[str, float] = Field(
+        default_factory=dict, description="per provider, enforced across all workers"
+    )
+    provider_concurrent_submits: int = Field(default=8, ge=1, description="per worker")
+    provider_failover_after_seconds: float = Field(
+        default=60.0, description="retry budget of a route before the next one is tried"
+    )
+    callback_max_age_seconds: int = 300
+
+    # Source images
+    media_max_bytes: int = 10 * 1024 * 1024
+    s3_public_endpoint: str = Field(
+        default="", description="host[:port] in presigned URLs handed to providers"
+    )
+
+    # Tenants, credits and limits
+    tenants_file: Path | None = None
+    admin_api_key: SecretStr = SecretStr("")
+    tenant_queue_cap: int = Field(default=100, ge=0, description="queued jobs per tenant")
+    limits_enabled: bool = True
+
+    # Outgoing webhooks
+    webhook_secret_seed: SecretStr = SecretStr("")
+    webhook_allow_hosts: list[str] = Field(
+        default_factory=list, description="hosts allowed over http and on private addresses"
+    )
+    webhook_timeout_seconds: float = 10.0
 
     # Provider emulator (local stack and tests)
     emulator_host: str = "127.0.0.1"
@@ -51,6 +92,12 @@ class Settings(BaseSettings):
     emulator_generation_seconds: float = 6.0
     emulator_render_scale: int = Field(default=4, ge=1, description="render at 1/N of full size")
     emulator_fps: int = 8
+    # Test-only signing material the emulator uses for fal's Ed25519 and Replicate's HMAC
+    # webhooks; the gateway trusts it for a provider that the emulator serves.
+    emulator_fal_signing_seed: SecretStr = SecretStr("reelay-emulator-fal")
+    emulator_replicate_webhook_secret: SecretStr = SecretStr(
+        "whsec_cmVlbGF5LWVtdWxhdG9yLXJlcGxpY2F0ZS1zZWNyZXQ="
+    )
 
     # Local stack (`make up`): where the dev servers keep their data
     data_dir: Path = Path(".data")

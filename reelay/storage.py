@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from minio import Minio
 
 from reelay.settings import Settings
 
 
-def s3_client(settings: Settings) -> Minio:
+def s3_client(settings: Settings, *, endpoint: str | None = None) -> Minio:
     return Minio(
-        settings.s3_endpoint,
+        endpoint or settings.s3_endpoint,
         access_key=settings.s3_access_key,
         secret_key=settings.s3_secret_key.get_secret_value(),
         secure=settings.s3_secure,
         region=settings.s3_region,
     )
+
+
+def presigned_get(settings: Settings, key: str, expires: timedelta) -> str:
+    """A GET URL for `key` that someone without our keys (a provider) can fetch.
+
+    Signed for `s3_public_endpoint` when set, since a signature covers the host.
+    """
+    signer = s3_client(settings, endpoint=settings.s3_public_endpoint or None)
+    return signer.presigned_get_object(settings.s3_bucket, key, expires=expires)
 
 
 def ensure_bucket(client: Minio, bucket: str) -> None:
@@ -28,3 +39,7 @@ def video_key(job_id: str) -> str:
 
 def thumbnail_key(job_id: str) -> str:
     return f"thumbnails/{job_id}.jpg"
+
+
+def media_key(media_id: str) -> str:
+    return f"media/{media_id}"

@@ -55,7 +55,6 @@ def test_bare_request_takes_the_seed_defaults() -> None:
         ({"resolution": "4k"}, "resolution", "resolution must be one of 720p, 1080p"),
         ({"aspect_ratio": "2:1"}, "aspect_ratio", "aspect_ratio must be one of 16:9, 9:16, 1:1"),
         ({"model": "pika", "duration_seconds": 5}, "duration_seconds", "maximum of 4 for pika"),
-        ({"model": "veo-3", "duration_seconds": 5}, "duration_seconds", "one of 4, 6, 8"),
         ({"model": "veo-3", "aspect_ratio": "1:1"}, "aspect_ratio", "16:9, 9:16 for veo-3"),
         (
             {"model": "veo-3", "duration_seconds": 30},
@@ -73,6 +72,14 @@ def test_invalid_requests_name_the_field_and_rule(
         resolve_request(**request)  # type: ignore[arg-type]
     assert caught.value.field == field
     assert message in caught.value.message
+
+
+def test_a_length_the_route_cannot_make_is_generated_longer_and_trimmed() -> None:
+    resolved = resolve_request(prompt="x", model="veo-3", duration_seconds=5)
+    assert resolved.routes[0].clip_seconds == 6
+    assert resolved.estimated_cost_micro_usd == 5 * 350_000  # billed for what was asked
+    exact = resolve_request(prompt="x", model="veo-3", duration_seconds=6)
+    assert exact.routes[0].clip_seconds is None
 
 
 def test_model_ids_are_case_insensitive_and_echo_what_was_sent() -> None:
@@ -94,7 +101,7 @@ def _spec(duration: int, price_micro: int) -> JobSpec:
         request_id="r",
         model="runway-gen3",
         requested_model="runway-gen3",
-        route=Route(adapter="runway", upstream_model="gen4.5"),
+        routes=[Route(adapter="runway", upstream_model="gen4.5")],
         prompt="p",
         duration_seconds=duration,
         resolution="1080p",

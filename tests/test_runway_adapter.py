@@ -17,6 +17,8 @@ from providers.errors import (
 from providers.runway import RunwayAdapter, parse_task, runway_ratio
 from reelay.jobs import JobSpec, Route
 
+ROUTE = Route(adapter="runway", upstream_model="gen4.5")
+
 
 def _adapter(transport: httpx.MockTransport) -> RunwayAdapter:
     return RunwayAdapter("https://runway.test", "key-123", transport=transport)
@@ -29,7 +31,7 @@ def _job(**overrides: object) -> JobSpec:
         "request_id": "r",
         "model": "runway-gen3",
         "requested_model": "runway-gen3",
-        "route": Route(adapter="runway", upstream_model="gen4.5"),
+        "routes": [ROUTE],
         "prompt": "a dog",
         "duration_seconds": 8,
         "resolution": "720p",
@@ -50,7 +52,7 @@ async def test_submit_sends_runway_fields_and_headers() -> None:
         return httpx.Response(200, json={"id": "task-1"})
 
     adapter = _adapter(httpx.MockTransport(handler))
-    assert await adapter.submit(_job()) == "task-1"
+    assert await adapter.submit(_job(), ROUTE) == "task-1"
     request = seen[0]
     assert request.url.path == "/v1/text_to_video"
     assert request.headers["authorization"] == "Bearer key-123"
@@ -80,7 +82,7 @@ async def test_submit_errors_are_classified(
 
     adapter = _adapter(httpx.MockTransport(handler))
     with pytest.raises(error) as caught:
-        await adapter.submit(_job())
+        await adapter.submit(_job(), ROUTE)
     assert "nope" in str(caught.value)
     if isinstance(caught.value, RetryableProviderError):
         assert caught.value.retry_after == retry_after
@@ -91,7 +93,7 @@ async def test_connection_refused_is_provider_unavailable() -> None:
         raise httpx.ConnectError("refused", request=request)
 
     with pytest.raises(ProviderUnavailableError):
-        await _adapter(httpx.MockTransport(handler)).poll("task-1")
+        await _adapter(httpx.MockTransport(handler)).poll(ROUTE, "task-1")
 
 
 def test_parse_task_vocabulary() -> None:

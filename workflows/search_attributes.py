@@ -10,8 +10,10 @@ from temporalio.common import SearchAttributeKey
 TENANT = SearchAttributeKey.for_keyword("ReelayTenant")
 MODEL = SearchAttributeKey.for_keyword("ReelayModel")
 STATUS = SearchAttributeKey.for_keyword("ReelayStatus")
+APP = SearchAttributeKey.for_keyword("ReelayApp")
+BATCH = SearchAttributeKey.for_keyword("ReelayBatch")
 
-ALL = (TENANT, MODEL, STATUS)
+ALL = (TENANT, MODEL, STATUS, APP, BATCH)
 
 
 def dev_server_flags() -> list[str]:

@@ -14,7 +14,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import RETRYABLE_TYPE
-    from activities.inputs import ProviderTaskRef, StoreRequest
+    from activities.inputs import ProviderTaskRef, StoreRequest, SubmitRequest
     from activities.jobs import JobActivities
     from providers.base import FailureKind, ProviderTaskStatus, TaskState
     from reelay.jobs import (
@@ -44,6 +44,8 @@ STORE_RETRY = RetryPolicy(
 )
 # A provider task that ends in an internal error is submitted once more before the job fails.
 MAX_SUBMISSIONS = 2
+# How long the last (or only) route may stay unavailable before the job fails.
+SUBMIT_BUDGET_SECONDS = 600
 
 _FAILURE_CODES = {
     FailureKind.CONTENT_REFUSED: "content_policy_violation",
@@ -65,7 +67,13 @@ class VideoGenerationWorkflow:
         self._view = JobView.from_spec(job)
         self._wake = False
         self._polls = 0
+        self._job_routes = job.routes
+        self._route_index = 0
         if job.resume is not None:
+            route = job.routes[job.resume.route_index]
+            self._route_index = job.resume.route_index
+            self._view.provider = route.adapter
+            self._view.model_used = route.upstream_model
             self._view.status = JobStatus.PROCESSING
             self._view.provider_task_id = job.resume.task_id
             self._view.started_at = job.resume.started_at
@@ -103,24 +111,24 @@ class VideoGenerationWorkflow:
         if job.resume is None:
             await self._activity(JobActivities.validate_job, job, timedelta(seconds=30))
             self._view.started_at = workflow.now()
-            await self._submit(job)
-        task = ProviderTaskRef(route=job.route, task_id=self._task_id)
+            await self._submit(job, first_route=0)
         for submissions in range(1, MAX_SUBMISSIONS + 1):
-            status = await self._poll_until_done(job, task)
+            status = await self._poll_until_done(job, self._task)
             if status.state is TaskState.SUCCEEDED:
                 break
             if status.failure_kind is FailureKind.INTERNAL and submissions < MAX_SUBMISSIONS:
-                await self._submit(job)
-                task = ProviderTaskRef(route=job.route, task_id=self._task_id)
+                await self._submit(job, first_route=self._route_index)
                 continue
             raise JobFailed(
                 _FAILURE_CODES.get(status.failure_kind or FailureKind.INTERNAL, "provider_error"),
                 _failure_message(status),
             )
         self._set_status(JobStatus.STORING)
+        route = job.routes[self._route_index]
+        trim = job.duration_seconds if (route.clip_seconds or 0) > job.duration_seconds else None
         video = await self._activity(
             JobActivities.store_video,
-            StoreRequest(job_id=job.job_id, task=task),
+            StoreRequest(job_id=job.job_id, task=self._task, trim_to_seconds=trim),
             timedelta(minutes=30),
             retry=STORE_RETRY,
             heartbeat=timedelta(seconds=15),
@@ -132,20 +140,43 @@ class VideoGenerationWorkflow:
         self._finish(JobStatus.COMPLETED)
 
     @property
-    def _task_id(self) -> str:
+    def _task(self) -> ProviderTaskRef:
         assert self._view.provider_task_id is not None
-        return self._view.provider_task_id
+        route = self._job_routes[self._route_index]
+        return ProviderTaskRef(route=route, task_id=self._view.provider_task_id)
 
-    async def _submit(self, job: JobSpec) -> None:
-        self._view.provider_task_id = await self._activity(
-            JobActivities.submit_to_provider,
-            job,
-            timedelta(seconds=60),
-            retry=SUBMIT_RETRY,
-            schedule_to_close=timedelta(minutes=10),
-        )
-        self._view.progress = 0.0
-        self._set_status(JobStatus.PROCESSING)
+    async def _submit(self, job: JobSpec, *, first_route: int) -> None:
+        """Submit on the first route that takes the job, failing over while routes remain.
+
+        Only an unavailable route (connection errors, 5xx or 429 beyond its retry budget)
+        fails over; a refusal or invalid request ends the job. One submission at a time.
+        """
+        last = len(job.routes) - 1
+        for index in range(first_route, last + 1):
+            route = job.routes[index]
+            budget = job.failover_after_seconds if index < last else SUBMIT_BUDGET_SECONDS
+            try:
+                task_id = await self._activity(
+                    JobActivities.submit_to_provider,
+                    SubmitRequest(job=job, route=route),
+                    timedelta(seconds=60),
+                    retry=SUBMIT_RETRY,
+                    schedule_to_close=timedelta(seconds=budget),
+                )
+            except JobFailed as failed:
+                if failed.error.code == "provider_unavailable" and index < last:
+                    workflow.logger.warning(
+                        "route %s/%s unavailable, failing over", route.adapter, route.upstream_model
+                    )
+                    continue
+                raise
+            self._route_index = index
+            self._view.provider = route.adapter
+            self._view.model_used = route.upstream_model
+            self._view.provider_task_id = task_id
+            self._view.progress = 0.0
+            self._set_status(JobStatus.PROCESSING)
+            return
 
     async def _poll_until_done(self, job: JobSpec, task: ProviderTaskRef) -> ProviderTaskStatus:
         assert self._view.started_at is not None
@@ -187,7 +218,8 @@ class VideoGenerationWorkflow:
     def _resume(self) -> Resume:
         assert self._view.started_at is not None
         return Resume(
-            task_id=self._task_id,
+            task_id=self._task.task_id,
+            route_index=self._route_index,
             started_at=self._view.started_at,
             progress=self._view.progress,
             polls=self._polls,
@@ -199,7 +231,7 @@ class VideoGenerationWorkflow:
         try:
             await self._activity(
                 JobActivities.cancel_at_provider,
-                ProviderTaskRef(route=job.route, task_id=self._view.provider_task_id),
+                self._task,
                 timedelta(seconds=30),
                 retry=RetryPolicy(maximum_attempts=5),
             )

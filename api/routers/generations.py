@@ -91,8 +91,10 @@ async def create_generation(
     spec = jobs.build_spec(
         resolved, tenant, settings, job_id=jobs.new_job_id(), request_id=jobs.new_request_id()
     )
-    view = await jobs.start_job(client, settings, spec)
-    return render(view, settings, latency_ms=round((time.perf_counter() - started) * 1000))
+    admission = await jobs.start_job(client, settings, spec)
+    return render(
+        admission.view, settings, latency_ms=round((time.perf_counter() - started) * 1000)
+    )
 
 
 @router.get("/{job_id}", response_model_exclude_none=True)

@@ -19,7 +19,7 @@ def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:
         vendor=model.vendor,
         aliases=list(model.aliases),
         max_duration_seconds=model.max_duration_seconds,
-        min_duration_seconds=model.min_duration_seconds,
+        min_duration_seconds=model.shortest_seconds,
         default_duration_seconds=model.default_duration_seconds,
         resolutions=list(model.resolutions),
         default_resolution=model.default_resolution,
