@@ -42,7 +42,10 @@ fmt: $(STAMP) ## fix what ruff can fix and format the code
 	$(BIN)/ruff format .
 
 bench: $(STAMP) ## end-to-end benchmark
-	$(BIN)/python bench/e2e.py
+	$(BIN)/python -m bench.e2e
+	$(BIN)/python -m bench.admission
+	$(BIN)/python -m bench.callbacks
+	$(BIN)/python -m bench.stitch
 
 histories: $(STAMP) ## re-record the workflow histories of the replay test (only on purpose)
 	$(BIN)/python -m tests.histories.record

@@ -1,53 +1,82 @@
-"""Runs the Temporal worker: the job workflow and its activities on one task queue."""
+"""Runs the Temporal workers: the workflows and activities on the task queue, and one
+submit queue per provider whose rate limit Temporal enforces across all workers."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.jobs import JobActivities
-from providers.registry import build_adapters
+from activities.webhooks import WebhookActivities
+from api.dialects.rendering import webhook_renderer
+from providers.registry import PROVIDERS, build_adapters
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
 from reelay.storage import ensure_bucket, s3_client
 from reelay.temporal import connect
-from workflows.video_generation import VideoGenerationWorkflow
+from workflows.account import AccountWorkflow
+from workflows.video_generation import VideoGenerationWorkflow, submit_queue
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = structlog.get_logger()
 
 
-def build_worker(client: Client, settings: Settings) -> Worker:
+def build_workers(client: Client, settings: Settings) -> list[Worker]:
     s3 = s3_client(settings)
     ensure_bucket(s3, settings.s3_bucket)
     activities = JobActivities(settings, build_adapters(settings), s3)
-    return Worker(
+    main = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[VideoGenerationWorkflow],
+        workflows=[VideoGenerationWorkflow, AccountWorkflow, WebhookDeliveryWorkflow],
         activities=[
             activities.validate_job,
-            activities.submit_to_provider,
             activities.poll_provider,
             activities.store_video,
+            activities.stitch_segments,
             activities.cancel_at_provider,
+            WebhookActivities(settings, render=webhook_renderer(settings)).deliver_webhook,
         ],
     )
+    # Submits go through a queue per provider: a burst of jobs is paced by Temporal
+    # (submits per second, across all workers) instead of turning into a 429 storm.
+    submitters = [
+        Worker(
+            client,
+            task_queue=submit_queue(settings.task_queue, provider),
+            activities=[activities.submit_to_provider],
+            max_concurrent_activities=settings.provider_concurrent_submits,
+            max_task_queue_activities_per_second=settings.provider_submits_per_second.get(provider),
+        )
+        for provider in PROVIDERS
+    ]
+    return [main, *submitters]
+
+
+@asynccontextmanager
+async def serving(client: Client, settings: Settings) -> AsyncIterator[None]:
+    """Run all of Reelay's workers until the block ends."""
+    async with AsyncExitStack() as stack:
+        for worker in build_workers(client, settings):
+            await stack.enter_async_context(worker)
+        yield
 
 
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings)
     client = await connect(settings)
-    worker = build_worker(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with worker:
+    async with serving(client, settings):
         log.info(
             "worker started", task_queue=settings.task_queue, temporal=settings.temporal_address
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from reelay.jobs import JobSpec, Route
 
@@ -18,6 +18,17 @@ class StoreRequest(BaseModel):
     job_id: str
     task: ProviderTaskRef
     trim_to_seconds: float | None = None
+    key: str | None = Field(default=None, description="object key; default the job's video")
+    keep_last_frame: bool = False
+
+
+class StitchRequest(BaseModel):
+    """Join a chain's stored segments into the job's video."""
+
+    job_id: str
+    segment_keys: list[str]
+    seconds: float
+    drop_seam_frame: bool
 
 
 class SubmitRequest(BaseModel):

@@ -17,20 +17,29 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.errors import RETRYABLE_TYPE, provider_errors
-from activities.inputs import ProviderTaskRef, StoreRequest, SubmitRequest
-from activities.media import InvalidVideoError, probe_video, write_thumbnail
+from activities.inputs import ProviderTaskRef, StitchRequest, StoreRequest, SubmitRequest
+from activities.media import (
+    InvalidVideoError,
+    VideoInfo,
+    last_frame_png,
+    probe_video,
+    stitch_videos,
+    trim_video,
+    write_thumbnail,
+)
 from providers.base import ProviderAdapter, ProviderTaskStatus, SourceImage, TaskState
 from providers.catalog import CatalogError, resolve_request
 from providers.errors import RetryableProviderError
 from reelay.callbacks import callback_url
 from reelay.jobs import ImageRef, JobSpec, Route, StoredVideo
 from reelay.settings import Settings
-from reelay.storage import presigned_get, thumbnail_key, video_key
+from reelay.storage import last_frame_key, presigned_get, thumbnail_key, video_key
 
 T = TypeVar("T")
 
 HEARTBEAT_EVERY_SECONDS = 3.0
 CHUNK_BYTES = 1 << 20
+TRIM_TOLERANCE_SECONDS = 0.05
 _META_PREFIX = "x-amz-meta-"
 
 
@@ -116,7 +125,7 @@ class JobActivities:
         truncated file is never stored); the upload is multipart. The video object only
         appears when its upload completes, so an existing object means a finished store.
         """
-        key = video_key(request.job_id)
+        key = request.key or video_key(request.job_id)
         existing = await asyncio.to_thread(self._stored, key)
         if existing is not None:
             return existing
@@ -132,45 +141,98 @@ class JobActivities:
         with tempfile.TemporaryDirectory(prefix="reelay-store-") as tmp:
             video_path = Path(tmp) / "video.mp4"
             with provider_errors():
-                sha256, size = await _download(adapter, status.output_url, video_path)
+                await _download(adapter, status.output_url, video_path)
+            trim = request.trim_to_seconds
+            if trim is not None:
+                info = await _probe(video_path)
+                if info.duration_seconds > trim + TRIM_TOLERANCE_SECONDS:
+                    trimmed = Path(tmp) / "trimmed.mp4"
+                    await _with_heartbeats(asyncio.to_thread(trim_video, video_path, trimmed, trim))
+                    video_path = trimmed
+            return await self._publish(
+                key,
+                video_path,
+                thumbnail=thumbnail_key(request.job_id),
+                last_frame=request.keep_last_frame,
+            )
+
+    @activity.defn
+    async def stitch_segments(self, request: StitchRequest) -> StoredVideo:
+        """Join a chain's segments into the job's one video, cut to the requested length."""
+        key = video_key(request.job_id)
+        existing = await asyncio.to_thread(self._stored, key)
+        if existing is not None:
+            return existing
+        with tempfile.TemporaryDirectory(prefix="reelay-stitch-") as tmp:
+            parts = [Path(tmp) / f"{n:03d}.mp4" for n in range(len(request.segment_keys))]
+            for part_key, path in zip(request.segment_keys, parts, strict=True):
+                await _with_heartbeats(
+                    asyncio.to_thread(self._s3.fget_object, self._bucket, part_key, str(path))
+                )
+            joined = Path(tmp) / "video.mp4"
             try:
-                info = await asyncio.to_thread(probe_video, video_path)
-                thumb_path = Path(tmp) / "thumb.jpg"
-                await asyncio.to_thread(write_thumbnail, video_path, thumb_path)
+                await _with_heartbeats(
+                    asyncio.to_thread(
+                        stitch_videos,
+                        parts,
+                        joined,
+                        request.seconds,
+                        drop_seam_frame=request.drop_seam_frame,
+                    )
+                )
             except InvalidVideoError as exc:
                 raise ApplicationError(
-                    f"provider delivered an unreadable video: {exc}", type=RETRYABLE_TYPE
+                    f"a segment is unreadable: {exc}", type="provider_error", non_retryable=True
                 ) from exc
-            stored = StoredVideo(
-                key=key,
-                sha256=sha256,
-                size_bytes=size,
-                width=info.width,
-                height=info.height,
-                duration_seconds=info.duration_seconds,
-                thumbnail_key=thumbnail_key(request.job_id),
-            )
-            await _with_heartbeats(
-                asyncio.to_thread(
-                    self._s3.fput_object,
-                    self._bucket,
-                    stored.thumbnail_key or "",
-                    str(thumb_path),
-                    content_type="image/jpeg",
-                )
-            )
-            await _with_heartbeats(
-                asyncio.to_thread(
-                    self._s3.fput_object,
-                    self._bucket,
-                    key,
-                    str(video_path),
-                    content_type=stored.content_type,
-                    metadata=_video_metadata(stored),
-                    part_size=self._part_size,
-                )
-            )
+            return await self._publish(key, joined, thumbnail=thumbnail_key(request.job_id))
+
+    async def _publish(
+        self, key: str, video_path: Path, *, thumbnail: str, last_frame: bool = False
+    ) -> StoredVideo:
+        """Probe, checksum and upload a finished video (thumbnail first, video last)."""
+        info = await _probe(video_path)
+        sha256, size = await asyncio.to_thread(_digest, video_path)
+        thumb_path = video_path.with_suffix(".jpg")
+        try:
+            await asyncio.to_thread(write_thumbnail, video_path, thumb_path)
+        except InvalidVideoError as exc:
+            raise ApplicationError(f"unreadable video: {exc}", type=RETRYABLE_TYPE) from exc
+        stored = StoredVideo(
+            key=key,
+            sha256=sha256,
+            size_bytes=size,
+            width=info.width,
+            height=info.height,
+            duration_seconds=info.duration_seconds,
+            thumbnail_key=thumbnail,
+        )
+        await self._upload(thumbnail, thumb_path, "image/jpeg")
+        if last_frame:
+            stored.last_frame_key = last_frame_key(key)
+            png = video_path.with_suffix(".png")
+            png.write_bytes(await asyncio.to_thread(last_frame_png, video_path))
+            await self._upload(stored.last_frame_key, png, "image/png")
+        await self._upload(key, video_path, stored.content_type, _video_metadata(stored))
         return stored
+
+    async def _upload(
+        self,
+        key: str,
+        path: Path,
+        content_type: str,
+        metadata: dict[str, str | list[str] | tuple[str]] | None = None,
+    ) -> None:
+        await _with_heartbeats(
+            asyncio.to_thread(
+                self._s3.fput_object,
+                self._bucket,
+                key,
+                str(path),
+                content_type=content_type,
+                metadata=metadata,
+                part_size=self._part_size,
+            )
+        )
 
     def _stored(self, key: str) -> StoredVideo | None:
         try:
@@ -188,7 +250,8 @@ class JobActivities:
                 width=int(meta[_META_PREFIX + "width"]),
                 height=int(meta[_META_PREFIX + "height"]),
                 duration_seconds=float(meta[_META_PREFIX + "duration"]),
-                thumbnail_key=meta.get(_META_PREFIX + "thumbnail"),
+                thumbnail_key=meta.get(_META_PREFIX + "thumbnail") or None,
+                last_frame_key=meta.get(_META_PREFIX + "last-frame") or None,
             )
         except (KeyError, ValueError):
             return None  # not one of ours, or written by an older version: store again
@@ -201,11 +264,29 @@ def _video_metadata(video: StoredVideo) -> dict[str, str | list[str] | tuple[str
         _META_PREFIX + "height": str(video.height),
         _META_PREFIX + "duration": str(video.duration_seconds),
         _META_PREFIX + "thumbnail": video.thumbnail_key or "",
+        _META_PREFIX + "last-frame": video.last_frame_key or "",
     }
 
 
-async def _download(adapter: ProviderAdapter, url: str, target: Path) -> tuple[str, int]:
+def _digest(path: Path) -> tuple[str, int]:
     digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as source:
+        while chunk := source.read(CHUNK_BYTES):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+async def _probe(path: Path) -> VideoInfo:
+    try:
+        return await asyncio.to_thread(probe_video, path)
+    except InvalidVideoError as exc:
+        raise ApplicationError(f"unreadable video: {exc}", type=RETRYABLE_TYPE) from exc
+
+
+async def _download(adapter: ProviderAdapter, url: str, target: Path) -> None:
+    """Stream an output to `target`, heartbeating; a short body is a retryable error."""
     size = 0
     last_beat = time.monotonic()
     async with adapter.download(url) as response:
@@ -213,7 +294,6 @@ async def _download(adapter: ProviderAdapter, url: str, target: Path) -> tuple[s
         with target.open("wb") as out:
             async for chunk in response.aiter_bytes(CHUNK_BYTES):
                 out.write(chunk)
-                digest.update(chunk)
                 size += len(chunk)
                 if time.monotonic() - last_beat >= HEARTBEAT_EVERY_SECONDS:
                     activity.heartbeat({"downloaded_bytes": size})
@@ -222,7 +302,6 @@ async def _download(adapter: ProviderAdapter, url: str, target: Path) -> tuple[s
         raise RetryableProviderError(
             f"download truncated: got {size} of {expected} bytes", provider=adapter.name
         )
-    return digest.hexdigest(), size
 
 
 async def _with_heartbeats(work: Awaitable[T]) -> T:

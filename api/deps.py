@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 from minio import Minio
 from temporalio.client import Client
 
@@ -52,3 +52,11 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 TemporalClient = Annotated[Client, Depends(_temporal)]
 S3Client = Annotated[Minio, Depends(_s3)]
 CurrentTenant = Annotated[Tenant, Depends(authenticate)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=255,
+        description="retry-safe submits: the same key and request return the first job",
+    ),
+]

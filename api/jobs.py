@@ -1,42 +1,81 @@
-"""Starting and reading jobs: the dialect-neutral part every router uses."""
+"""Starting, reading and listing jobs: the dialect-neutral part every router uses."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowHandle
-from temporalio.common import (
-    SearchAttributePair,
-    TypedSearchAttributes,
-    WorkflowIDConflictPolicy,
-)
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api import accounts
 from api.errors import APIError, not_found
 from providers.catalog import ResolvedRequest
-from reelay.jobs import JobSpec, JobStatus, JobView
+from reelay.jobs import (
+    ImageRef,
+    JobSpec,
+    JobStatus,
+    JobView,
+    WebhookDeliveryState,
+    WebhookTarget,
+)
 from reelay.settings import Settings
 from reelay.tenants import Tenant
 from workflows import search_attributes
-from workflows.video_generation import VideoGenerationWorkflow
+from workflows.video_generation import MEMO_VIEW, VideoGenerationWorkflow
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=5)
-MEMO_VIEW = "view"
+JOB_ID_PREFIX = "job_vid_"
 
 
-def new_job_id() -> str:
-    return f"job_vid_{uuid.uuid4().hex}"
+class Admission(BaseModel):
+    """What a submit achieved: the job, its place in the tenant's queue, and the balance."""
+
+    view: JobView
+    queue_position: int | None = None
+    available_micro_usd: int | None = None
+    duplicate: bool = False
+
+
+def new_job_id(tenant: Tenant | None = None, idempotency_key: str | None = None) -> str:
+    """A fresh id; with an idempotency key, the same id for the same tenant and key."""
+    if tenant is not None and idempotency_key:
+        digest = hashlib.sha256(f"{tenant.id}\n{idempotency_key}".encode()).hexdigest()
+        return JOB_ID_PREFIX + digest[:32]
+    return JOB_ID_PREFIX + uuid.uuid4().hex
 
 
 def new_request_id() -> str:
     return f"req_vid_{uuid.uuid4().hex[:24]}"
 
 
+def request_hash(dialect: str, body: Any) -> str:
+    """Fingerprint of a request, to tell a retry from a different request under one key."""
+    canonical = json.dumps({"dialect": dialect, "body": body}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def build_spec(
-    resolved: ResolvedRequest, tenant: Tenant, settings: Settings, *, job_id: str, request_id: str
+    resolved: ResolvedRequest,
+    tenant: Tenant,
+    settings: Settings,
+    *,
+    job_id: str,
+    request_id: str,
+    dialect: str = "native",
+    app_id: str | None = None,
+    image: ImageRef | None = None,
+    webhook: WebhookTarget | None = None,
+    seed: int | None = None,
+    request_hash: str | None = None,
 ) -> JobSpec:
     return JobSpec(
         job_id=job_id,
@@ -52,24 +91,69 @@ def build_spec(
         aspect_ratio=resolved.aspect_ratio,
         audio=resolved.audio,
         enhance_prompt=resolved.enhance_prompt,
+        seed=seed,
+        image=image,
+        dialect=dialect,
+        app_id=app_id,
+        webhook=webhook,
         price_micro_usd_per_second=resolved.price_micro_usd_per_second,
         created_at=datetime.now(UTC),
         deadline_seconds=resolved.model.deadline_seconds,
         poll_min_seconds=settings.poll_min_seconds,
         poll_max_seconds=settings.poll_max_seconds,
         failover_after_seconds=settings.provider_failover_after_seconds,
+        request_hash=request_hash,
+        segments=resolved.segments,
     )
 
 
-class Admission(BaseModel):
-    """What a submit achieved: the job, its place in the tenant's queue, and the balance."""
+async def start_job(
+    client: Client, settings: Settings, spec: JobSpec, tenant: Tenant | None = None
+) -> Admission:
+    """Admit and start a job: through the tenant's account (credits, limits, queue) when
+    limits are on, else directly. Raises APIError 402 / 409 / 429 / 503 on refusal."""
+    if settings.limits_enabled and tenant is not None:
+        return await _start_through_account(client, settings, spec, tenant)
+    return await _start_directly(client, settings, spec)
 
-    view: JobView
-    queue_position: int | None = None
-    available_micro_usd: int | None = None
+
+async def _start_through_account(
+    client: Client, settings: Settings, spec: JobSpec, tenant: Tenant
+) -> Admission:
+    try:
+        outcome = await accounts.submit(client, settings, tenant, spec)
+    except WorkflowUpdateFailedError as exc:
+        raise _refusal(exc.cause) from exc
+    except RPCError as exc:
+        raise APIError(503, "service_unavailable", "job queue temporarily unavailable") from exc
+    view = JobView.from_spec(spec)
+    if outcome.duplicate:
+        view, _ = await read_job(client, spec.job_id, tenant)
+    view.queue_position = outcome.queue_position
+    return Admission(
+        view=view,
+        queue_position=outcome.queue_position,
+        available_micro_usd=outcome.available_micro_usd,
+        duplicate=outcome.duplicate,
+    )
 
 
-async def start_job(client: Client, settings: Settings, spec: JobSpec) -> Admission:
+def _refusal(cause: BaseException | None) -> APIError:
+    if not isinstance(cause, ApplicationError):
+        return APIError(503, "service_unavailable", "job queue temporarily unavailable")
+    details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
+    retry_after = details.get("retry_after")
+    headers = {"Retry-After": str(retry_after)} if retry_after else None
+    status = {
+        "insufficient_credits": 402,
+        "daily_quota_exceeded": 429,
+        "queue_full": 429,
+        "idempotency_conflict": 409,
+    }.get(cause.type or "", 503)
+    return APIError(status, cause.type or "error", cause.message, headers=headers)
+
+
+async def _start_directly(client: Client, settings: Settings, spec: JobSpec) -> Admission:
     view = JobView.from_spec(spec)
     try:
         await client.start_workflow(
@@ -78,17 +162,18 @@ async def start_job(client: Client, settings: Settings, spec: JobSpec) -> Admiss
             id=spec.job_id,
             task_queue=settings.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=TypedSearchAttributes(
-                [
-                    SearchAttributePair(search_attributes.TENANT, spec.tenant_id),
-                    SearchAttributePair(search_attributes.MODEL, spec.model),
-                    SearchAttributePair(search_attributes.STATUS, JobStatus.QUEUED.value),
-                ]
-            ),
+            search_attributes=search_attributes.for_new_job(spec),
             memo={MEMO_VIEW: view},
         )
-    except WorkflowAlreadyStartedError as exc:
-        raise APIError(409, "conflict", f"job {spec.job_id} already exists") from exc
+    except WorkflowAlreadyStartedError:
+        existing, _ = await read_job(client, spec.job_id, None)
+        if spec.request_hash is None or existing.request_hash != spec.request_hash:
+            raise APIError(
+                409,
+                "idempotency_conflict",
+                "Idempotency-Key was already used with a different request body",
+            ) from None
+        return Admission(view=existing, duplicate=True)
     except RPCError as exc:
         raise APIError(503, "service_unavailable", "job queue temporarily unavailable") from exc
     return Admission(view=view)
@@ -96,14 +181,14 @@ async def start_job(client: Client, settings: Settings, spec: JobSpec) -> Admiss
 
 async def read_job(
     client: Client, job_id: str, tenant: Tenant | None
-) -> tuple[JobView, WorkflowHandle]:
+) -> tuple[JobView, WorkflowHandle[Any, JobView]]:
     """The job's current view, or 404 when it does not exist or belongs to another tenant.
 
     `tenant=None` skips the ownership check; only for callers holding a signed link.
     """
-    if not job_id.startswith("job_vid_"):
+    if not job_id.startswith(JOB_ID_PREFIX):
         raise not_found()
-    handle = client.get_workflow_handle(job_id)
+    handle = client.get_workflow_handle_for(VideoGenerationWorkflow.run, job_id)
     try:
         view = await handle.query(VideoGenerationWorkflow.view, rpc_timeout=QUERY_TIMEOUT)
     except RPCError as exc:
@@ -112,11 +197,37 @@ async def read_job(
         view = await _view_without_worker(handle)
     if tenant is not None and view.tenant_id != tenant.id:
         raise not_found()
+    if view.status is JobStatus.QUEUED and view.account_id is not None:
+        view.queue_position = await accounts.queue_position(client, view.account_id, job_id)
+    view.webhooks = await _webhook_states(client, view)
     return view, handle
 
 
-async def _view_without_worker(handle: WorkflowHandle) -> JobView:
-    """No worker answered the query: the view saved at start, with the status operators see."""
+async def _webhook_states(client: Client, view: JobView) -> list[WebhookDeliveryState]:
+    """The job's final-event deliveries (progress events are not tracked here)."""
+    states = []
+    for delivery_id in view.webhook_deliveries:
+        if ":webhook:progress" in delivery_id:
+            continue
+        handle = client.get_workflow_handle_for(WebhookDeliveryWorkflow.run, delivery_id)
+        try:
+            status = await handle.query(WebhookDeliveryWorkflow.status, rpc_timeout=QUERY_TIMEOUT)
+        except RPCError:
+            continue
+        states.append(
+            WebhookDeliveryState(
+                event=status.event,
+                state=status.state,
+                attempts=status.attempts,
+                last_status_code=status.last_status_code,
+                last_error=status.last_error,
+            )
+        )
+    return states
+
+
+async def _view_without_worker(handle: WorkflowHandle[Any, JobView]) -> JobView:
+    """No worker answered the query: the memo's view, with the status operators see."""
     try:
         description = await handle.describe()
     except RPCError as exc:
@@ -128,3 +239,82 @@ async def _view_without_worker(handle: WorkflowHandle) -> JobView:
     if status:
         view.status = JobStatus(status)
     return view
+
+
+class JobPage(BaseModel):
+    views: list[JobView]
+    next_cursor: str | None = None
+
+
+class JobFilter(BaseModel):
+    status: JobStatus | None = None
+    model: str | None = None
+    app_id: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+# Temporal's SQL visibility cannot ORDER BY, so a page is sorted here from at most this many
+# of the newest matching jobs (a time-bounded cursor keeps later pages correct).
+LIST_SCAN_LIMIT = 1000
+
+
+async def list_jobs(
+    client: Client, tenant: Tenant, where: JobFilter, *, cursor: str | None, limit: int
+) -> JobPage:
+    """A tenant's jobs, newest first, from Temporal visibility (what operators see in the UI)."""
+    clauses = [
+        "WorkflowType = 'VideoGenerationWorkflow'",
+        f"{search_attributes.TENANT.name} = {_quoted(tenant.id)}",
+    ]
+    if where.status is not None:
+        clauses.append(f"{search_attributes.STATUS.name} = {_quoted(where.status.value)}")
+    if where.model:
+        clauses.append(f"{search_attributes.MODEL.name} = {_quoted(where.model)}")
+    if where.app_id:
+        clauses.append(f"{search_attributes.APP.name} = {_quoted(where.app_id)}")
+    if where.created_after:
+        clauses.append(f"StartTime >= {_quoted(_iso(where.created_after))}")
+    if where.created_before:
+        clauses.append(f"StartTime < {_quoted(_iso(where.created_before))}")
+    after = _decode_cursor(cursor) if cursor else None
+    if after is not None:
+        clauses.append(f"StartTime <= {_quoted(_iso(after[0]))}")
+    found: list[tuple[datetime, str, JobView]] = []
+    async for execution in client.list_workflows(" AND ".join(clauses), limit=LIST_SCAN_LIMIT):
+        key = (execution.start_time, execution.id)
+        if after is not None and key >= after:
+            continue
+        view = await execution.memo_value(MEMO_VIEW, type_hint=JobView)
+        status = execution.typed_search_attributes.get(search_attributes.STATUS)
+        if status:
+            view.status = JobStatus(status)
+        found.append((execution.start_time, execution.id, view))
+    found.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    page = found[:limit]
+    next_cursor = _encode_cursor(page[-1][0], page[-1][1]) if len(found) > limit else None
+    return JobPage(views=[view for _, _, view in page], next_cursor=next_cursor)
+
+
+def _quoted(value: str) -> str:
+    if "'" in value or "\\" in value:
+        raise APIError(400, "invalid_request", f"filter value {value!r} has invalid characters")
+    return f"'{value}'"
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _encode_cursor(start: datetime, job_id: str) -> str:
+    raw = json.dumps([start.isoformat(), job_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        start, job_id = json.loads(base64.urlsafe_b64decode(padded))
+        return datetime.fromisoformat(start), str(job_id)
+    except (ValueError, TypeError) as exc:
+        raise APIError(400, "invalid_request", "cursor is not valid") from exc

@@ -8,8 +8,10 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
+from api.dialects import openai, seed002, seed003, seed004, videos
 from api.errors import install_error_handlers
-from api.routers import generations, health, models
+from api.routers import account, callbacks, generation_list, generations, health, media, models
+from providers.registry import build_adapters
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
 from reelay.storage import s3_client
@@ -25,9 +27,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.temporal = await connect(settings)
+        app.state.adapters = build_adapters(settings)
         if not settings.dev_api_key:
             log.warning("no API keys configured: set REELAY_DEV_API_KEY")
         yield
+        for adapter in app.state.adapters.values():
+            await adapter.aclose()
 
     app = FastAPI(
         title="Reelay",
@@ -41,7 +46,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(models.router)
+    app.include_router(generation_list.router)
     app.include_router(generations.router)
+    app.include_router(seed002.router)
+    app.include_router(seed003.router)
+    app.include_router(videos.router)
+    app.include_router(seed004.router)
+    app.include_router(openai.router)
+    app.include_router(account.router)
+    app.include_router(media.router)
+    app.include_router(callbacks.router)
     return app
 
 

@@ -6,6 +6,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
+from reelay.jobs import WebhookDeliveryState
+
 
 class CreateGeneration(BaseModel):
     """`POST /v1/video/generations`. Absent fields take the model's defaults."""
@@ -32,6 +34,11 @@ class CreateGeneration(BaseModel):
     resolution: str | None = Field(default=None, description="720p or 1080p; default 1080p")
     aspect_ratio: str | None = Field(default=None, description="16:9, 9:16, 1:1 or 4:3")
     negative_prompt: str | None = Field(default=None, description="What to keep out of the video")
+    webhook_url: str | None = Field(default=None, description="https URL told of the job's events")
+    webhook_events: list[str] | None = Field(
+        default=None,
+        description="among progress, completed, failed, cancelled; default: the job's end",
+    )
 
 
 class Perf(BaseModel):
@@ -52,6 +59,13 @@ class VideoInfo(BaseModel):
     content_type: str
 
 
+class Segments(BaseModel):
+    """A video longer than one clip is made as continued segments."""
+
+    total: int
+    completed: int
+
+
 class Generation(BaseModel):
     """A job as the native dialect shows it."""
 
@@ -65,6 +79,9 @@ class Generation(BaseModel):
     aspect_ratio: str
     created_at: datetime
     estimated_cost_usd: float
+    queue_position: int | None = Field(
+        default=None, description="place in the tenant's queue while waiting for a slot"
+    )
     progress_percent: int | None = None
     estimated_remaining_seconds: int | None = None
     video_url: str | None = None
@@ -72,6 +89,10 @@ class Generation(BaseModel):
     video: VideoInfo | None = None
     error_message: str | None = None
     error_code: str | None = None
+    segments: Segments | None = None
+    webhooks: list[WebhookDeliveryState] | None = Field(
+        default=None, description="delivery of the job's webhook events: attempts, last code"
+    )
     perf: Perf
 
 

@@ -1,6 +1,6 @@
 """Run N jobs through the whole stack; print POST/GET latency percentiles and jobs per second.
 
-Against a running stack (`make up`): `python bench/e2e.py --api http://127.0.0.1:8000 --key KEY`.
+Against a running stack (`make up`): `python -m bench.e2e --api http://127.0.0.1:8000 --key KEY`.
 With no --api it starts its own stack (Temporal, SeaweedFS, emulator, worker, API) on free
 ports in a temp dir, and stops it afterwards.
 """
@@ -9,73 +9,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
-from pydantic import SecretStr
 
-from reelay import devstack
-from reelay.settings import Settings
+from bench.stack import BENCH_KEY, own_stack, percentiles
 
 TERMINAL = {"complete", "failed", "cancelled"}
-
-
-@contextmanager
-def own_stack(root: Path, generation_seconds: float) -> Iterator[tuple[str, str]]:
-    """A throwaway local stack; yields (API URL, key)."""
-    logs = root / "logs"
-    api_port = devstack.free_port()
-    s3_port = devstack.free_port(with_grpc=True)
-    settings = Settings(
-        _env_file=None,
-        temporal_address=f"127.0.0.1:{devstack.free_port()}",
-        s3_endpoint=f"127.0.0.1:{s3_port}",
-        s3_access_key="bench",
-        s3_secret_key=SecretStr("bench-secret-key"),
-        emulator_port=devstack.free_port(),
-        emulator_data_dir=root / "emulator",
-        emulator_generation_seconds=generation_seconds,
-        emulator_render_scale=8,
-        api_port=api_port,
-        public_url=f"http://127.0.0.1:{api_port}",
-        dev_api_key="rl_bench_key",
-        poll_min_seconds=0.5,
-        poll_max_seconds=2.0,
-    )
-    _, temporal_port = devstack.split_host_port(settings.temporal_address)
-    with ExitStack() as stack:
-        for proc in (
-            devstack.start_temporal(port=temporal_port, log_path=logs / "temporal.log"),
-            devstack.start_seaweed(
-                data_dir=root / "s3",
-                port=s3_port,
-                access_key=settings.s3_access_key,
-                secret_key=settings.s3_secret_key.get_secret_value(),
-                bucket=settings.s3_bucket,
-                log_path=logs / "s3.log",
-            ),
-            devstack.start_emulator(settings, log_path=logs / "emulator.log"),
-            devstack.start_worker(settings, log_path=logs / "worker.log"),
-            devstack.start_api(settings, log_path=logs / "api.log"),
-        ):
-            stack.callback(proc.stop)
-        yield settings.public_url, settings.dev_api_key
-
-
-def percentiles(samples: list[float]) -> str:
-    if not samples:
-        return "no samples"
-    ms = sorted(s * 1000 for s in samples)
-    cuts = statistics.quantiles(ms, n=100, method="inclusive") if len(ms) > 1 else ms * 99
-    return (
-        f"p50 {cuts[49]:7.1f} ms  p90 {cuts[89]:7.1f} ms  "
-        f"p99 {cuts[98]:7.1f} ms  max {ms[-1]:7.1f} ms"
-    )
 
 
 async def run_jobs(api: str, key: str, jobs: int, concurrency: int, duration: int) -> None:
@@ -133,9 +75,10 @@ def main() -> None:
         return
     with (
         tempfile.TemporaryDirectory(prefix="reelay-bench-") as tmp,
-        own_stack(Path(tmp), args.generation_seconds) as (api, key),
+        own_stack(Path(tmp), emulator_generation_seconds=args.generation_seconds) as settings,
     ):
-        asyncio.run(run_jobs(api, key, args.jobs, args.concurrency, args.duration))
+        jobs = run_jobs(settings.public_url, BENCH_KEY, args.jobs, args.concurrency, args.duration)
+        asyncio.run(jobs)
 
 
 if __name__ == "__main__":

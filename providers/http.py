@@ -1,12 +1,18 @@
-"""HTTP plumbing every adapter shares: status-code classification and Retry-After."""
+"""HTTP plumbing every adapter shares: status-code classification, Retry-After, one API
+client per provider, and the wording rules that classify a provider's failure text."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import Any
 
 import httpx
 
+from providers.base import FailureKind
 from providers.errors import (
     InvalidProviderRequestError,
     ProviderError,
@@ -15,6 +21,7 @@ from providers.errors import (
 )
 
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -33,6 +40,21 @@ def retry_after_seconds(response: httpx.Response) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+def detail_text(value: Any) -> str | None:
+    """A readable message from the usual error shapes: a string, `{message}`, or a list of
+    `{msg}` / `{message}` items (FastAPI-style validation details, as fal sends)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in ("message", "msg", "detail"):
+            if isinstance(value.get(key), str):
+                return str(value[key])
+    if isinstance(value, list):
+        parts = [text for item in value if (text := detail_text(item))]
+        return "; ".join(parts) or None
+    return None
+
+
 def error_detail(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -40,11 +62,8 @@ def error_detail(response: httpx.Response) -> str:
         return response.text[:500] or response.reason_phrase
     if isinstance(body, dict):
         for key in ("error", "detail", "message", "failure"):
-            value = body.get(key)
-            if isinstance(value, str):
-                return value
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return str(value["message"])
+            if (text := detail_text(body.get(key))) is not None:
+                return text[:500]
     return str(body)[:500]
 
 
@@ -67,3 +86,127 @@ def transport_error(exc: httpx.TransportError, provider: str) -> ProviderError:
     if isinstance(exc, httpx.ConnectError):
         return ProviderUnavailableError(f"{provider} unreachable: {exc}", provider=provider)
     return RetryableProviderError(f"{provider} transport error: {exc!r}", provider=provider)
+
+
+_REFUSAL = re.compile(
+    r"safety|moderat|content.?policy|nsfw|sensitive|flagged|prohibited|not allowed|"
+    r"responsible ai|\brai\b|blocked",
+    re.IGNORECASE,
+)
+_INVALID = re.compile(
+    r"invalid|must be|not supported|unsupported|too long|too large|validation|"
+    r"bad request|could not (?:load|download|fetch)",
+    re.IGNORECASE,
+)
+
+
+def classify_failure(*texts: str | None) -> FailureKind:
+    """Content refusal, invalid input or internal error, from a provider's free-text reason.
+
+    Providers without failure codes (Luma, Replicate, parts of fal and Gemini) only say why
+    in words; refusal words win because a refused prompt must never be resubmitted."""
+    text = " ".join(t for t in texts if t)
+    if _REFUSAL.search(text):
+        return FailureKind.CONTENT_REFUSED
+    if _INVALID.search(text):
+        return FailureKind.INVALID_REQUEST
+    return FailureKind.INTERNAL
+
+
+_PERCENT = re.compile(r"(\d{1,3}(?:\.\d+)?)\s*%")
+
+
+def progress_from_logs(logs: str) -> float | None:
+    """The last percentage in a log text (tqdm-style progress lines), as 0..1."""
+    found = _PERCENT.findall(logs)
+    if not found:
+        return None
+    return min(float(found[-1]), 100.0) / 100.0
+
+
+class ProviderHttp:
+    """One provider's API client: auth headers on API calls, every error mapped.
+
+    Downloads go through a second client without the API headers (output URLs are
+    usually pre-signed and must not receive our key); `download_headers` are added only
+    to URLs on the API's own host, checked again after each redirect.
+    """
+
+    def __init__(
+        self,
+        provider: str,
+        base_url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+        download_headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.provider = provider
+        self._client = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers=dict(headers),
+            timeout=timeout,
+            transport=transport,
+        )
+        self._downloads = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout, read=120.0), transport=transport
+        )
+        self._api_host = httpx.URL(base_url).host
+        self._download_headers = dict(download_headers or {})
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+        await self._downloads.aclose()
+
+    async def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """The raw answer (any status); transport errors mapped."""
+        try:
+            return await self._client.request(method, url, **kwargs)
+        except httpx.TransportError as exc:
+            raise transport_error(exc, self.provider) from exc
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A 2xx answer, or the mapped error."""
+        response = await self.send(method, url, **kwargs)
+        raise_for_status(response, self.provider)
+        return response
+
+    def json_object(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise RetryableProviderError(
+                f"{self.provider} answered {response.status_code} without a JSON object",
+                provider=self.provider,
+            )
+        return body
+
+    @asynccontextmanager
+    async def download(self, url: str) -> AsyncIterator[httpx.Response]:
+        target = httpx.URL(url)
+        try:
+            for _ in range(MAX_REDIRECTS + 1):
+                headers = self._download_headers if target.host == self._api_host else {}
+                request = self._downloads.build_request("GET", target, headers=headers)
+                response = await self._downloads.send(request, stream=True)
+                if response.is_redirect and "location" in response.headers:
+                    await response.aclose()
+                    target = target.join(response.headers["location"])
+                    continue
+                try:
+                    if not response.is_success:
+                        await response.aread()
+                    raise_for_status(response, self.provider)
+                    yield response
+                finally:
+                    await response.aclose()
+                return
+        except httpx.TransportError as exc:
+            raise transport_error(exc, self.provider) from exc
+        raise RetryableProviderError(
+            f"{self.provider} download redirected more than {MAX_REDIRECTS} times",
+            provider=self.provider,
+        )

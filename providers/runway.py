@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import base64
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -17,10 +18,11 @@ from providers.base import (
     TaskState,
 )
 from providers.errors import InvalidProviderRequestError
-from providers.http import raise_for_status, transport_error
+from providers.http import ProviderHttp
 from reelay.jobs import JobSpec, Route
 
 API_VERSION = "2024-11-06"
+MAX_DATA_URI_BYTES = 3_500_000  # ~5 MB once base64-encoded
 
 # (aspect ratio, resolution) -> Runway pixel ratio
 _RATIOS: dict[tuple[str, str], str] = {
@@ -49,6 +51,14 @@ def runway_ratio(aspect_ratio: str, resolution: str) -> str:
         raise InvalidProviderRequestError(
             f"Runway has no ratio for {aspect_ratio} at {resolution}", provider="runway"
         ) from None
+
+
+def prompt_image(image: SourceImage) -> str:
+    """Runway fetches https URLs itself; anything else (a local, plain-http bucket) goes
+    inline as a data URI, which Runway takes up to about 5 MB."""
+    if image.url.startswith("https://") or len(image.data) > MAX_DATA_URI_BYTES:
+        return image.url
+    return f"data:{image.content_type};base64,{base64.b64encode(image.data).decode()}"
 
 
 def parse_task(body: dict[str, Any]) -> ProviderTaskStatus:
@@ -90,26 +100,16 @@ class RunwayAdapter:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=base_url.rstrip("/"),
-            headers={"Authorization": f"Bearer {api_key}", "X-Runway-Version": API_VERSION},
+        self._http = ProviderHttp(
+            self.name,
+            base_url,
+            {"Authorization": f"Bearer {api_key}", "X-Runway-Version": API_VERSION},
             timeout=timeout,
             transport=transport,
         )
-        # Output URLs are pre-signed; they must not receive our key.
-        self._downloads = httpx.AsyncClient(timeout=httpx.Timeout(timeout, read=120.0))
 
     async def aclose(self) -> None:
-        await self._client.aclose()
-        await self._downloads.aclose()
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            response = await self._client.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self.name) from exc
-        raise_for_status(response, self.name)
-        return response
+        await self._http.aclose()
 
     async def submit(
         self,
@@ -134,33 +134,25 @@ class RunwayAdapter:
         path = "/v1/text_to_video"
         if image is not None:
             path = "/v1/image_to_video"
-            body["promptImage"] = image.url
-        response = await self._request("POST", path, json=body)
-        task_id = response.json().get("id")
+            body["promptImage"] = prompt_image(image)
+        response = await self._http.request("POST", path, json=body)
+        task_id = self._http.json_object(response).get("id")
         if not isinstance(task_id, str) or not task_id:
             raise InvalidProviderRequestError("Runway returned no task id", provider=self.name)
         return task_id
 
     async def poll(self, route: Route, task_id: str) -> ProviderTaskStatus:
-        response = await self._request("GET", f"/v1/tasks/{task_id}")
-        return parse_task(response.json())
+        response = await self._http.request("GET", f"/v1/tasks/{task_id}")
+        return parse_task(self._http.json_object(response))
 
     async def cancel(self, route: Route, task_id: str) -> None:
         try:
-            await self._request("DELETE", f"/v1/tasks/{task_id}")
+            await self._http.request("DELETE", f"/v1/tasks/{task_id}")
         except InvalidProviderRequestError:
             return  # already finished or gone: nothing left to stop
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
         raise CallbackRejected("Runway sends no callbacks")
 
-    @asynccontextmanager
-    async def download(self, url: str) -> AsyncIterator[httpx.Response]:
-        try:
-            async with self._downloads.stream("GET", url, follow_redirects=True) as response:
-                if not response.is_success:
-                    await response.aread()
-                raise_for_status(response, self.name)
-                yield response
-        except httpx.TransportError as exc:
-            raise transport_error(exc, self.name) from exc
+    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
+        return self._http.download(url)

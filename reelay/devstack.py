@@ -730,6 +730,11 @@ def stack_settings(settings: Settings) -> Settings:
         update["dev_api_key"] = load_or_create_dev_key(data_dir / "dev_api_key")
     if "emulator_data_dir" not in settings.model_fields_set:
         update["emulator_data_dir"] = data_dir / "emulator"
+    if not settings.admin_api_key.get_secret_value():
+        update["admin_api_key"] = SecretStr(load_or_create_dev_key(data_dir / "admin_api_key"))
+    if not settings.webhook_allow_hosts:
+        # The local stack delivers webhooks to receivers on this machine, over plain http.
+        update["webhook_allow_hosts"] = ["127.0.0.1", "localhost", "::1"]
     return settings.model_copy(update=update)
 
 
@@ -770,6 +775,7 @@ def _ready_table(settings: Settings, log_dir: Path) -> Any:
     )
     table.add_row("Provider emulator", settings.emulator_url)
     table.add_row("Dev API key", settings.dev_api_key)
+    table.add_row("Admin API key", settings.admin_api_key.get_secret_value())
     table.add_row("Data", str(settings.data_dir))
     table.add_row("Logs", f"{log_dir}/{{{','.join(STACK_ORDER)}}}.log")
     return table

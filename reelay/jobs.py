@@ -25,6 +25,14 @@ class JobStatus(StrEnum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+class Continuation(StrEnum):
+    """How a chained segment continues the previous one."""
+
+    EXTEND = "extend"  # the provider extends its own earlier output (Veo video extension)
+    KEYFRAME = "keyframe"  # the earlier generation is the new one's first keyframe (Luma)
+    LAST_FRAME = "last_frame"  # the earlier video's last frame is the new first image
+
+
 class Route(BaseModel):
     """One way to serve a catalog model: which adapter, and the model id upstream.
 
@@ -35,6 +43,12 @@ class Route(BaseModel):
     adapter: str
     upstream_model: str
     clip_seconds: int | None = None
+    continuation: Continuation | None = Field(
+        default=None, description="how this route carries a video on in a further segment"
+    )
+    continue_model: str | None = Field(
+        default=None, description="upstream id of the continuation segments"
+    )
 
 
 class ImageRef(BaseModel):
@@ -59,6 +73,14 @@ class Resume(BaseModel):
     polls: int = 0
 
 
+class SegmentRole(BaseModel):
+    """Set on a chained job's segment: a child workflow that makes one clip of the chain."""
+
+    parent_id: str
+    index: int
+    keep_last_frame: bool = Field(description="save the last frame for the next segment")
+
+
 class JobSpec(BaseModel):
     """The single input of `VideoGenerationWorkflow`: a fully validated request."""
 
@@ -77,6 +99,13 @@ class JobSpec(BaseModel):
     enhance_prompt: bool = False
     seed: int | None = None
     image: ImageRef | None = None
+    continue_from: str | None = Field(
+        default=None, description="the provider task this segment extends (extend, keyframe)"
+    )
+    segments: list[int] = Field(
+        default_factory=list, description="clip lengths of a chained job; empty: one clip"
+    )
+    segment: SegmentRole | None = None
     dialect: str = "native"
     app_id: str | None = None
     webhook: WebhookTarget | None = None
@@ -86,11 +115,26 @@ class JobSpec(BaseModel):
     poll_min_seconds: float = 1.0
     poll_max_seconds: float = 30.0
     failover_after_seconds: float = 60.0
+    account_id: str | None = Field(
+        default=None, description="the tenant's AccountWorkflow; None when limits are off"
+    )
+    queued: bool = Field(default=False, description="wait for an `admit` signal before running")
+    request_hash: str | None = None
     resume: Resume | None = None
 
     @property
     def estimated_cost_micro_usd(self) -> int:
         return self.price_micro_usd_per_second * self.duration_seconds
+
+
+class WebhookDeliveryState(BaseModel):
+    """How the delivery of one event is going (from its delivery workflow)."""
+
+    event: str
+    state: str
+    attempts: int
+    last_status_code: int | None = None
+    last_error: str | None = None
 
 
 class JobError(BaseModel):
@@ -107,6 +151,7 @@ class StoredVideo(BaseModel):
     duration_seconds: float
     content_type: str = "video/mp4"
     thumbnail_key: str | None = None
+    last_frame_key: str | None = None
 
 
 class JobView(BaseModel):
@@ -133,6 +178,17 @@ class JobView(BaseModel):
     progress: float = Field(default=0.0, ge=0.0, le=1.0)
     eta_seconds: float | None = None
     provider_task_id: str | None = None
+    queue_position: int | None = None
+    segments_total: int | None = None
+    segments_done: int = 0
+    request_hash: str | None = None
+    account_id: str | None = None
+    webhook_deliveries: list[str] = Field(
+        default_factory=list, description="workflow ids of the webhook deliveries started"
+    )
+    webhooks: list[WebhookDeliveryState] = Field(
+        default_factory=list, description="filled in by the API when read: delivery states"
+    )
     error: JobError | None = None
     video: StoredVideo | None = None
     estimated_cost_micro_usd: int
@@ -162,6 +218,9 @@ class JobView(BaseModel):
             audio=spec.audio,
             enhance_prompt=spec.enhance_prompt,
             has_image=spec.image is not None,
+            segments_total=len(spec.segments) or None,
+            request_hash=spec.request_hash,
+            account_id=spec.account_id,
             estimated_cost_micro_usd=spec.estimated_cost_micro_usd,
             created_at=spec.created_at,
         )

@@ -43,3 +43,11 @@ def thumbnail_key(job_id: str) -> str:
 
 def media_key(media_id: str) -> str:
     return f"media/{media_id}"
+
+
+def segment_key(job_id: str, index: int) -> str:
+    return f"segments/{job_id}/{index:03d}.mp4"
+
+
+def last_frame_key(video_key: str) -> str:
+    return video_key.removesuffix(".mp4") + "-last.png"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +14,10 @@ import httpx
 import pytest
 import requests
 
-from reelay import devstack
 from reelay.devstack import S3Endpoint
 from reelay.settings import Settings
-from tests.conftest import DEV_API_KEY, clean_env, isolated_settings
+from tests.conftest import DEV_API_KEY
+from tests.support import api_and_worker
 
 AUTH = {"Authorization": f"Bearer {DEV_API_KEY}"}
 
@@ -27,30 +26,10 @@ AUTH = {"Authorization": f"Bearer {DEV_API_KEY}"}
 def stack(
     temporal_server: str, s3_server: S3Endpoint, emulator_server: str, stack_dir: Path
 ) -> Iterator[Settings]:
-    """An API process and a worker process on a task queue of this module's own."""
-    _, emulator_port = devstack.split_host_port(emulator_server)
-    api_port = devstack.free_port()
-    settings = isolated_settings(
-        temporal_address=temporal_server,
-        task_queue=f"test-api-{uuid.uuid4().hex[:8]}",
-        **s3_server.settings_kwargs(),
-        emulator_port=emulator_port,
-        api_port=api_port,
-        public_url=f"http://127.0.0.1:{api_port}",
-        dev_api_key=DEV_API_KEY,
-        poll_min_seconds=0.2,
-        poll_max_seconds=1.0,
-    )
-    logs = stack_dir / "logs"
-    worker = devstack.start_worker(settings, log_path=logs / "api-worker.log", env=clean_env())
-    try:
-        api = devstack.start_api(settings, log_path=logs / "api.log", env=clean_env())
-        try:
-            yield settings
-        finally:
-            api.stop()
-    finally:
-        worker.stop()
+    with api_and_worker(
+        "api", temporal=temporal_server, s3=s3_server, emulator=emulator_server, stack_dir=stack_dir
+    ) as settings:
+        yield settings
 
 
 @pytest.fixture
@@ -132,7 +111,7 @@ def test_submit_answers_202_in_the_seed_shape(api: httpx.Client) -> None:
     )
     assert body["estimated_cost_usd"] == pytest.approx(0.30)
     assert body["perf"]["request_id"].startswith("req_vid_")
-    assert body["perf"]["model_used"] == "gen4.5"
+    assert body["perf"]["model_used"] == "ray-2"  # luma-dream-machine runs on Luma Ray 2
     assert body["perf"]["latency_ms"] >= 0
     done = wait_for(api, body["id"], "complete", "failed")
     assert done["status"] == "complete"

@@ -6,7 +6,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from providers.catalog import MODELS, CatalogError, find_model, resolve_request
+from providers.catalog import (
+    MODELS,
+    SEAM_SECONDS,
+    CatalogError,
+    find_model,
+    resolve_request,
+)
 from reelay.jobs import JobSpec, Route, settled_cost_micro_usd
 
 SEED_000_MODELS = {
@@ -56,11 +62,6 @@ def test_bare_request_takes_the_seed_defaults() -> None:
         ({"aspect_ratio": "2:1"}, "aspect_ratio", "aspect_ratio must be one of 16:9, 9:16, 1:1"),
         ({"model": "pika", "duration_seconds": 5}, "duration_seconds", "maximum of 4 for pika"),
         ({"model": "veo-3", "aspect_ratio": "1:1"}, "aspect_ratio", "16:9, 9:16 for veo-3"),
-        (
-            {"model": "veo-3", "duration_seconds": 30},
-            "duration_seconds",
-            "longer than one veo-3 clip",
-        ),
         ({"prompt": "x" * 4001}, "prompt", "prompt exceeds maximum of 4000 characters"),
     ],
 )
@@ -82,6 +83,26 @@ def test_a_length_the_route_cannot_make_is_generated_longer_and_trimmed() -> Non
     assert exact.routes[0].clip_seconds is None
 
 
+@pytest.mark.parametrize(
+    ("model", "seconds", "mechanism", "segments"),
+    [
+        ("veo-3", 60, "last_frame", [8, 8, 8, 8, 8, 8, 8, 6]),
+        ("runway-gen3", 16, "last_frame", [10, 7]),
+        ("luma-dream-machine", 10, "keyframe", [9, 5]),
+    ],
+)
+def test_longer_than_one_clip_becomes_a_chain_of_continued_segments(
+    model: str, seconds: int, mechanism: str, segments: list[int]
+) -> None:
+    resolved = resolve_request(prompt="x", model=model, duration_seconds=seconds)
+    assert resolved.segments == segments
+    assert resolved.routes[0].continuation == mechanism
+    # A last-frame seam loses at most SEAM_SECONDS; the chain still covers the request.
+    seam = SEAM_SECONDS if mechanism == "last_frame" else 0
+    assert sum(segments) - seam * (len(segments) - 1) >= seconds
+    assert resolved.estimated_cost_micro_usd == seconds * resolved.price_micro_usd_per_second
+
+
 def test_model_ids_are_case_insensitive_and_echo_what_was_sent() -> None:
     resolved = resolve_request(prompt="x", model="Runway-Gen3")
     assert resolved.model.id == "runway-gen3"
@@ -90,7 +111,9 @@ def test_model_ids_are_case_insensitive_and_echo_what_was_sent() -> None:
 
 def test_every_model_default_is_servable() -> None:
     for model in MODELS:
-        resolved = resolve_request(prompt="x", model=model.id)
+        if model.retired_on or model.unavailable_reason:
+            continue  # refused with its reason: see test_catalog_models.py
+        resolved = resolve_request(prompt="x", model=model.id, with_image=not model.text_to_video)
         assert resolved.duration_seconds == model.default_duration_seconds
 
 

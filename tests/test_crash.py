@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
 
 from reelay import devstack
 from reelay.jobs import JobStatus
 from reelay.settings import Settings
 from reelay.storage import s3_client
 from reelay.temporal import connect
+from reelay.tenants import hash_key
 from tests.conftest import clean_env
 from tests.support import (
     emulator_submissions,
@@ -61,3 +66,71 @@ async def test_sigkill_during_poll_and_store_loses_nothing(
         assert hashlib.sha256(local.read_bytes()).hexdigest() == result.video.sha256
         versions = list(s3.list_objects(settings.s3_bucket, prefix=result.video.key))
         assert len(versions) == 1
+
+
+async def test_sigkill_around_settlement_settles_every_job_exactly_once(
+    settings: Settings, stack_dir: Path, tmp_path: Path
+) -> None:
+    """Jobs finish and settle while the worker is killed again and again; the ledger holds."""
+    key = "rl_crash_key"
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text(
+        f'[[tenants]]\nid = "crash"\ntier = "pro"\nopening_balance_usd = 20.0\n'
+        f'key_hashes = ["{hash_key(key)}"]\n'
+    )
+    api_port = devstack.free_port()
+    settings = settings.model_copy(
+        update={
+            "tenants_file": tenants,
+            "api_port": api_port,
+            "public_url": f"http://127.0.0.1:{api_port}",
+        }
+    )
+    logs = stack_dir / "logs"
+    worker = devstack.start_worker(settings, log_path=logs / "settle-worker-0.log", env=clean_env())
+    with devstack.start_api(settings, log_path=logs / "settle-api.log", env=clean_env()):
+        async with httpx.AsyncClient(
+            base_url=settings.public_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as http:
+            ids = []
+            for n in range(5):
+                response = await http.post(
+                    "/v1/video/generations",
+                    json={"prompt": f"[emu gen={1 + n % 3}] settle {n}", "duration_seconds": 2},
+                )
+                assert response.status_code == 202
+                ids.append(response.json()["id"])
+
+            async def completed(at_least: int) -> bool:
+                bodies = [(await http.get(f"/v1/video/generations/{j}")).json() for j in ids]
+                return sum(b["status"] == "complete" for b in bodies) >= at_least
+
+            try:
+                # Crash just as jobs finish, i.e. while they settle with the account.
+                for round_, target in enumerate((1, 3), start=1):
+                    await wait_until(lambda t=target: completed(t), within=120, interval=0.05)
+                    worker.kill()
+                    worker.stop()
+                    worker = devstack.start_worker(
+                        settings, log_path=logs / f"settle-worker-{round_}.log", env=clean_env()
+                    )
+
+                await wait_until(lambda: completed(len(ids)), within=180, interval=0.5)
+                costs = [
+                    (await http.get(f"/v1/video/generations/{j}")).json()["perf"]["cost_usd"]
+                    for j in ids
+                ]
+
+                async def settled() -> dict[str, Any] | None:
+                    response = await http.get("/v1/account")
+                    if response.status_code != 200:  # a worker is still coming back
+                        return None
+                    account: dict[str, Any] = response.json()
+                    return account if account["reserved_usd"] == 0 else None
+
+                account = await wait_until(settled)
+            finally:
+                worker.stop()
+    assert account["spent_usd"] == pytest.approx(sum(costs)) == pytest.approx(5 * 0.20)
+    assert account["balance_usd"] + account["spent_usd"] == pytest.approx(20.0)
+    assert account["usage_today"]["jobs"] == 5

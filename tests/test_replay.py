@@ -18,7 +18,9 @@ HISTORIES = {
 
 
 def test_histories_are_recorded() -> None:
-    assert {"completed", "content_refused", "cancelled", "transient_errors"} <= HISTORIES.keys()
+    assert {"completed", "content_refused", "cancelled", "transient_errors", "chained"} <= set(
+        HISTORIES
+    )
 
 
 @pytest.mark.parametrize("name", HISTORIES)

@@ -167,3 +167,16 @@ async def test_provider_event_signal_wakes_the_poll_loop(settings: Settings) -> 
         await handle.signal(VideoGenerationWorkflow.provider_event)
         result = await asyncio.wait_for(handle.result(), timeout=120)
     assert result.status is JobStatus.COMPLETED
+
+
+async def test_a_longer_clip_is_trimmed_to_the_requested_duration(settings: Settings) -> None:
+    prompt = unique_prompt("[emu gen=1] a tide pool")
+    spec = job_spec(settings, prompt, duration_seconds=3)
+    spec.routes[0] = spec.routes[0].model_copy(update={"clip_seconds": 5})
+    async with running_worker(settings) as client:
+        result = await (await start(client, settings, spec)).result()
+    assert result.video is not None
+    assert result.video.duration_seconds == pytest.approx(3.0, abs=0.05)
+    assert result.cost_micro_usd == spec.estimated_cost_micro_usd
+    submitted = await emulator_submissions(settings, prompt)
+    assert [s["duration"] for s in submitted] == [5]

@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
-from temporalio.common import SearchAttributeKey
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from reelay.jobs import JobSpec, JobStatus
 
 TENANT = SearchAttributeKey.for_keyword("ReelayTenant")
 MODEL = SearchAttributeKey.for_keyword("ReelayModel")
@@ -22,3 +24,15 @@ def dev_server_flags() -> list[str]:
     for key in ALL:
         flags += ["--search-attribute", f"{key.name}=Keyword"]
     return flags
+
+
+def for_new_job(spec: JobSpec) -> TypedSearchAttributes:
+    """What a job workflow starts with; the workflow keeps `STATUS` current."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(TENANT, spec.tenant_id),
+            SearchAttributePair(MODEL, spec.model),
+            SearchAttributePair(STATUS, JobStatus.QUEUED.value),
+            SearchAttributePair(APP, spec.app_id or ""),
+        ]
+    )

@@ -16,6 +16,8 @@ def main() -> None:
         generation_seconds=settings.emulator_generation_seconds,
         render_scale=settings.emulator_render_scale,
         fps=settings.emulator_fps,
+        fal_signing_seed=settings.emulator_fal_signing_seed,
+        replicate_webhook_secret=settings.emulator_replicate_webhook_secret,
     )
     uvicorn.run(
         create_app(config),

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from providers.emulator import control, runway
+from providers.emulator import control, fal, gemini, luma, replicate, runway
 from providers.emulator.config import EmulatorConfig
 from providers.emulator.downloads import quiet_truncation_logs
 from providers.emulator.tasks import TaskStore
@@ -19,10 +19,12 @@ def create_app(config: EmulatorConfig) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
+        await store.callbacks.aclose()
         store.renders.shutdown()
 
     quiet_truncation_logs()
     app = FastAPI(title="Reelay provider emulator", lifespan=lifespan)
     app.include_router(control.build_router(store))
-    app.include_router(runway.build_router(store))
+    for protocol in (runway, luma, gemini, fal, replicate):
+        app.include_router(protocol.build_router(store))
     return app

@@ -25,6 +25,13 @@ class EmulatorConfig(Defaults):
     render_scale: int = Field(default=4, ge=1, description="render at 1/N of the requested size")
     fps: int = Field(default=8, ge=1)
     signing_secret: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_hex(16)))
+    # Callback signing material (Settings' `emulator_fal_signing_seed` and
+    # `emulator_replicate_webhook_secret`): the gateway trusts it for emulated providers.
+    fal_signing_seed: SecretStr = SecretStr("reelay-emulator-fal")
+    replicate_webhook_secret: SecretStr = SecretStr(
+        "whsec_cmVlbGF5LWVtdWxhdG9yLXJlcGxpY2F0ZS1zZWNyZXQ="
+    )
+    callback_attempts: int = Field(default=5, ge=1, description="tries per callback")
 
 
 class RuntimeConfig(Defaults):

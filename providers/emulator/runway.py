@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 from providers.base import FailureKind, TaskState
 from providers.emulator.directives import DirectiveError, parse_directives
 from providers.emulator.downloads import serve_output, signed_query
-from providers.emulator.render import scaled_size
+from providers.emulator.protocol import Invalid, load_image
+from providers.emulator.render import image_phase, scaled_size
 from providers.emulator.tasks import CreateFault, TaskStore, iso_utc
 
 PROVIDER = "runway"
@@ -138,6 +139,21 @@ def _validate(body: Any, *, image: bool) -> _Create:
     return _Create(model=model, prompt=prompt, ratio=ratio, duration=duration)
 
 
+async def _first_image_frame(prompt_image: Any) -> int:
+    """Where an image-to-video render starts: on the first image's frame, when it is one of
+    ours (a continuation from an earlier video's last frame); else at frame 0."""
+    uri = prompt_image
+    if isinstance(prompt_image, list):
+        firsts = [item["uri"] for item in prompt_image if item.get("position", "first") == "first"]
+        uri = firsts[0] if firsts else None
+    if not isinstance(uri, str):
+        return 0
+    try:
+        return image_phase(await load_image("promptImage", uri))
+    except (Invalid, OSError, ValueError):
+        return 0
+
+
 def build_router(store: TaskStore) -> APIRouter:
     router = APIRouter(prefix="/runway", tags=["runway"])
 
@@ -159,6 +175,9 @@ def build_router(store: TaskStore) -> APIRouter:
             return _error(400, str(exc))
         if (fault := store.directive_fault(PROVIDER, spec.prompt, directives)) is not None:
             return _fault(fault)
+        start = 0
+        if image:
+            start = await _first_image_frame(body.get("promptImage"))
         width, height = (int(side) for side in spec.ratio.split(":"))
         task = store.submit(
             provider=PROVIDER,
@@ -168,6 +187,7 @@ def build_router(store: TaskStore) -> APIRouter:
             ratio=spec.ratio,
             size=scaled_size(width, height, store.config.render_scale),
             directives=directives,
+            start_frame=start,
         )
         return JSONResponse({"id": task.id})
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from providers.base import FailureKind, TaskState
+from providers.emulator.callbacks import CallbackSender
 from providers.emulator.config import EmulatorConfig, RuntimeConfig
 from providers.emulator.directives import Directives
 from providers.emulator.render import RenderCache
@@ -69,6 +70,18 @@ class Task:
     cancelled: bool = False
     polls: int = 0
     downloads_started: int = 0
+    details: dict[str, Any] = field(default_factory=dict)  # protocol-specific record fields
+    echo: dict[str, Any] = field(default_factory=dict)  # the create body, echoed by some APIs
+    callback_url: str | None = None
+    callback_attempts: int = 0
+    callback_delivered: bool = False
+    start_frame: int = 0  # the render's first frame number (continuations go on from there)
+    fps: int = 8
+
+    @property
+    def next_frame(self) -> int:
+        """Where a continuation of this task's video starts."""
+        return self.start_frame + round(self.duration * self.fps)
 
     @property
     def ends_at(self) -> float:
@@ -122,8 +135,12 @@ class Task:
         self.downloads_started += 1
         return self.downloads_started <= self.directives.truncate
 
+    @property
+    def terminal(self) -> bool:
+        return self.snapshot().state in TERMINAL
+
     def submission(self) -> dict[str, Any]:
-        return {
+        record = {
             "provider": self.provider,
             "task_id": self.id,
             "model": self.model,
@@ -131,7 +148,15 @@ class Task:
             "duration": self.duration,
             "ratio": self.ratio,
             "received_at": iso_utc(self.created_at),
+            **self.details,
         }
+        if self.callback_url is not None:
+            record["callback"] = {
+                "url": self.callback_url,
+                "attempts": self.callback_attempts,
+                "delivered": self.callback_delivered,
+            }
+        return record
 
 
 class TaskStore:
@@ -140,10 +165,13 @@ class TaskStore:
     def __init__(self, config: EmulatorConfig) -> None:
         self.config = config
         self.renders = RenderCache(config.data_dir / "renders")
+        self.callbacks = CallbackSender(attempts=config.callback_attempts)
         self.reset()
 
     def reset(self) -> None:
-        """Back to the start-up state: no tasks, zero counters, start-up config, no outages."""
+        """Back to the start-up state: no tasks, zero counters, start-up config, no outages,
+        no callbacks still to deliver."""
+        self.callbacks.cancel_all()
         self.runtime = RuntimeConfig.initial(self.config)
         self._tasks: dict[str, Task] = {}
         self._create_attempts: Counter[str] = Counter()
@@ -183,8 +211,13 @@ class TaskStore:
         ratio: str,
         size: tuple[int, int],
         directives: Directives,
+        details: dict[str, Any] | None = None,
+        callback_url: str | None = None,
+        start_frame: int = 0,
     ) -> Task:
-        """Accept a task and start rendering its video (unless it is set to fail)."""
+        """Accept a task and start rendering its video (unless it is set to fail).
+
+        `size` is the render size (already scaled); `details` are extra submission fields."""
         defaults = self.runtime
         outcome: Future[Path] | FailureKind
         if directives.refuse:
@@ -194,7 +227,11 @@ class TaskStore:
         else:
             width, height = size
             outcome = self.renders.get(
-                width=width, height=height, duration_seconds=duration, fps=self.config.fps
+                width=width,
+                height=height,
+                duration_seconds=duration,
+                fps=self.config.fps,
+                start_frame=start_frame,
             )
         task = Task(
             id=str(uuid.uuid4()),
@@ -212,6 +249,10 @@ class TaskStore:
             output_ttl_seconds=defaults.output_ttl_seconds,
             directives=directives,
             outcome=outcome,
+            details=details or {},
+            callback_url=callback_url,
+            start_frame=start_frame,
+            fps=self.config.fps,
         )
         self._tasks[task.id] = task
         return task
@@ -229,6 +270,9 @@ class TaskStore:
             for task in self._tasks.values()
             if provider is None or task.provider == provider
         ]
+
+    def tasks(self, provider: str) -> list[Task]:
+        return [task for task in self._tasks.values() if task.provider == provider]
 
     def stats(self) -> dict[str, dict[str, int]]:
         return {

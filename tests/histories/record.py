@@ -22,19 +22,23 @@ from reelay.settings import Settings
 from tests.support import job_spec, running_worker, start, status_is, unique_prompt, wait_until
 
 HERE = Path(__file__).parent
-SCENARIOS = {
-    "completed": "[emu gen=2 steps=4] a paper boat on a stream",
-    "transient_errors": "[emu create_5xx=1 poll_5xx=1 truncate=1] a kite over dunes",
-    "content_refused": "[emu refuse] a forbidden scene",
-    "internal_failure_resubmitted": "[emu fail=internal] a fox in snow",
-    "cancelled": "[emu gen=60] a long night",
+SCENARIOS: dict[str, tuple[str, dict[str, object]]] = {
+    "completed": ("[emu gen=2 steps=4] a paper boat on a stream", {"duration_seconds": 2}),
+    "transient_errors": (
+        "[emu create_5xx=1 poll_5xx=1 truncate=1] a kite over dunes",
+        {"duration_seconds": 2},
+    ),
+    "content_refused": ("[emu refuse] a forbidden scene", {"duration_seconds": 2}),
+    "internal_failure_resubmitted": ("[emu fail=internal] a fox in snow", {"duration_seconds": 2}),
+    "cancelled": ("[emu gen=60] a long night", {"duration_seconds": 2}),
+    "chained": ("[emu gen=1] a long take", {"model": "runway-gen3", "duration_seconds": 16}),
 }
 
 
 async def record(settings: Settings) -> None:
     async with running_worker(settings) as client:
-        for name, prompt in SCENARIOS.items():
-            spec = job_spec(settings, unique_prompt(prompt), duration_seconds=2)
+        for name, (prompt, request) in SCENARIOS.items():
+            spec = job_spec(settings, unique_prompt(prompt), **request)
             handle: WorkflowHandle = await start(client, settings, spec)
             if name == "cancelled":
                 await wait_until(lambda h=handle: status_is(h, JobStatus.PROCESSING))

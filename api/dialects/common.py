@@ -1,0 +1,122 @@
+"""What every dialect does the same way: submit a resolved request, read a job that was not
+deleted, sign its download links, stream its files."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import Request, Response
+from minio import Minio
+from temporalio.client import Client, WorkflowHandle
+
+from api import jobs
+from api.content import stream_object
+from api.dialects import deletion
+from api.errors import APIError, not_found
+from api.signing import signed_query
+from providers.catalog import ResolvedRequest
+from reelay.jobs import ImageRef, JobView, WebhookTarget
+from reelay.settings import Settings
+from reelay.tenants import Tenant
+
+# The one signed download endpoint (the native dialect's), whatever dialect made the job.
+CONTENT_PREFIX = "/v1/video/generations"
+
+
+async def submit(
+    client: Client,
+    settings: Settings,
+    tenant: Tenant,
+    resolved: ResolvedRequest,
+    *,
+    dialect: str,
+    app_id: str | None = None,
+    image: ImageRef | None = None,
+    webhook: WebhookTarget | None = None,
+    idempotency_key: str | None = None,
+) -> jobs.Admission:
+    """Start the job. With an `Idempotency-Key`, the same key and request from the same
+    tenant return the first job (no second charge); the same key with another request is
+    a 409."""
+    fingerprint = None
+    if idempotency_key:
+        fingerprint = jobs.request_hash(
+            dialect,
+            {
+                "request": resolved.model_dump(mode="json", exclude={"model"}),
+                "app_id": app_id,
+                "image": image is not None,
+                "webhook": webhook.model_dump(mode="json") if webhook else None,
+            },
+        )
+    spec = jobs.build_spec(
+        resolved,
+        tenant,
+        settings,
+        job_id=jobs.new_job_id(tenant, idempotency_key),
+        request_id=jobs.new_request_id(),
+        dialect=dialect,
+        app_id=app_id,
+        image=image,
+        webhook=webhook,
+        request_hash=fingerprint,
+    )
+    return await jobs.start_job(client, settings, spec, tenant)
+
+
+async def read_live_job(
+    client: Client, s3: Minio, settings: Settings, job_id: str, tenant: Tenant | None
+) -> tuple[JobView, WorkflowHandle[Any, JobView]]:
+    """`api.jobs.read_job`, and a 404 for a job that was deleted."""
+    view, handle = await jobs.read_job(client, job_id, tenant)
+    if await deletion.is_deleted(s3, settings, job_id):
+        raise not_found()
+    return view, handle
+
+
+def signed_links(view: JobView, settings: Settings) -> tuple[str, str | None] | None:
+    """(video URL, thumbnail URL) that work without a key until `video_url_ttl_seconds`
+    from now; None until the video is stored."""
+    if view.video is None:
+        return None
+    query = signed_query(settings.signing_key(), view.job_id, settings.video_url_ttl_seconds)
+    base = f"{settings.public_url.rstrip('/')}{CONTENT_PREFIX}/{view.job_id}"
+    thumbnail = f"{base}/thumbnail?{query}" if view.video.thumbnail_key else None
+    return f"{base}/content?{query}", thumbnail
+
+
+async def stream_video(view: JobView, s3: Minio, settings: Settings, request: Request) -> Response:
+    """The job's MP4 from object storage (honours `Range`); 404 until it is stored."""
+    if view.video is None:
+        raise APIError(404, "not_found", f"video of job {view.job_id} is not ready")
+    return await stream_object(
+        s3,
+        settings.s3_bucket,
+        view.video.key,
+        content_type=view.video.content_type,
+        range_header=request.headers.get("range"),
+        filename=f"{view.job_id}.mp4",
+    )
+
+
+async def stream_thumbnail(
+    view: JobView, s3: Minio, settings: Settings, request: Request
+) -> Response:
+    if view.video is None:
+        raise APIError(404, "not_found", f"video of job {view.job_id} is not ready")
+    if not view.video.thumbnail_key:
+        raise not_found(f"job {view.job_id} has no thumbnail")
+    return await stream_object(
+        s3,
+        settings.s3_bucket,
+        view.video.thumbnail_key,
+        content_type="image/jpeg",
+        range_header=request.headers.get("range"),
+        filename=f"{view.job_id}.jpg",
+    )
+
+
+def elapsed_ms(started: float) -> int:
+    """Milliseconds since `started` (a `time.perf_counter()` reading)."""
+    return round((time.perf_counter() - started) * 1000)

@@ -1,0 +1,80 @@
+"""Deleting a job's video (OpenAI's `DELETE /v1/videos/{id}`).
+
+A Temporal workflow's history cannot be removed from the API, so a deleted job leaves a
+tombstone object `deleted/<job_id>` in the bucket: every dialect's read of the job checks it
+and answers 404, and the OpenAI listing skips the job. The video and thumbnail objects are
+removed. A job still running is cancelled first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from minio import Minio
+from minio.error import S3Error
+from temporalio.client import WorkflowHandle
+from temporalio.service import RPCError
+
+from api.errors import APIError
+from reelay.jobs import JobView
+from reelay.settings import Settings
+from reelay.storage import thumbnail_key, video_key
+
+_NOT_FOUND_CODES = ("NoSuchKey", "NoSuchObject", "ResourceNotFound")
+
+
+def tombstone_key(job_id: str) -> str:
+    return f"deleted/{job_id}"
+
+
+async def is_deleted(s3: Minio, settings: Settings, job_id: str) -> bool:
+    try:
+        await asyncio.to_thread(s3.stat_object, settings.s3_bucket, tombstone_key(job_id))
+    except S3Error as exc:
+        if exc.code in _NOT_FOUND_CODES:
+            return False
+        raise _storage_unavailable() from exc
+    return True
+
+
+async def delete_job(
+    view: JobView, handle: WorkflowHandle[Any, JobView], s3: Minio, settings: Settings
+) -> None:
+    """Cancel the job if it still runs, leave the tombstone, remove the stored files."""
+    if not view.status.is_terminal:
+        with contextlib.suppress(RPCError):  # it finished meanwhile
+            await handle.cancel()
+    record = json.dumps(
+        {
+            "job_id": view.job_id,
+            "tenant_id": view.tenant_id,
+            "deleted_at": datetime.now(UTC).isoformat(),
+        }
+    ).encode()
+    keys = {video_key(view.job_id), thumbnail_key(view.job_id)}
+    if view.video is not None:
+        keys.add(view.video.key)
+        if view.video.thumbnail_key:
+            keys.add(view.video.thumbnail_key)
+    try:
+        await asyncio.to_thread(
+            s3.put_object,
+            settings.s3_bucket,
+            tombstone_key(view.job_id),
+            io.BytesIO(record),
+            len(record),
+            content_type="application/json",
+        )
+        for key in sorted(keys):
+            await asyncio.to_thread(s3.remove_object, settings.s3_bucket, key)
+    except S3Error as exc:
+        raise _storage_unavailable() from exc
+
+
+def _storage_unavailable() -> APIError:
+    return APIError(503, "service_unavailable", "video storage temporarily unavailable")

@@ -1,0 +1,268 @@
+"""Seed 003: `POST /api/v1/videos/generate` and `GET /api/v1/videos/generations/{id}`.
+
+`x-api-key` authenticates; `X-Workspace-Id` is the job's app id. `duration` is required and
+must be one of the seed's values for its three models (the catalog's for any other model).
+`source_image` is a media id from `POST /v1/media`. Credits: 1 credit = $0.01, so
+`credits_used` is the estimated cost rounded up to whole cents. Errors are
+`{"error": {"code": "<UPPER_SNAKE>", "message"}}`. Statuses: `processing` (queued or
+running), `completed`, `failed` (a cancelled job too, with code VIDEO_GENERATION_CANCELLED).
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+from api.deps import CurrentTenant, IdempotencyKey, S3Client, SettingsDep, TemporalClient
+from api.dialects.common import read_live_job, signed_links, submit
+from api.errors import APIError, shaped_route
+from providers.catalog import ModelSpec, find_model, resolve_request
+from reelay.jobs import JobStatus, JobView
+from reelay.media import resolve_image
+from reelay.settings import Settings
+
+DIALECT = "seed003"
+DEFAULT_MODEL = "kling-3.0-pro"
+MICRO_USD_PER_CREDIT = 10_000
+STATUS_PREFIX = "/api/v1/videos/generations"
+# The seed's own duration table; it is narrower than the catalog's for these models.
+SEED_DURATIONS = {"kling-3.0-pro": (5, 10), "veo-3.1": (4, 8), "runway-gen-4.5": (5, 10)}
+SIZES = {"landscape": "16:9", "portrait": "9:16"}
+
+_NAMES = {
+    "duration_seconds": "duration",
+    "aspect_ratio": "size",
+    "audio": "has_audio",
+    "image": "source_image",
+}
+
+
+def error_response(exc: APIError) -> JSONResponse:
+    code = "VALIDATION_ERROR" if exc.status_code == 400 else exc.error_type.upper()
+    return JSONResponse(
+        {"error": {"code": code, "message": exc.message}}, exc.status_code, headers=exc.headers
+    )
+
+
+router = APIRouter(tags=["seed 003"], route_class=shaped_route(lambda _: error_response))
+
+
+class Seed003GenerateVideo(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "prompt": "A golden retriever running through a field of wildflowers",
+                    "size": "landscape",
+                    "duration": 5,
+                    "model": "kling-3.0-pro",
+                    "has_audio": False,
+                }
+            ]
+        },
+    )
+
+    prompt: str
+    size: Literal["landscape", "portrait"] = "landscape"
+    duration: StrictInt = Field(description="seconds; one of the model's durations")
+    model: str = DEFAULT_MODEL
+    has_audio: StrictBool = False
+    enhance_prompt: StrictBool = Field(
+        default=False, description="applied where the model's provider has a switch for it"
+    )
+    source_image: uuid.UUID | None = Field(
+        default=None, description="media id (POST /v1/media) for image-to-video"
+    )
+
+
+class Seed003Accepted(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "video_generation_id": "job_vid_7a8b",
+                    "status": "processing",
+                    "credits_used": 50,
+                    "remaining_credits": 85,
+                    "enhance_prompt_applied": False,
+                    "status_url": "/api/v1/videos/generations/job_vid_7a8b",
+                }
+            ]
+        }
+    )
+
+    video_generation_id: str
+    status: str
+    credits_used: int
+    remaining_credits: int | None = None
+    enhance_prompt_applied: bool
+    status_url: str
+
+
+class Seed003Video(BaseModel):
+    media_id: str
+    url: str
+    thumbnail_url: str | None = None
+    width: int
+    height: int
+    duration: int
+
+
+class Seed003Error(BaseModel):
+    code: str
+    message: str
+
+
+class Seed003VideoGeneration(BaseModel):
+    video_generation_id: str
+    status: str = Field(description="processing, completed or failed")
+    prompt: str
+    size: str = Field(
+        description="landscape, portrait (or square / standard for jobs of other dialects)"
+    )
+    duration: int
+    has_audio: bool
+    model: str
+    enhance_prompt_applied: bool
+    created_at: datetime
+    video: Seed003Video | None = None
+    error: Seed003Error | None = None
+
+
+@router.post("/api/v1/videos/generate")
+async def generate_video(
+    order: Seed003GenerateVideo,
+    tenant: CurrentTenant,
+    client: TemporalClient,
+    s3: S3Client,
+    settings: SettingsDep,
+    workspace: Annotated[
+        str | None, Header(alias="X-Workspace-Id", description="the job's app id")
+    ] = None,
+    idempotency_key: IdempotencyKey = None,
+) -> Seed003Accepted:
+    allowed = _seed_durations(find_model(order.model))
+    if allowed and order.duration not in allowed:
+        raise APIError(
+            400,
+            "invalid_request",
+            f"duration must be one of {', '.join(map(str, allowed))} for {order.model}",
+            param="duration",
+        )
+    resolved = resolve_request(
+        prompt=order.prompt,
+        model=order.model,
+        duration_seconds=order.duration,
+        aspect_ratio=SIZES[order.size],
+        audio=order.has_audio,
+        enhance_prompt=order.enhance_prompt,
+        with_image=order.source_image is not None,
+        names=_NAMES,
+    )
+    image = await resolve_image(
+        s3,
+        settings,
+        tenant.id,
+        image_url=None,
+        media_id=str(order.source_image) if order.source_image else None,
+        media_field="source_image",
+    )
+    admission = await submit(
+        client,
+        settings,
+        tenant,
+        resolved,
+        dialect=DIALECT,
+        app_id=workspace,
+        image=image,
+        idempotency_key=idempotency_key,
+    )
+    view = admission.view
+    available = admission.available_micro_usd
+    return Seed003Accepted(
+        video_generation_id=view.job_id,
+        status="processing",
+        credits_used=math.ceil(view.estimated_cost_micro_usd / MICRO_USD_PER_CREDIT),
+        remaining_credits=None if available is None else available // MICRO_USD_PER_CREDIT,
+        enhance_prompt_applied=enhancement_applied(view),
+        status_url=f"{STATUS_PREFIX}/{view.job_id}",
+    )
+
+
+@router.get(STATUS_PREFIX + "/{video_generation_id}", response_model_exclude_none=True)
+async def get_video_generation(
+    video_generation_id: str,
+    tenant: CurrentTenant,
+    client: TemporalClient,
+    s3: S3Client,
+    settings: SettingsDep,
+) -> Seed003VideoGeneration:
+    view, _ = await read_live_job(client, s3, settings, video_generation_id, tenant)
+    return render(view, settings)
+
+
+def _seed_durations(spec: ModelSpec | None) -> tuple[int, ...] | None:
+    if spec is None:
+        return None
+    return next((d for name, d in SEED_DURATIONS.items() if find_model(name) is spec), None)
+
+
+def enhancement_applied(view: JobView) -> bool:
+    """Prompt enhancement was asked for and the route serving the job has a switch for it
+    (Veo's enhancePrompt, Hailuo's prompt_optimizer)."""
+    spec = find_model(view.model)
+    if not view.enhance_prompt or spec is None:
+        return False
+    return any(
+        route.enhance_prompt
+        and route.adapter == view.provider
+        and view.model_used in (route.upstream_model, route.image_upstream_model)
+        for route in spec.routes
+    )
+
+
+def _size(aspect_ratio: str) -> str:
+    named = {ratio: size for size, ratio in SIZES.items()}
+    return named.get(aspect_ratio, "square" if aspect_ratio == "1:1" else "standard")
+
+
+def render(view: JobView, settings: Settings) -> Seed003VideoGeneration:
+    body = Seed003VideoGeneration(
+        video_generation_id=view.job_id,
+        status="processing",
+        prompt=view.prompt,
+        size=_size(view.aspect_ratio),
+        duration=view.duration_seconds,
+        has_audio=view.audio,
+        model=view.requested_model,
+        enhance_prompt_applied=enhancement_applied(view),
+        created_at=view.created_at,
+    )
+    links = signed_links(view, settings)
+    if view.status is JobStatus.COMPLETED and view.video is not None and links is not None:
+        body.status = "completed"
+        body.video = Seed003Video(
+            media_id=view.job_id,
+            url=links[0],
+            thumbnail_url=links[1],
+            width=view.video.width,
+            height=view.video.height,
+            duration=round(view.video.duration_seconds),
+        )
+    elif view.status is JobStatus.FAILED:
+        body.status = "failed"
+        message = view.error.message if view.error else "Video generation failed"
+        body.error = Seed003Error(code="VIDEO_GENERATION_FAILED", message=message)
+    elif view.status is JobStatus.CANCELLED:
+        body.status = "failed"
+        body.error = Seed003Error(
+            code="VIDEO_GENERATION_CANCELLED", message="Video generation was cancelled"
+        )
+    return body

@@ -1,0 +1,52 @@
+"""Webhook fields of a request (native `webhook_url`/`webhook_events`, seed 002
+`webhookUrl`/`webhookEvents`) checked into a `WebhookTarget`; delivery is not done here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import httpx
+
+from api.errors import APIError
+from reelay.jobs import WebhookTarget
+from reelay.settings import Settings
+from reelay.ssrf import check_webhook_url
+
+EVENTS = ("progress", "completed", "failed", "cancelled")
+# Without a list of events a webhook gets the job's end, whichever it is.
+DEFAULT_EVENTS = ("completed", "failed", "cancelled")
+
+
+def webhook_target(
+    url: str | None,
+    events: Sequence[str] | None,
+    settings: Settings,
+    *,
+    url_field: str,
+    events_field: str,
+) -> WebhookTarget | None:
+    if url is None:
+        if events:
+            raise _invalid(f"{events_field} needs {url_field}", events_field)
+        return None
+    unknown = [event for event in events or () if event not in EVENTS]
+    if unknown:
+        raise _invalid(
+            f"{events_field} must be among {', '.join(EVENTS)} (got {', '.join(unknown)})",
+            events_field,
+        )
+    try:
+        scheme = httpx.URL(url).scheme
+    except httpx.InvalidURL as exc:
+        raise _invalid(f"{url_field} is not a valid URL: {exc}", url_field) from exc
+    if scheme not in ("http", "https"):
+        raise _invalid(f"{url_field} must be an http(s) URL", url_field)
+    try:
+        check_webhook_url(url, settings)  # the SSRF check, without DNS
+    except ValueError as exc:
+        raise _invalid(str(exc).replace("webhook_url", url_field, 1), url_field) from exc
+    return WebhookTarget(url=url, events=list(dict.fromkeys(events or DEFAULT_EVENTS)))
+
+
+def _invalid(message: str, field: str) -> APIError:
+    return APIError(400, "invalid_request", message, param=field)

@@ -1,0 +1,244 @@
+"""Veo through the Gemini API under `/gemini/v1beta`, as /work/shared/PROVIDERS.md describes it.
+
+Long-running operations without progress; a safety block is a finished operation with
+`raiMediaFilteredCount` and no samples; 429s carry `google.rpc.RetryInfo` instead of a
+Retry-After header; a video URI needs the API key and redirects to the signed file.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from providers.base import FailureKind, TaskState
+from providers.emulator.protocol import (
+    Body,
+    Invalid,
+    Rejected,
+    add_file_route,
+    check_outage,
+    decode_base64,
+    output_url,
+    place,
+)
+from providers.emulator.render import frame_size
+from providers.emulator.tasks import Task, TaskStore
+
+PROVIDER = "gemini"
+_FILE_ID = re.compile(r"/files/([0-9a-f-]+):download")
+SHORT_SIDES = {"720p": 720, "1080p": 1080}
+PARAMETERS = frozenset(
+    {
+        "aspectRatio",
+        "resolution",
+        "durationSeconds",
+        "negativePrompt",
+        "personGeneration",
+        "sampleCount",
+        "enhancePrompt",
+        "generateAudio",
+        "seed",
+    }
+)
+_STATUS_WORDS = {
+    400: "INVALID_ARGUMENT",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+}
+_GRPC_CANCELLED, _GRPC_INTERNAL = 1, 13
+
+
+@dataclass(frozen=True)
+class _Model:
+    durations: tuple[int, ...]
+    audio: bool = True
+    only_720p: bool = False
+    eight_at_1080p: bool = False
+
+
+MODELS = {
+    "veo-2.0-generate-001": _Model(durations=(5, 6, 7, 8), audio=False, only_720p=True),
+    "veo-3.0-generate-001": _Model(durations=(4, 6, 8)),
+    "veo-3.0-fast-generate-001": _Model(durations=(4, 6, 8)),
+    "veo-3.1-generate-preview": _Model(durations=(4, 6, 8), eight_at_1080p=True),
+    "veo-3.1-fast-generate-preview": _Model(durations=(4, 6, 8), eight_at_1080p=True),
+}
+
+
+def _error(status: int, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
+    error: dict[str, Any] = {
+        "code": status,
+        "message": message,
+        "status": _STATUS_WORDS.get(status, "UNKNOWN"),
+    }
+    if details:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=status)
+
+
+def _rejection(exc: Rejected) -> JSONResponse:
+    if exc.status == 429 and exc.retry_after is not None:
+        retry = {"@type": "type.googleapis.com/google.rpc.RetryInfo"}
+        return _error(429, exc.message, [{**retry, "retryDelay": f"{exc.retry_after}s"}])
+    return _error(exc.status, exc.message)
+
+
+def _authorized(request: Request) -> None:
+    if not (request.headers.get("x-goog-api-key") or request.query_params.get("key")):
+        raise Rejected(403, "Method doesn't allow unregistered callers: send x-goog-api-key")
+
+
+def _duration(parameters: Body, rule: _Model) -> int:
+    value = parameters.data.get("durationSeconds", 8)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)  # the docs show both forms (*unconfirmed*): accept either
+    if not isinstance(value, int) or isinstance(value, bool) or value not in rule.durations:
+        allowed = ", ".join(map(str, rule.durations))
+        raise Invalid("parameters.durationSeconds", f"must be one of {allowed}")
+    return value
+
+
+def operation(store: TaskStore, task: Task, base_url: str) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": f"models/{task.model}/operations/{task.id}"}
+    snap = task.snapshot()
+    if snap.state in (TaskState.QUEUED, TaskState.RUNNING):
+        return body
+    body["done"] = True
+    if snap.state is TaskState.CANCELLED:
+        body["error"] = {"code": _GRPC_CANCELLED, "message": "Operation cancelled"}
+    elif snap.failure is FailureKind.CONTENT_REFUSED:
+        body["response"] = _response(
+            {"raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [snap.message]}
+        )
+    elif snap.state is TaskState.FAILED:
+        body["error"] = {"code": _GRPC_INTERNAL, "message": snap.message}
+    else:
+        uri = f"{base_url.rstrip('/')}/{PROVIDER}/v1beta/files/{task.id}:download?alt=media"
+        body["response"] = _response({"generatedSamples": [{"video": {"uri": uri}}]})
+    return body
+
+
+def _response(result: dict[str, Any]) -> dict[str, Any]:
+    kind = "type.googleapis.com/google.ai.generativelanguage.v1beta.PredictLongRunningResponse"
+    return {"@type": kind, "generateVideoResponse": result}
+
+
+async def _create(store: TaskStore, request: Request, model: str) -> Task:
+    _authorized(request)
+    rule = MODELS.get(model)
+    if rule is None:
+        raise Rejected(404, f"models/{model} is not found for API version v1beta")
+    check_outage(store, PROVIDER)
+    try:
+        body = Body(await request.json())
+    except ValueError:
+        raise Invalid("body", "must be valid JSON") from None
+    instances = body.data.get("instances")
+    if not isinstance(instances, list) or len(instances) != 1:
+        raise Invalid("instances", "must hold exactly one instance")
+    instance = Body(instances[0], "instances[0]")
+    prompt = instance.text("prompt", required=True) or ""
+    image: bytes | None = None
+    if (picture := instance.child("image")) is not None:
+        picture.text("mimeType", required=True)
+        data = picture.text("bytesBase64Encoded", required=True) or ""
+        image = decode_base64("instances[0].image.bytesBase64Encoded", data)
+    continues: Task | None = None
+    if (video := instance.child("video")) is not None:
+        # Video extension: the earlier output (by its URI) is carried on.
+        uri = video.text("uri", required=True) or ""
+        match = _FILE_ID.search(uri)
+        continues = store.get(PROVIDER, match.group(1)) if match else None
+        if continues is None or continues.output_path() is None:
+            raise Invalid("instances[0].video.uri", "is not a video this API generated")
+    parameters = Body(body.data.get("parameters", {}), "parameters")
+    if unknown := sorted(set(parameters.data) - PARAMETERS):
+        raise Invalid("parameters", f'Invalid JSON payload received. Unknown name "{unknown[0]}"')
+    ratio = parameters.text("aspectRatio", default="16:9", choices=("16:9", "9:16")) or "16:9"
+    resolution = parameters.text("resolution", default="720p", choices=SHORT_SIDES) or "720p"
+    if rule.only_720p and parameters.has("resolution"):
+        raise Invalid("parameters.resolution", f"is not supported by {model}")
+    if not rule.audio and parameters.has("generateAudio"):
+        raise Invalid("parameters.generateAudio", f"is not supported by {model}")
+    seconds = _duration(parameters, rule)
+    if rule.eight_at_1080p and resolution == "1080p" and seconds != 8:
+        raise Invalid("parameters.durationSeconds", "must be 8 at 1080p")
+    parameters.text("negativePrompt")
+    parameters.text("personGeneration")
+    parameters.integer("sampleCount", choices=range(1, 5))
+    parameters.integer("seed")
+    parameters.flag("enhancePrompt")
+    parameters.flag("generateAudio")
+    return await place(
+        store,
+        PROVIDER,
+        model=model,
+        prompt=prompt,
+        seconds=seconds,
+        aspect_ratio=ratio,
+        frame=frame_size(ratio, SHORT_SIDES[resolution]),
+        image=image,
+        continues=continues,
+    )
+
+
+def build_router(store: TaskStore) -> APIRouter:
+    router = APIRouter(prefix=f"/{PROVIDER}", tags=[PROVIDER])
+
+    @router.post("/v1beta/models/{model}:predictLongRunning")
+    async def predict(model: str, request: Request) -> Response:
+        try:
+            task = await _create(store, request, model)
+        except Invalid as exc:
+            return _error(400, str(exc))
+        except Rejected as exc:
+            return _rejection(exc)
+        return JSONResponse(operation(store, task, str(request.base_url)))
+
+    def find(request: Request, model: str, op: str) -> Task:
+        _authorized(request)
+        task = store.get(PROVIDER, op)
+        if task is None or task.model != model:
+            raise Rejected(404, f"Operation models/{model}/operations/{op} not found")
+        return task
+
+    @router.get("/v1beta/models/{model}/operations/{op}")
+    async def get_operation(model: str, op: str, request: Request) -> Response:
+        try:
+            task = find(request, model, op)
+        except Rejected as exc:
+            return _rejection(exc)
+        if task.take_poll_fault():
+            return _error(503, "The service is currently unavailable.")
+        return JSONResponse(operation(store, task, str(request.base_url)))
+
+    @router.post("/v1beta/models/{model}/operations/{op}:cancel")
+    async def cancel_operation(model: str, op: str, request: Request) -> Response:
+        try:
+            task = find(request, model, op)
+        except Rejected as exc:
+            return _rejection(exc)
+        task.cancel()
+        return JSONResponse({})
+
+    @router.get("/v1beta/files/{file_id}:download")
+    async def download(file_id: str, request: Request, alt: str = "") -> Response:
+        try:
+            _authorized(request)
+        except Rejected as exc:
+            return _rejection(exc)
+        task = store.get(PROVIDER, file_id)
+        if task is None or alt != "media" or task.snapshot().state is not TaskState.SUCCEEDED:
+            return _error(404, f"File {file_id} not found")
+        return RedirectResponse(output_url(store, task, str(request.base_url)), status_code=302)
+
+    add_file_route(router, store, PROVIDER)
+    return router

@@ -1,0 +1,153 @@
+"""Luma Dream Machine (`/generations/video`, `/generations/{id}`).
+
+Luma's callbacks are unsigned: the gateway authenticates them by the per-job token in the
+callback URL (checked outside the adapter), so `verify_callback` only parses the body.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx
+
+from providers.base import (
+    CallbackEvent,
+    CallbackRejected,
+    FailureKind,
+    ProviderTaskStatus,
+    SourceImage,
+    TaskState,
+)
+from providers.errors import InvalidProviderRequestError
+from providers.http import ProviderHttp, classify_failure
+from reelay.jobs import JobSpec, Route
+
+ASPECT_RATIOS = frozenset({"1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21"})
+RESOLUTIONS = frozenset({"540p", "720p", "1080p", "4k"})
+DURATIONS = frozenset({5, 9})
+
+_STATES = {
+    "queued": TaskState.QUEUED,
+    "dreaming": TaskState.RUNNING,
+    "completed": TaskState.SUCCEEDED,
+    "failed": TaskState.FAILED,
+}
+
+
+def generation_body(
+    job: JobSpec, route: Route, image: SourceImage | None, callback_url: str | None
+) -> dict[str, Any]:
+    """The `POST /generations/video` body. Luma has no seed, negative prompt, audio or
+    prompt-enhancement switch, so those job fields are not sent."""
+    seconds = route.clip_seconds or job.duration_seconds
+    if seconds not in DURATIONS:
+        raise _invalid(f"duration {seconds} s (Luma makes 5 s or 9 s)")
+    if job.aspect_ratio not in ASPECT_RATIOS:
+        raise _invalid(f"aspect ratio {job.aspect_ratio}")
+    if job.resolution not in RESOLUTIONS:
+        raise _invalid(f"resolution {job.resolution}")
+    body: dict[str, Any] = {
+        "model": route.upstream_model,
+        "prompt": job.prompt,
+        "aspect_ratio": job.aspect_ratio,
+        "resolution": job.resolution,
+        "duration": f"{seconds}s",
+    }
+    if job.continue_from is not None:
+        # Extending an earlier generation: it becomes the first keyframe.
+        body["keyframes"] = {"frame0": {"type": "generation", "id": job.continue_from}}
+    elif image is not None:
+        # Luma fetches keyframes itself: they must be public (here: presigned) URLs.
+        body["keyframes"] = {"frame0": {"type": "image", "url": image.url}}
+    if callback_url:
+        body["callback_url"] = callback_url
+    return body
+
+
+def _invalid(what: str) -> InvalidProviderRequestError:
+    return InvalidProviderRequestError(f"Luma cannot make {what}", provider="luma")
+
+
+def parse_generation(body: dict[str, Any]) -> ProviderTaskStatus:
+    """Translate a generation object (also the callback body)."""
+    state = _STATES.get(str(body.get("state", "")).lower(), TaskState.RUNNING)
+    status = ProviderTaskStatus(state=state)
+    if state is TaskState.SUCCEEDED:
+        assets = body.get("assets")
+        video = assets.get("video") if isinstance(assets, dict) else None
+        if isinstance(video, str) and video:
+            status.output_url, status.progress = video, 1.0
+        else:
+            status.state = TaskState.FAILED
+            status.failure = "Luma reported completion without a video asset"
+            status.failure_kind = FailureKind.INTERNAL
+    elif state is TaskState.FAILED:
+        reason = str(body.get("failure_reason") or "Luma generation failed")
+        status.failure, status.failure_kind = reason, classify_failure(reason)
+    return status
+
+
+class LumaAdapter:
+    name = "luma"
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._http = ProviderHttp(
+            self.name,
+            base_url,
+            {"Authorization": f"Bearer {api_key}"},
+            timeout=timeout,
+            transport=transport,
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def submit(
+        self,
+        job: JobSpec,
+        route: Route,
+        *,
+        image: SourceImage | None = None,
+        callback_url: str | None = None,
+    ) -> str:
+        body = generation_body(job, route, image, callback_url)
+        response = await self._http.request("POST", "/generations/video", json=body)
+        generation_id = self._http.json_object(response).get("id")
+        if not isinstance(generation_id, str) or not generation_id:
+            raise InvalidProviderRequestError("Luma returned no generation id", provider=self.name)
+        return generation_id
+
+    async def poll(self, route: Route, task_id: str) -> ProviderTaskStatus:
+        response = await self._http.request("GET", f"/generations/{task_id}")
+        return parse_generation(self._http.json_object(response))
+
+    async def cancel(self, route: Route, task_id: str) -> None:
+        """Luma stops a generation only by deleting it."""
+        try:
+            await self._http.request("DELETE", f"/generations/{task_id}")
+        except InvalidProviderRequestError:
+            return  # already gone
+
+    def verify_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
+        try:
+            generation = json.loads(body)
+        except ValueError:
+            raise CallbackRejected("Luma callback is not JSON") from None
+        if not isinstance(generation, dict) or not isinstance(generation.get("id"), str):
+            raise CallbackRejected("Luma callback is not a generation object")
+        # Luma posts on every state change; each body is its own event.
+        return CallbackEvent(event_id=hashlib.sha256(body).hexdigest(), task_id=generation["id"])
+
+    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
+        return self._http.download(url)

@@ -1,0 +1,206 @@
+"""Google Veo through the Gemini API: `models/{model}:predictLongRunning` starts a
+long-running operation, whose name is the task handle; `GET /{name}` polls it."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+import httpx
+
+from providers.base import (
+    CallbackEvent,
+    CallbackRejected,
+    FailureKind,
+    ProviderTaskStatus,
+    SourceImage,
+    TaskState,
+)
+from providers.errors import InvalidProviderRequestError, RetryableProviderError
+from providers.http import ProviderHttp, classify_failure, raise_for_status
+from reelay.jobs import JobSpec, Route
+
+ASPECT_RATIOS = frozenset({"16:9", "9:16"})
+RESOLUTIONS = frozenset({"720p", "1080p"})
+# Parameters Vertex AI documents for Veo but the Gemini API docs do not confirm: sent when
+# the job asks, and dropped (one resubmission) if a 400 names them.
+UNCONFIRMED = ("enhancePrompt", "generateAudio", "seed")
+_UNCONFIRMED_WORDS = re.compile(r"enhance_?prompt|generate_?audio|\bseed\b", re.IGNORECASE)
+_GRPC_CANCELLED = 1
+_GRPC_INVALID = frozenset({3, 9, 11})  # INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE
+_DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
+
+
+def makes_audio(model: str) -> bool:
+    return not model.startswith("veo-2")
+
+
+def predict_body(job: JobSpec, route: Route, image: SourceImage | None) -> dict[str, Any]:
+    model = route.upstream_model
+    if job.aspect_ratio not in ASPECT_RATIOS:
+        raise _invalid(f"aspect ratio {job.aspect_ratio}")
+    if job.resolution not in RESOLUTIONS:
+        raise _invalid(f"resolution {job.resolution}")
+    instance: dict[str, Any] = {"prompt": job.prompt}
+    if image is not None:
+        instance["image"] = {
+            "bytesBase64Encoded": base64.b64encode(image.data).decode(),
+            "mimeType": image.content_type,
+        }
+    parameters: dict[str, Any] = {
+        "aspectRatio": job.aspect_ratio,
+        "durationSeconds": route.clip_seconds or job.duration_seconds,
+        "sampleCount": 1,
+    }
+    if makes_audio(model):
+        parameters["resolution"] = job.resolution  # Veo 2 makes 720p only and takes no field
+    if job.negative_prompt:
+        parameters["negativePrompt"] = job.negative_prompt
+    if job.enhance_prompt:
+        parameters["enhancePrompt"] = True  # *unconfirmed* for the Gemini API
+    if makes_audio(model):
+        parameters["generateAudio"] = job.audio  # *unconfirmed*: Veo 3 may always add audio
+    if job.seed is not None:
+        parameters["seed"] = job.seed  # *unconfirmed*
+    return {"instances": [instance], "parameters": parameters}
+
+
+def without_unconfirmed(body: dict[str, Any]) -> dict[str, Any]:
+    parameters = {k: v for k, v in body["parameters"].items() if k not in UNCONFIRMED}
+    return {**body, "parameters": parameters}
+
+
+def _invalid(what: str) -> InvalidProviderRequestError:
+    return InvalidProviderRequestError(f"Veo cannot make {what}", provider="gemini")
+
+
+def retry_delay(response: httpx.Response) -> float | None:
+    """Google's 429s carry `google.rpc.RetryInfo` (`"retryDelay": "1.5s"`) in the error
+    details rather than a Retry-After header."""
+    try:
+        details = response.json()["error"]["details"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    for detail in details if isinstance(details, list) else []:
+        delay = detail.get("retryDelay") if isinstance(detail, dict) else None
+        if isinstance(delay, str) and (match := _DELAY.match(delay)):
+            return float(match.group(1))
+    return None
+
+
+def parse_operation(body: dict[str, Any]) -> ProviderTaskStatus:
+    """Translate a long-running operation. Veo reports no progress while it runs."""
+    if body.get("done") is not True:
+        return ProviderTaskStatus(state=TaskState.RUNNING)
+    error = body.get("error")
+    if isinstance(error, dict):
+        code, message = error.get("code"), str(error.get("message") or "Veo generation failed")
+        if code == _GRPC_CANCELLED:
+            return ProviderTaskStatus(state=TaskState.CANCELLED)
+        kind = classify_failure(message)
+        if kind is FailureKind.INTERNAL and code in _GRPC_INVALID:
+            kind = FailureKind.INVALID_REQUEST
+        return ProviderTaskStatus(state=TaskState.FAILED, failure=message, failure_kind=kind)
+    response = body.get("response")
+    result = response.get("generateVideoResponse") if isinstance(response, dict) else None
+    result = result if isinstance(result, dict) else {}
+    # `generatedSamples` per PROVIDERS.md; `generatedVideos` as the SDK names it (tolerated).
+    samples = result.get("generatedSamples") or result.get("generatedVideos") or []
+    video = samples[0].get("video") if samples and isinstance(samples[0], dict) else None
+    uri = video.get("uri") if isinstance(video, dict) else None
+    if isinstance(uri, str) and uri:
+        return ProviderTaskStatus(state=TaskState.SUCCEEDED, progress=1.0, output_url=uri)
+    reasons = result.get("raiMediaFilteredReasons") or []
+    if result.get("raiMediaFilteredCount") or reasons:
+        text = "; ".join(str(r) for r in reasons) or "Veo's safety filters blocked the video"
+        return ProviderTaskStatus(
+            state=TaskState.FAILED, failure=text, failure_kind=FailureKind.CONTENT_REFUSED
+        )
+    return ProviderTaskStatus(
+        state=TaskState.FAILED,
+        failure="Veo finished without a video",
+        failure_kind=FailureKind.INTERNAL,
+    )
+
+
+class VeoAdapter:
+    name = "gemini"
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        key = {"x-goog-api-key": api_key}
+        # Video URIs are Gemini file downloads: they need the key (on Google's host only).
+        self._http = ProviderHttp(
+            self.name, base_url, key, timeout=timeout, transport=transport, download_headers=key
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response = await self._http.send(method, url, **kwargs)
+        try:
+            raise_for_status(response, self.name)
+        except RetryableProviderError as exc:
+            if exc.retry_after is None:
+                exc.retry_after = retry_delay(response)
+            raise
+        return response
+
+    async def submit(
+        self,
+        job: JobSpec,
+        route: Route,
+        *,
+        image: SourceImage | None = None,
+        callback_url: str | None = None,
+    ) -> str:
+        body = predict_body(job, route, image)
+        if job.continue_from is not None:
+            # Video extension (*unconfirmed* field shape): the earlier output goes in as
+            # `video.uri`, and Veo generates what follows it.
+            earlier = await self.poll(route, job.continue_from)
+            if earlier.output_url is None:
+                raise InvalidProviderRequestError(
+                    "the video to extend is not available", provider=self.name
+                )
+            body["instances"][0]["video"] = {"uri": earlier.output_url}
+        path = f"/models/{route.upstream_model}:predictLongRunning"
+        try:
+            response = await self._request("POST", path, json=body)
+        except InvalidProviderRequestError as exc:
+            lean = without_unconfirmed(body)
+            if lean == body or not _UNCONFIRMED_WORDS.search(exc.message):
+                raise
+            response = await self._request("POST", path, json=lean)  # nothing was created
+        name = self._http.json_object(response).get("name")
+        if not isinstance(name, str) or not name:
+            raise InvalidProviderRequestError("Veo returned no operation name", provider=self.name)
+        return name
+
+    async def poll(self, route: Route, task_id: str) -> ProviderTaskStatus:
+        response = await self._request("GET", f"/{task_id}")
+        return parse_operation(self._http.json_object(response))
+
+    async def cancel(self, route: Route, task_id: str) -> None:
+        try:
+            await self._request("POST", f"/{task_id}:cancel")
+        except InvalidProviderRequestError:
+            return  # finished, gone, or cancellation not supported for this operation
+
+    def verify_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
+        # PROVIDERS.md mentions Standard Webhooks for the Gemini API, details *unconfirmed*;
+        # Reelay polls Veo and trusts no callback until that is settled.
+        raise CallbackRejected("Reelay takes no Gemini API callbacks")
+
+    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
+        return self._http.download(url)
