@@ -17,7 +17,7 @@ from reelay.tenants import Tenant
 from workflows.account import AccountInput, AccountWorkflow, account_workflow_id
 
 QUERY_TIMEOUT = timedelta(seconds=5)
-IN_FLIGHT_PER_ACCOUNT = 4
+IN_FLIGHT_PER_ACCOUNT = 8
 UPDATE_ATTEMPTS = 8
 _GATES: dict[str, asyncio.Semaphore] = {}
 

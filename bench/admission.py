@@ -16,17 +16,6 @@ from pathlib import Path
 import httpx
 
 from bench.stack import BENCH_KEY, own_stack, percentiles
-from reelay.tenants import hash_key
-
-TENANTS = f"""
-[[tenants]]
-id = "hot"
-tier = "enterprise"
-concurrent_jobs = 10000
-jobs_per_day = 1000000
-opening_balance_usd = 1000000.0
-key_hashes = ["{hash_key(BENCH_KEY)}"]
-"""
 
 
 async def hammer(api: str, jobs: int, concurrency: int) -> tuple[list[float], int, float]:
@@ -62,19 +51,13 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     for limits in (True, False):
-        with tempfile.TemporaryDirectory(prefix="reelay-bench-") as tmp:
-            tenants = Path(tmp) / "tenants.toml"
-            tenants.write_text(TENANTS)
-            with own_stack(
-                Path(tmp),
-                tenants_file=tenants,
-                limits_enabled=limits,
-                tenant_queue_cap=args.jobs,
-                dev_api_key="",
-            ) as settings:
-                latencies, admitted, elapsed = asyncio.run(
-                    hammer(settings.public_url, args.jobs, args.concurrency)
-                )
+        with (
+            tempfile.TemporaryDirectory(prefix="reelay-bench-") as tmp,
+            own_stack(Path(tmp), limits_enabled=limits) as settings,
+        ):
+            latencies, admitted, elapsed = asyncio.run(
+                hammer(settings.public_url, args.jobs, args.concurrency)
+            )
         label = "credits+limits ON " if limits else "credits+limits OFF"
         print(
             f"{label}: {admitted}/{args.jobs} admitted in {elapsed:.1f} s = "

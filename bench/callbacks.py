@@ -22,7 +22,8 @@ from reelay.settings import Settings
 from reelay.temporal import connect
 from workflows.video_generation import VideoGenerationWorkflow
 
-GENERATION_SECONDS = 7.0
+# Generation times spread out, as real ones are, so polling cannot happen to line up.
+GENERATION_SECONDS = (9.0, 13.0, 17.0, 21.0, 25.0, 29.0)
 
 
 async def lags(settings: Settings, jobs: int) -> list[float]:
@@ -35,8 +36,9 @@ async def lags(settings: Settings, jobs: int) -> list[float]:
     ) as http:
         ids = []
         for n in range(jobs):
+            seconds = GENERATION_SECONDS[n % len(GENERATION_SECONDS)]
             body = {
-                "prompt": f"[emu gen={GENERATION_SECONDS} queue=0] callback bench {n}",
+                "prompt": f"[emu gen={seconds} queue=0] callback bench {n}",
                 "model": "luma-dream-machine",
                 "duration_seconds": 5,
             }
@@ -47,7 +49,7 @@ async def lags(settings: Settings, jobs: int) -> list[float]:
         made = (await http.get(f"{settings.emulator_url}/_emulator/submissions")).json()
     finished: dict[str, datetime] = {
         s["prompt"]: datetime.fromisoformat(s["received_at"].replace("Z", "+00:00"))
-        + timedelta(seconds=GENERATION_SECONDS)
+        + timedelta(seconds=float(s["prompt"].split("gen=")[1].split()[0]))
         for s in made
     }
     return [
@@ -59,7 +61,7 @@ async def lags(settings: Settings, jobs: int) -> list[float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=8)
+    parser.add_argument("--jobs", type=int, default=6)
     args = parser.parse_args()
     modes: dict[str, dict[str, Any]] = {
         # Polls every 30 s at most: a callback is what makes the job finish promptly.

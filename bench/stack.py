@@ -11,8 +11,24 @@ from pydantic import SecretStr
 
 from reelay import devstack
 from reelay.settings import Settings
+from reelay.tenants import hash_key
 
 BENCH_KEY = "rl_bench_key"
+
+
+def hot_tenant(root: Path) -> Path:
+    """A tenants file with one tenant whose limits and balance never get in the way."""
+    path = root / "tenants.toml"
+    path.write_text(
+        "[[tenants]]\n"
+        'id = "hot"\n'
+        'tier = "enterprise"\n'
+        "concurrent_jobs = 10000\n"
+        "jobs_per_day = 1000000\n"
+        "opening_balance_usd = 1000000.0\n"
+        f'key_hashes = ["{hash_key(BENCH_KEY)}"]\n'
+    )
+    return path
 
 
 @contextmanager
@@ -31,7 +47,9 @@ def own_stack(root: Path, **overrides: Any) -> Iterator[Settings]:
         "emulator_render_scale": 8,
         "api_port": api_port,
         "public_url": f"http://127.0.0.1:{api_port}",
-        "dev_api_key": BENCH_KEY,
+        "dev_api_key": "",
+        "tenants_file": hot_tenant(root),
+        "tenant_queue_cap": 100_000,
         "poll_min_seconds": 0.5,
         "poll_max_seconds": 2.0,
         **overrides,

@@ -1,7 +1,8 @@
-"""Peak memory of stitching a 60 s 1080p chain: eight 8 s segments rendered at full size,
-stitched (decode and re-encode, frame by frame) in a fresh process whose peak RSS is read.
+"""Peak memory of stitching a 1080p chain (default 60 s: eight 8 s segments rendered at
+full size), decoded and re-encoded frame by frame in a fresh process whose peak RSS is read.
+Run it at two lengths to see that memory does not grow with the video.
 
-`python -m bench.stitch [--fps 24]`
+`python -m bench.stitch [--seconds 60] [--fps 24]`
 """
 
 from __future__ import annotations
@@ -18,13 +19,13 @@ from activities.media import probe_video, stitch_videos
 from providers.emulator.render import render_mp4
 
 WIDTH, HEIGHT = 1920, 1080
-SEGMENT_SECONDS, SEGMENTS, TARGET_SECONDS = 8, 8, 60
+SEGMENT_SECONDS = 8
 
 
-def stitch_and_report(parts: list[str], target: str) -> None:
+def stitch_and_report(parts: list[str], target: str, seconds: float) -> None:
     """Runs in the child: stitch, then print seconds taken and peak RSS (MiB)."""
     started = time.perf_counter()
-    stitch_videos([Path(p) for p in parts], Path(target), TARGET_SECONDS, drop_seam_frame=True)
+    stitch_videos([Path(p) for p in parts], Path(target), seconds, drop_seam_frame=True)
     took = time.perf_counter() - started
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{took:.1f} {peak_mib:.0f}")
@@ -33,10 +34,12 @@ def stitch_and_report(parts: list[str], target: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fps", type=int, default=24)
+    parser.add_argument("--seconds", type=int, default=60, help="length of the stitched video")
     args = parser.parse_args()
+    segments = -(-(args.seconds + 1) // SEGMENT_SECONDS)  # a frame per seam is dropped
     with tempfile.TemporaryDirectory(prefix="reelay-stitch-") as tmp:
         parts = []
-        for index in range(SEGMENTS):
+        for index in range(segments):
             path = Path(tmp) / f"{index}.mp4"
             render_mp4(
                 path,
@@ -48,9 +51,8 @@ def main() -> None:
             )
             parts.append(str(path))
         target = str(Path(tmp) / "stitched.mp4")
-        code = (
-            f"from bench.stitch import stitch_and_report; stitch_and_report({parts!r}, {target!r})"
-        )
+        call = f"stitch_and_report({parts!r}, {target!r}, {args.seconds})"
+        code = f"from bench.stitch import stitch_and_report; {call}"
         out = subprocess.run(
             [sys.executable, "-c", code], check=True, capture_output=True, text=True
         ).stdout.split()
@@ -58,7 +60,7 @@ def main() -> None:
         info = probe_video(Path(target))
         inputs = sum(Path(p).stat().st_size for p in parts) / 2**20
         print(
-            f"stitched {SEGMENTS} x {SEGMENT_SECONDS} s {WIDTH}x{HEIGHT}@{args.fps} "
+            f"stitched {segments} x {SEGMENT_SECONDS} s {WIDTH}x{HEIGHT}@{args.fps} "
             f"({inputs:.0f} MiB) into {info.duration_seconds:.2f} s "
             f"{info.width}x{info.height} in {took:.1f} s; peak RSS {peak:.0f} MiB"
         )
