@@ -18,6 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import accounts
 from api.errors import APIError, not_found
 from providers.catalog import ResolvedRequest
+from providers.registry import configured_providers
 from reelay.jobs import (
     ImageRef,
     JobSpec,
@@ -77,13 +78,22 @@ def build_spec(
     seed: int | None = None,
     request_hash: str | None = None,
 ) -> JobSpec:
+    available = configured_providers(settings)
+    routes = [route for route in resolved.routes if route.adapter in available]
+    if not routes:
+        raise APIError(
+            400,
+            "invalid_request",
+            f"model '{resolved.requested_model}' is not available: no provider route is "
+            "configured for it (see GET /v1/models)",
+        )
     return JobSpec(
         job_id=job_id,
         tenant_id=tenant.id,
         request_id=request_id,
         model=resolved.model.id,
         requested_model=resolved.requested_model,
-        routes=resolved.routes,
+        routes=routes,
         prompt=resolved.prompt,
         negative_prompt=resolved.negative_prompt,
         duration_seconds=resolved.duration_seconds,

@@ -104,6 +104,11 @@ class ModelRoute(BaseModel):
     durations: list[int] | None
     resolutions: list[str]
     aspect_ratios: list[str]
+    image_to_video: bool
+    continuation: str | None = Field(
+        description="how this route continues a video longer than one clip: extend, keyframe, "
+        "last_frame; null: it cannot"
+    )
     available: bool
 
 
@@ -113,7 +118,9 @@ class ModelInfo(BaseModel):
     name: str
     vendor: str
     aliases: list[str]
-    max_duration_seconds: int
+    max_duration_seconds: int = Field(description="the longest video Reelay makes of this model")
+    max_clip_seconds: int = Field(description="the longest one upstream clip makes")
+    chained: bool = Field(description="longer videos are made as continued, stitched segments")
     min_duration_seconds: int
     default_duration_seconds: int
     resolutions: list[str]
@@ -122,6 +129,8 @@ class ModelInfo(BaseModel):
     default_aspect_ratio: str
     max_prompt_chars: int
     price_usd_per_second: float
+    status: str = Field(default="available", description="available, retired or unavailable")
+    reason: str | None = None
     routes: list[ModelRoute]
 
 

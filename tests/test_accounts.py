@@ -235,3 +235,35 @@ async def test_removing_a_key_from_the_file_revokes_it_without_a_restart(
             return (await http.get("/v1/account")).status_code == 401
 
         await wait_until(revoked, within=10)
+
+
+async def test_listing_is_newest_first_filtered_and_paginated(stack: Settings) -> None:
+    async with client(stack, "other") as http:
+        made = []
+        for model in ("runway-gen3", "pika", "runway-gen3"):
+            body = {"prompt": "[emu gen=1] listed", "model": model, "duration_seconds": 2}
+            made.append((await http.post("/v1/video/generations", json=body)).json()["id"])
+
+        async def listed() -> list[str]:
+            page = (await http.get("/v1/video/generations", params={"limit": 50})).json()
+            ids = [job["id"] for job in page["data"]]
+            return ids if set(made) <= set(ids) else []
+
+        ids = await wait_until(listed)
+        assert [i for i in ids if i in made] == made[::-1]  # newest first
+        pika = (await http.get("/v1/video/generations", params={"model": "pika"})).json()
+        assert [job["id"] for job in pika["data"]] == [made[1]]
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params: dict[str, str | int] = {"limit": 1, "model": "runway-gen3"}
+            if cursor:
+                params["cursor"] = cursor
+            page = (await http.get("/v1/video/generations", params=params)).json()
+            seen += [job["id"] for job in page["data"]]
+            if not page["has_more"]:
+                break
+            cursor = page["next_cursor"]
+        assert [i for i in seen if i in made] == [made[2], made[0]]
+        bad = await http.get("/v1/video/generations", params={"status": "sleeping"})
+        assert bad.status_code == 400

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -248,7 +250,8 @@ def test_models_lists_the_catalog_with_limits_and_prices(api: httpx.Client) -> N
     assert response.status_code == 200
     models = {m["id"]: m for m in response.json()["data"]}
     assert {"veo-3", "runway-gen3", "luma-dream-machine", "pika"} <= models.keys()
-    assert models["veo-3"]["max_duration_seconds"] == 60
+    veo = models["veo-3"]
+    assert (veo["max_duration_seconds"], veo["max_clip_seconds"], veo["chained"]) == (60, 8, True)
     assert models["pika"]["price_usd_per_second"] == 0.067
     assert models["runway-gen3"]["routes"][0] == {
         "provider": "runway",
@@ -258,8 +261,14 @@ def test_models_lists_the_catalog_with_limits_and_prices(api: httpx.Client) -> N
         "durations": None,
         "resolutions": ["720p", "1080p"],
         "aspect_ratios": ["16:9", "9:16", "1:1"],
+        "image_to_video": True,
+        "continuation": "last_frame",
         "available": True,
     }
+    assert models["luma-dream-machine"]["routes"][0]["continuation"] == "keyframe"
+    sora = models["sora-2"]
+    assert (sora["status"], sora["reason"]) == ("retired", "retired by its provider on 2026-09-24")
+    assert models["midjourney-video"]["status"] == "unavailable"
 
 
 def test_health_and_openapi(stack: Settings) -> None:
@@ -269,3 +278,72 @@ def test_health_and_openapi(stack: Settings) -> None:
     assert ready.json()["checks"] == {"temporal": "ok", "s3": "ok"}
     paths = httpx.get(f"{stack.public_url}/openapi.json").json()["paths"]
     assert "/v1/video/generations/{job_id}/content" in paths
+
+
+def test_cli_generates_waits_and_saves_the_mp4(stack: Settings, tmp_path: Path) -> None:
+    out = tmp_path / "cli.mp4"
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("reelay")),
+            "generate",
+            "[emu gen=1] a cli sunrise",
+            "--model",
+            "runway-gen3",
+            "--duration",
+            "3",
+            "--wait",
+            "-o",
+            str(out),
+            "--api",
+            stack.public_url,
+            "--key",
+            DEV_API_KEY,
+            "--interval",
+            "0.2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "complete" in run.stdout
+    with av.open(str(out)) as container:
+        assert container.duration is not None
+        assert container.duration / av.time_base == pytest.approx(3.0, abs=0.1)
+    job_id = run.stdout.split("job ")[1].split()[0]
+    status = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("reelay")),
+            "status",
+            job_id,
+            "--api",
+            stack.public_url,
+            "--key",
+            DEV_API_KEY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert status.returncode == 0 and '"complete"' in status.stdout
+
+
+def test_a_bad_cli_request_prints_the_error_and_fails(stack: Settings) -> None:
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("reelay")),
+            "generate",
+            "x",
+            "--duration",
+            "99",
+            "--api",
+            stack.public_url,
+            "--key",
+            DEV_API_KEY,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 1
+    assert "duration_seconds exceeds maximum of 16" in run.stdout

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
@@ -180,3 +181,29 @@ async def test_a_longer_clip_is_trimmed_to_the_requested_duration(settings: Sett
     assert result.cost_micro_usd == spec.estimated_cost_micro_usd
     submitted = await emulator_submissions(settings, prompt)
     assert [s["duration"] for s in submitted] == [5]
+
+
+async def test_no_secret_ever_enters_a_workflow_history(settings: Settings) -> None:
+    """Real-looking provider keys (aimed at the emulator): none may reach any history."""
+    secrets = {
+        "runway_api_key": "sk-runway-0123456789-secret",
+        "s3_secret_key": settings.s3_secret_key.get_secret_value(),
+        "url_signing_secret": "signing-secret-0123456789",
+        "webhook_secret_seed": "webhook-seed-0123456789",
+    }
+    keyed = settings.model_copy(
+        update={
+            "runway_api_key": SecretStr(secrets["runway_api_key"]),
+            "runway_base_url": f"{settings.emulator_url}/runway",
+            "url_signing_secret": SecretStr(secrets["url_signing_secret"]),
+            "webhook_secret_seed": SecretStr(secrets["webhook_secret_seed"]),
+        }
+    )
+    spec = job_spec(keyed, unique_prompt("[emu gen=1] a secret garden"), duration_seconds=2)
+    async with running_worker(keyed) as client:
+        handle = await start(client, keyed, spec)
+        await handle.result()
+        history = (await handle.fetch_history()).to_json()
+    assert len(history) > 1000
+    for name, secret in secrets.items():
+        assert secret not in history, f"{name} leaked into the workflow history"

@@ -18,7 +18,9 @@ def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:
         name=model.name,
         vendor=model.vendor,
         aliases=list(model.aliases),
-        max_duration_seconds=model.max_duration_seconds,
+        max_duration_seconds=model.longest_seconds,
+        max_clip_seconds=model.one_clip_seconds,
+        chained=model.longest_seconds > model.one_clip_seconds,
         min_duration_seconds=model.shortest_seconds,
         default_duration_seconds=model.default_duration_seconds,
         resolutions=list(model.resolutions),
@@ -27,6 +29,8 @@ def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:
         default_aspect_ratio=model.default_aspect_ratio,
         max_prompt_chars=model.max_prompt_chars,
         price_usd_per_second=model.price_usd_per_second,
+        status=_status(model),
+        reason=_reason(model),
         routes=[
             ModelRoute(
                 provider=route.adapter,
@@ -36,6 +40,8 @@ def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:
                 durations=list(route.durations) if route.durations else None,
                 resolutions=list(route.resolutions),
                 aspect_ratios=list(route.aspect_ratios),
+                image_to_video=route.image_to_video,
+                continuation=route.continues_by.value if route.continues_by else None,
                 available=route.adapter in available,
             )
             for route in model.routes
@@ -43,7 +49,20 @@ def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:
     )
 
 
+def _status(model: ModelSpec) -> str:
+    if model.retired_on is not None:
+        return "retired"
+    return "unavailable" if model.unavailable_reason or not model.routes else "available"
+
+
+def _reason(model: ModelSpec) -> str | None:
+    if model.retired_on is not None:
+        return f"retired by its provider on {model.retired_on.isoformat()}"
+    return model.unavailable_reason
+
+
 @router.get("/v1/models")
 async def list_models(settings: SettingsDep) -> ModelList:
+    """Every model id clients may send, including retired and unavailable ones (with why)."""
     available = configured_providers(settings)
-    return ModelList(data=[model_info(m, available) for m in MODELS if m.retired_on is None])
+    return ModelList(data=[model_info(m, available) for m in MODELS])
