@@ -280,7 +280,7 @@ async def test_the_time_limit_bounds_the_whole_exchange() -> None:
 
 
 def _self_signed(tmp: Path, hostname: str) -> tuple[Path, Path]:
-    x509 = pytest.importorskip("cryptography.x509")
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
