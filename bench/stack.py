@@ -1,13 +1,12 @@
-"""A throwaway local stack for the benchmarks: every part on free ports in a temp dir."""
+"""The benchmarks' stack (`devstack.ephemeral_stack` with a tenant that is never limited)
+and how they print latencies."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-
-from pydantic import SecretStr
 
 from reelay import devstack
 from reelay.settings import Settings
@@ -33,20 +32,8 @@ def hot_tenant(root: Path) -> Path:
 
 @contextmanager
 def own_stack(root: Path, **overrides: Any) -> Iterator[Settings]:
-    """Temporal, SeaweedFS, the emulator, a worker and the API; yields their settings."""
-    logs = root / "logs"
-    api_port = devstack.free_port()
-    s3_port = devstack.free_port(with_grpc=True)
+    """The whole stack, with one tenant (`BENCH_KEY`) whose limits never get in the way."""
     values: dict[str, Any] = {
-        "temporal_address": f"127.0.0.1:{devstack.free_port()}",
-        "s3_endpoint": f"127.0.0.1:{s3_port}",
-        "s3_access_key": "bench",
-        "s3_secret_key": SecretStr("bench-secret-key"),
-        "emulator_port": devstack.free_port(),
-        "emulator_data_dir": root / "emulator",
-        "emulator_render_scale": 8,
-        "api_port": api_port,
-        "public_url": f"http://127.0.0.1:{api_port}",
         "dev_api_key": "",
         "tenants_file": hot_tenant(root),
         "tenant_queue_cap": 100_000,
@@ -54,24 +41,7 @@ def own_stack(root: Path, **overrides: Any) -> Iterator[Settings]:
         "poll_max_seconds": 2.0,
         **overrides,
     }
-    settings = Settings(_env_file=None, **values)
-    _, temporal_port = devstack.split_host_port(settings.temporal_address)
-    with ExitStack() as stack:
-        for start in (
-            lambda: devstack.start_temporal(port=temporal_port, log_path=logs / "temporal.log"),
-            lambda: devstack.start_seaweed(
-                data_dir=root / "s3",
-                port=s3_port,
-                access_key=settings.s3_access_key,
-                secret_key=settings.s3_secret_key.get_secret_value(),
-                bucket=settings.s3_bucket,
-                log_path=logs / "s3.log",
-            ),
-            lambda: devstack.start_emulator(settings, log_path=logs / "emulator.log"),
-            lambda: devstack.start_worker(settings, log_path=logs / "worker.log"),
-            lambda: devstack.start_api(settings, log_path=logs / "api.log"),
-        ):
-            stack.callback(start().stop)
+    with devstack.ephemeral_stack(root, **values) as settings:
         yield settings
 
 

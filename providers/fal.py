@@ -11,7 +11,6 @@ import hashlib
 import json
 import time
 from collections.abc import Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -32,6 +31,7 @@ from providers.base import (
 )
 from providers.errors import InvalidProviderRequestError
 from providers.http import (
+    HttpAdapter,
     ProviderHttp,
     classify_failure,
     detail_text,
@@ -219,7 +219,7 @@ def public_key_hex_for_seed(seed: str) -> str:
     return private.public_key().public_bytes_raw().hex()
 
 
-class FalAdapter:
+class FalAdapter(HttpAdapter):
     name = "fal"
 
     def __init__(
@@ -243,9 +243,6 @@ class FalAdapter:
             Ed25519PublicKey.from_public_bytes(bytes.fromhex(k)) for k in webhook_public_keys
         ]
         self._max_age = callback_max_age_seconds
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def submit(
         self,
@@ -310,9 +307,6 @@ class FalAdapter:
         if payload.get("request_id", request_id) != request_id:
             raise CallbackRejected("fal webhook body names another request")
         return CallbackEvent(event_id=f"{request_id}:{timestamp}", task_id=request_id)
-
-    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
-        return self._http.download(url)
 
 
 def _verifies(key: Ed25519PublicKey, signature: bytes, message: bytes) -> bool:

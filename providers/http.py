@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -14,6 +14,7 @@ import httpx
 
 from providers.base import FailureKind
 from providers.errors import (
+    ContentRefusedError,
     InvalidProviderRequestError,
     ProviderError,
     ProviderUnavailableError,
@@ -79,6 +80,9 @@ def raise_for_status(response: httpx.Response, provider: str) -> None:
     if response.status_code in (401, 403):
         # A rejected key is an operator problem, not the job's: keep retrying until fixed.
         raise ProviderUnavailableError(detail, provider=provider)
+    if classify_failure(detail) is FailureKind.CONTENT_REFUSED:
+        # Refused at submit (not only as a failed task): never resubmitted, never failed over.
+        raise ContentRefusedError(detail, provider=provider)
     raise InvalidProviderRequestError(detail, provider=provider)
 
 
@@ -210,3 +214,15 @@ class ProviderHttp:
             f"{self.provider} download redirected more than {MAX_REDIRECTS} times",
             provider=self.provider,
         )
+
+
+class HttpAdapter:
+    """What every adapter built on `ProviderHttp` shares: output downloads and shutdown."""
+
+    _http: ProviderHttp
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
+        return self._http.download(url)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -23,7 +22,7 @@ from providers.base import (
     TaskState,
 )
 from providers.errors import InvalidProviderRequestError
-from providers.http import ProviderHttp, classify_failure
+from providers.http import HttpAdapter, ProviderHttp, classify_failure
 from reelay.jobs import JobSpec, Route
 
 ASPECT_RATIOS = frozenset({"1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21"})
@@ -91,7 +90,7 @@ def parse_generation(body: dict[str, Any]) -> ProviderTaskStatus:
     return status
 
 
-class LumaAdapter:
+class LumaAdapter(HttpAdapter):
     name = "luma"
 
     def __init__(
@@ -109,9 +108,6 @@ class LumaAdapter:
             timeout=timeout,
             transport=transport,
         )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def submit(
         self,
@@ -148,6 +144,3 @@ class LumaAdapter:
             raise CallbackRejected("Luma callback is not a generation object")
         # Luma posts on every state change; each body is its own event.
         return CallbackEvent(event_id=hashlib.sha256(body).hexdigest(), task_id=generation["id"])
-
-    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
-        return self._http.download(url)

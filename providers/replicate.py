@@ -13,7 +13,6 @@ import hmac
 import json
 import time
 from collections.abc import Iterable, Mapping
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -27,7 +26,7 @@ from providers.base import (
     TaskState,
 )
 from providers.errors import InvalidProviderRequestError
-from providers.http import ProviderHttp, classify_failure, progress_from_logs
+from providers.http import HttpAdapter, ProviderHttp, classify_failure, progress_from_logs
 from reelay.jobs import JobSpec, Route
 
 WIDE_SQUARE = frozenset({"16:9", "9:16", "1:1"})
@@ -145,7 +144,7 @@ def webhook_key(secret: str) -> bytes:
         raise ValueError("a Replicate webhook secret looks like whsec_<base64>") from None
 
 
-class ReplicateAdapter:
+class ReplicateAdapter(HttpAdapter):
     name = "replicate"
 
     def __init__(
@@ -167,9 +166,6 @@ class ReplicateAdapter:
         )
         self._webhook_key = webhook_key(webhook_secret) if webhook_secret else None
         self._max_age = callback_max_age_seconds
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def submit(
         self,
@@ -235,6 +231,3 @@ class ReplicateAdapter:
             raise CallbackRejected("Replicate webhook body is not JSON") from None
         task_id = prediction.get("id") if isinstance(prediction, dict) else None
         return CallbackEvent(event_id=msg_id, task_id=task_id if isinstance(task_id, str) else None)
-
-    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
-        return self._http.download(url)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -18,7 +17,7 @@ from providers.base import (
     TaskState,
 )
 from providers.errors import InvalidProviderRequestError
-from providers.http import ProviderHttp
+from providers.http import HttpAdapter, ProviderHttp
 from reelay.jobs import JobSpec, Route
 
 API_VERSION = "2024-11-06"
@@ -89,7 +88,7 @@ def parse_task(body: dict[str, Any]) -> ProviderTaskStatus:
     return status
 
 
-class RunwayAdapter:
+class RunwayAdapter(HttpAdapter):
     name = "runway"
 
     def __init__(
@@ -107,9 +106,6 @@ class RunwayAdapter:
             timeout=timeout,
             transport=transport,
         )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def submit(
         self,
@@ -153,6 +149,3 @@ class RunwayAdapter:
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> CallbackEvent:
         raise CallbackRejected("Runway sends no callbacks")
-
-    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
-        return self._http.download(url)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Mapping
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import httpx
@@ -20,7 +19,7 @@ from providers.base import (
     TaskState,
 )
 from providers.errors import InvalidProviderRequestError, RetryableProviderError
-from providers.http import ProviderHttp, classify_failure, raise_for_status
+from providers.http import HttpAdapter, ProviderHttp, classify_failure, raise_for_status
 from reelay.jobs import JobSpec, Route
 
 ASPECT_RATIOS = frozenset({"16:9", "9:16"})
@@ -126,7 +125,7 @@ def parse_operation(body: dict[str, Any]) -> ProviderTaskStatus:
     )
 
 
-class VeoAdapter:
+class VeoAdapter(HttpAdapter):
     name = "gemini"
 
     def __init__(
@@ -142,9 +141,6 @@ class VeoAdapter:
         self._http = ProviderHttp(
             self.name, base_url, key, timeout=timeout, transport=transport, download_headers=key
         )
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
 
     async def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         response = await self._http.send(method, url, **kwargs)
@@ -201,6 +197,3 @@ class VeoAdapter:
         # PROVIDERS.md mentions Standard Webhooks for the Gemini API, details *unconfirmed*;
         # Reelay polls Veo and trusts no callback until that is settled.
         raise CallbackRejected("Reelay takes no Gemini API callbacks")
-
-    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
-        return self._http.download(url)

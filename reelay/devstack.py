@@ -24,8 +24,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -701,6 +702,50 @@ def start_api(
         proc.stop()
         raise
     return proc
+
+
+@contextmanager
+def ephemeral_stack(root: Path, *, app: bool = True, **overrides: Any) -> Iterator[Settings]:
+    """A throwaway stack on free ports under `root`: Temporal (in memory), SeaweedFS and the
+    emulator, plus a worker and the API when `app`; yields its settings. For benchmarks and
+    tools that need real servers outside the test fixtures."""
+    logs = root / "logs"
+    api_port = free_port()
+    s3_port = free_port(with_grpc=True)
+    values: dict[str, Any] = {
+        "temporal_address": f"127.0.0.1:{free_port()}",
+        "s3_endpoint": f"127.0.0.1:{s3_port}",
+        "s3_secret_key": SecretStr(generated_dev_key()),
+        "emulator_port": free_port(),
+        "emulator_data_dir": root / "emulator",
+        "emulator_render_scale": 8,
+        "api_port": api_port,
+        "public_url": f"http://127.0.0.1:{api_port}",
+        **overrides,
+    }
+    settings = Settings(_env_file=None, **values)
+    _, temporal_port = split_host_port(settings.temporal_address)
+    starts: list[Callable[[], ManagedProcess]] = [
+        lambda: start_temporal(port=temporal_port, log_path=logs / "temporal.log"),
+        lambda: start_seaweed(
+            data_dir=root / "s3",
+            port=s3_port,
+            access_key=settings.s3_access_key,
+            secret_key=settings.s3_secret_key.get_secret_value(),
+            bucket=settings.s3_bucket,
+            log_path=logs / "s3.log",
+        ),
+        lambda: start_emulator(settings, log_path=logs / "emulator.log"),
+    ]
+    if app:
+        starts += [
+            lambda: start_worker(settings, log_path=logs / "worker.log"),
+            lambda: start_api(settings, log_path=logs / "api.log"),
+        ]
+    with ExitStack() as stack:
+        for start in starts:
+            stack.callback(start().stop)
+        yield settings
 
 
 # --------------------------------------------------------------------------------------------

@@ -109,13 +109,6 @@ class Settings(BaseSettings):
     def emulator_url(self) -> str:
         return f"http://{self.emulator_host}:{self.emulator_port}"
 
-    def runway_endpoint(self) -> tuple[str, str]:
-        """(base URL, key) for Runway: the real service when a key is set, else the emulator."""
-        key = self.runway_api_key.get_secret_value()
-        if key:
-            return self.runway_base_url, key
-        return f"{self.emulator_url}/runway", "emulator-key"
-
     def signing_key(self) -> bytes:
         secret = self.url_signing_secret.get_secret_value() or self.s3_secret_key.get_secret_value()
         return secret.encode()

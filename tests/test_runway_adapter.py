@@ -10,6 +10,7 @@ import pytest
 
 from providers.base import FailureKind, TaskState
 from providers.errors import (
+    ContentRefusedError,
     InvalidProviderRequestError,
     ProviderUnavailableError,
     RetryableProviderError,
@@ -118,3 +119,11 @@ def test_unknown_ratio_is_refused_before_submitting() -> None:
     assert runway_ratio("1:1", "1080p") == "960:960"
     with pytest.raises(InvalidProviderRequestError):
         runway_ratio("4:3", "1080p")
+
+
+async def test_a_refusal_at_submit_is_a_content_refusal() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"error": "Prompt flagged by content moderation"})
+
+    with pytest.raises(ContentRefusedError):
+        await _adapter(httpx.MockTransport(handler)).submit(_job(), ROUTE)
