@@ -11,9 +11,9 @@ import pytest
 import yaml
 
 from reelay.devstack import split_host_port
+from reelay.search_attributes import search_attribute_types
 from reelay.settings import Settings
 from tests.conftest import isolated_settings
-from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -159,8 +159,8 @@ def test_temporal_init_registers_exactly_reelays_search_attributes() -> None:
     assert "--type Keyword" in script
     loop = re.search(r"for name in ([A-Za-z ]+); do", script)
     assert loop, script
-    assert set(loop.group(1).split()) == {key.name for key in SEARCH_ATTRIBUTES}
-    assert all(key.indexed_value_type.name == "KEYWORD" for key in SEARCH_ATTRIBUTES)
+    assert set(loop.group(1).split()) == set(search_attribute_types())
+    assert set(search_attribute_types().values()) == {"Keyword"}
 
 
 def test_workers_scale_horizontally() -> None:

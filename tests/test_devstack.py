@@ -14,15 +14,20 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import get_args
 
 import httpx
 import pytest
 from minio import Minio
+from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.client import Client
 
 from reelay import devstack
+from reelay.devstack import temporal
+from reelay.search_attributes import SearchAttributeType, search_attribute_types
 from reelay.settings import Settings
 from tests.conftest import clean_env, isolated_settings
+from workflows import search_attributes
 
 STARTUP_TIMEOUT = 180.0
 SHUTDOWN_TIMEOUT = 90.0
@@ -54,6 +59,25 @@ def test_settings_env_round_trips_every_field(monkeypatch: pytest.MonkeyPatch) -
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     assert Settings(_env_file=None) == original
+
+
+def test_search_attributes_reach_the_dev_server_from_their_data_file() -> None:
+    types = search_attribute_types()
+    assert types and set(types) == {key.name for key in search_attributes.ALL}
+    flags = temporal.dev_server_flags()
+    assert flags[0::2] == ["--search-attribute"] * len(types)
+    assert flags[1::2] == [f"{name}={kind}" for name, kind in types.items()]
+    # Every type the data may name maps onto Temporal's own enum (the SDK is the oracle).
+    for kind in get_args(SearchAttributeType):
+        assert IndexedValueType.Name(temporal.indexed_value_type(kind)).startswith(
+            "INDEXED_VALUE_TYPE_"
+        )
+    assert (
+        temporal.indexed_value_type("KeywordList")
+        == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST
+    )
+    for key in search_attributes.ALL:
+        assert temporal.indexed_value_type(types[key.name]) == int(key.indexed_value_type)
 
 
 def _output(proc: devstack.ManagedProcess) -> list[str]:

@@ -1,6 +1,7 @@
 """Search attributes operators filter jobs on in the Temporal Web UI.
 
-`make up` and the test fixtures register exactly these on the dev server.
+The list itself is data (`reelay/search_attributes.toml`), which `make up`, the test fixtures
+and docker-compose register on the server; these are its typed keys, checked against it.
 """
 
 from __future__ import annotations
@@ -8,22 +9,28 @@ from __future__ import annotations
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from reelay.jobs import JobSpec, JobStatus
+from reelay.search_attributes import search_attribute_types
 
-TENANT = SearchAttributeKey.for_keyword("ReelayTenant")
-MODEL = SearchAttributeKey.for_keyword("ReelayModel")
-STATUS = SearchAttributeKey.for_keyword("ReelayStatus")
-APP = SearchAttributeKey.for_keyword("ReelayApp")
-BATCH = SearchAttributeKey.for_keyword("ReelayBatch")
+
+def _keyword(name: str) -> SearchAttributeKey[str]:
+    declared = search_attribute_types().get(name)
+    if declared != "Keyword":
+        raise RuntimeError(
+            f"search attribute {name!r} must be declared Keyword in "
+            f"reelay/search_attributes.toml (found {declared!r})"
+        )
+    return SearchAttributeKey.for_keyword(name)
+
+
+TENANT = _keyword("ReelayTenant")
+MODEL = _keyword("ReelayModel")
+STATUS = _keyword("ReelayStatus")
+APP = _keyword("ReelayApp")
+BATCH = _keyword("ReelayBatch")
 
 ALL = (TENANT, MODEL, STATUS, APP, BATCH)
-
-
-def dev_server_flags() -> list[str]:
-    """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
-    flags: list[str] = []
-    for key in ALL:
-        flags += ["--search-attribute", f"{key.name}=Keyword"]
-    return flags
+if {key.name for key in ALL} != set(search_attribute_types()):
+    raise RuntimeError("workflows/search_attributes.py and reelay/search_attributes.toml differ")
 
 
 def for_new_job(spec: JobSpec) -> TypedSearchAttributes:
