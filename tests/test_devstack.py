@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -23,7 +24,7 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.client import Client
 
 from reelay import devstack
-from reelay.devstack import temporal
+from reelay.devstack import supervise, temporal
 from reelay.search_attributes import SearchAttributeType, search_attribute_types
 from reelay.settings import Settings
 from tests.conftest import clean_env, isolated_settings
@@ -132,6 +133,112 @@ def test_waits_are_bounded(tmp_path: Path) -> None:
         devstack.wait_for_tcp("127.0.0.1", devstack.free_port(), timeout=0.5)
 
 
+# --- supervision ----------------------------------------------------------------------------
+
+
+def _http_part(name: str, logs: Path) -> supervise.Part:
+    """A cheap real server: `python -m http.server` on a port of its own."""
+    port = devstack.free_port()
+
+    def spawn() -> devstack.ManagedProcess:
+        args = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+        return devstack.ManagedProcess(name, args, log_path=logs / f"{name}.log")
+
+    def wait(proc: devstack.ManagedProcess) -> None:
+        devstack.wait_for_http(f"http://127.0.0.1:{port}/", timeout=30, process=proc)
+
+    return supervise.Part(name, name, spawn, wait)
+
+
+def test_backoff_grows_to_its_cap() -> None:
+    backoff = supervise.Backoff(initial=1, factor=2, maximum=30)
+    assert [backoff.delay(n) for n in range(7)] == [1, 2, 4, 8, 16, 30, 30]
+
+
+def test_a_killed_part_is_restarted_and_healthy_while_the_others_keep_running(
+    tmp_path: Path,
+) -> None:
+    lines: list[str] = []
+    parts = [_http_part(name, tmp_path) for name in ("first", "second", "third")]
+    supervisor = supervise.Supervisor(
+        parts, announce=lines.append, backoff=supervise.Backoff(initial=0.1)
+    )
+    try:
+        for part in parts:
+            supervisor.start(part)
+        supervisor.watch()
+        before = supervisor.pids()
+        victim = before["second"]
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+
+        back = "second is back (pid "
+        devstack.wait_until(lambda: any(back in line for line in lines), what="a restart")
+        after = supervisor.pids()
+        assert after["second"] not in (None, victim)
+        assert lines == [
+            f"second (pid {victim}) exited ({-signal.SIGKILL}); restart 1 in 0.1s",
+            f"second is back (pid {after['second']})",
+        ]
+        # Healthy again (its wait passed; it answers now), the others untouched.
+        parts[1].wait(supervisor.process("second"))
+        assert {n: after[n] for n in ("first", "third")} == {
+            n: before[n] for n in ("first", "third")
+        }
+        for name in ("first", "third"):
+            pid = before[name]
+            assert pid is not None and _pid_alive(pid)
+        log = (tmp_path / "second.log").read_text()
+        assert lines[0] in log and lines[1] in log
+    finally:
+        for proc in supervisor.halt():
+            proc.stop()
+    for pid in supervisor.pids().values():
+        assert pid is not None and not _pid_alive(pid)
+
+
+def test_a_crash_looping_part_backs_off_and_stops_when_halted(tmp_path: Path) -> None:
+    # Healthy on its first start; every later process dies at once (the marker file exists).
+    marker = tmp_path / "started-once"
+    script = (
+        "import os, pathlib, sys, time; m = pathlib.Path(sys.argv[1]); sys.exit(4) if m.exists() "
+        "else (m.touch(), print(os.getpid(), flush=True), time.sleep(300))"
+    )
+
+    def spawn() -> devstack.ManagedProcess:
+        args = [sys.executable, "-c", script, str(marker)]
+        return devstack.ManagedProcess("looping", args, log_path=tmp_path / "looping.log")
+
+    def wait(proc: devstack.ManagedProcess) -> None:
+        up = str(proc.pid)  # the log file is shared by every process of the part
+        devstack.wait_until(lambda: up in _output(proc), what="up", timeout=30, process=proc)
+
+    lines: list[str] = []
+    part = supervise.Part("looping", "looping", spawn, wait)
+    supervisor = supervise.Supervisor(
+        [part], announce=lines.append, backoff=supervise.Backoff(initial=0.05, maximum=0.2)
+    )
+    supervisor.start(part)
+    supervisor.watch()
+    first = supervisor.pids()["looping"]
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    devstack.wait_until(
+        lambda: sum("restart" in line for line in lines) >= 4, what="four restarts", timeout=30
+    )
+    for proc in supervisor.halt():
+        proc.stop()
+    restarts = [line for line in lines if " in " in line and "restart" in line]
+    assert restarts[0].endswith("restart 1 in 0.05s")
+    assert restarts[1].endswith("restart 2 in 0.1s")
+    assert restarts[2].endswith("restart 3 in 0.2s")
+    assert restarts[3].endswith("restart 4 in 0.2s")  # capped
+    assert any("did not come back" in line and "exited (4)" in line for line in lines)
+    count = len(lines)
+    devstack.wait_until(lambda: not supervisor.watching(), what="the watchers to end", timeout=10)
+    assert len(lines) == count  # nothing restarted after the halt
+
+
 # --- `python -m reelay.devstack up` ---------------------------------------------------------
 
 
@@ -178,6 +285,23 @@ class Stack:
             if time.monotonic() > deadline:
                 pytest.fail(f"not ready after {STARTUP_TIMEOUT:g}s\n{self.diagnostics()}")
             time.sleep(0.2)
+
+    def started_pids(self) -> dict[str, int]:
+        """Each part's pid as its start line printed it (`✓ <label> (pid N, 1.2s)`)."""
+        started = re.compile(r"✓ (.+) \(pid (\d+), ")
+        return {m.group(1): int(m.group(2)) for m in map(started.search, self.lines) if m}
+
+    def wait_line(self, pattern: re.Pattern[str]) -> re.Match[str]:
+        """The first output line matching `pattern`, waiting for it (bounded)."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if match := pattern.search(line):
+                    return match
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        pytest.fail(f"no line matching {pattern.pattern!r}\n{self.diagnostics()}")
 
     def interrupt(self) -> int:
         self.proc.send_signal(signal.SIGINT)
@@ -319,6 +443,29 @@ def test_up_starts_the_whole_stack_keeps_its_data_and_stops_cleanly_on_ctrl_c(
 
         s3.put_object(bucket, "probe/persisted.txt", io.BytesIO(b"still here"), length=10)
         asyncio.run(_start_probe_workflow(f"127.0.0.1:{temporal_port}", workflow_id))
+
+        # SIGKILL the worker: it alone is restarted (and polls again); the rest keep running.
+        pids = stack.started_pids()
+        assert set(pids) == {
+            "Temporal dev server",
+            "SeaweedFS (S3)",
+            "provider emulator",
+            "worker",
+            "API",
+        }
+        os.kill(pids["worker"], signal.SIGKILL)
+        back = stack.wait_line(re.compile(r"worker is back \(pid (\d+)\)"))
+        assert int(back.group(1)) != pids["worker"]
+        assert _pid_alive(int(back.group(1)))
+        assert f"worker (pid {pids['worker']}) exited (-9); restart 1 in 1s" in stack.output
+        for label, pid in pids.items():
+            if label != "worker":
+                assert _pid_alive(pid), label
+        assert [line for line in stack.lines if "exited (" in line] == [
+            line for line in stack.lines if f"worker (pid {pids['worker']}) exited" in line
+        ]
+        assert httpx.get(f"{api}/readyz").status_code == 200
+        assert "worker is back" in (data_dir / "logs" / "worker.log").read_text()
 
         assert stack.interrupt() == 0, stack.diagnostics()
         assert "stopped temporal" in stack.output

@@ -10,6 +10,7 @@ One concern per module:
 - `s3`: SeaweedFS and its bucket
 - `apps`: Reelay's emulator, worker and API processes
 - `ephemeral`: a throwaway stack on free ports (`bench/`, `tests/histories/record.py`)
+- `supervise`: keeps the parts of `make up` running (restart with back-off)
 - `console`: `python -m reelay.devstack up` (`make up`)
 
 The names below are what `tests/conftest.py`, `tests/support.py` and `bench/` import.

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from reelay.devstack.env import settings_env
 from reelay.devstack.ports import connect_host
 from reelay.devstack.process import ManagedProcess
 from reelay.devstack.temporal import wait_for_task_queue_poller
-from reelay.devstack.waits import wait_for_http
+from reelay.devstack.waits import started, wait_for_http
 from reelay.settings import Settings
 
 #: The module `python -m` runs as the provider emulator.
@@ -85,17 +85,6 @@ def wait_api_healthy(
     base = api_base_url(settings)
     wait_for_http(f"{base}/healthz", timeout=timeout, process=proc)
     wait_for_http(f"{base}/readyz", timeout=timeout, process=proc)
-
-
-def started(proc: ManagedProcess, wait: Callable[[ManagedProcess], None]) -> ManagedProcess:
-    """`proc` started and waited on with `wait`; stopped again if the wait fails."""
-    proc.start()
-    try:
-        wait(proc)
-    except BaseException:
-        proc.stop()
-        raise
-    return proc
 
 
 def start_emulator(

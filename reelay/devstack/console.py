@@ -2,7 +2,8 @@
 
 Starts, in this order, the Temporal dev server (with the Web UI), SeaweedFS (S3), the provider
 emulator, the worker and the API; waits until each one is really healthy; prints where
-everything is; and on Ctrl-C (SIGINT, SIGTERM or SIGHUP) stops them in reverse order. State
+everything is; restarts any part that dies (with back-off, the others keep running); and on
+Ctrl-C (SIGINT, SIGTERM or SIGHUP) stops them in reverse order. State
 lives under `settings.data_dir`, so a restart keeps every job and every stored video.
 """
 
@@ -14,7 +15,6 @@ import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -23,7 +23,15 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
 
-from reelay.devstack.apps import api_base_url, start_api, start_emulator, start_worker
+from reelay.devstack.apps import (
+    api_base_url,
+    api_process,
+    emulator_process,
+    wait_api_healthy,
+    wait_emulator_healthy,
+    wait_worker_healthy,
+    worker_process,
+)
 from reelay.devstack.env import child_env
 from reelay.devstack.ports import (
     GRPC_PORT_OFFSET,
@@ -34,8 +42,9 @@ from reelay.devstack.ports import (
     split_host_port,
 )
 from reelay.devstack.process import ManagedProcess, StackError
-from reelay.devstack.s3 import start_seaweed
-from reelay.devstack.temporal import start_temporal
+from reelay.devstack.s3 import S3Endpoint, seaweed_process, wait_bucket_ready
+from reelay.devstack.supervise import Part, Supervisor
+from reelay.devstack.temporal import temporal_process, wait_temporal_ready
 from reelay.settings import Settings, generated_dev_key
 
 #: Printed (on a line of its own) once every process of `up` is healthy.
@@ -43,15 +52,6 @@ READY_MARKER = "Reelay dev stack is ready"
 #: Names of the processes of `up`, in start order (also the log file names).
 STACK_ORDER = ("temporal", "s3", "emulator", "worker", "api")
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
-@dataclass(frozen=True)
-class Part:
-    """One process of the stack: `start` starts it and returns once it is healthy."""
-
-    name: str
-    label: str
-    start: Callable[[], ManagedProcess]
 
 
 # --- settings and keys ----------------------------------------------------------------------
@@ -112,59 +112,71 @@ def busy_ports(settings: Settings) -> list[str]:
 def stack_parts(settings: Settings, *, timeout: float) -> list[Part]:
     """The processes of `up`, in start order (names as in `STACK_ORDER`)."""
     data_dir = settings.data_dir
-    log_dir = data_dir / "logs"
+    logs = data_dir / "logs"
     env = child_env(settings)
     temporal_host, temporal_port = split_host_port(settings.temporal_address)
     s3_host, s3_port = split_host_port(settings.s3_endpoint)
+    s3 = S3Endpoint(
+        f"{connect_host(s3_host)}:{s3_port}",
+        settings.s3_access_key,
+        settings.s3_secret_key.get_secret_value(),
+        settings.s3_bucket,
+        settings.s3_region,
+    )
     return [
         Part(
             "temporal",
             "Temporal dev server",
-            lambda: start_temporal(
+            lambda: temporal_process(
                 port=temporal_port,
                 host=temporal_host,
                 db_file=data_dir / "temporal.db",
                 ui_port=settings.temporal_ui_port,
                 namespace=settings.temporal_namespace,
-                log_path=log_dir / "temporal.log",
+                log_path=logs / "temporal.log",
                 env=env,
+            ),
+            lambda proc: wait_temporal_ready(
+                proc,
+                port=temporal_port,
+                host=temporal_host,
+                ui_port=settings.temporal_ui_port,
+                namespace=settings.temporal_namespace,
                 timeout=timeout,
             ),
         ),
         Part(
             "s3",
             "SeaweedFS (S3)",
-            lambda: start_seaweed(
+            lambda: seaweed_process(
                 data_dir=data_dir / "s3",
                 port=s3_port,
                 host=s3_host,
-                access_key=settings.s3_access_key,
-                secret_key=settings.s3_secret_key.get_secret_value(),
-                bucket=settings.s3_bucket,
-                region=settings.s3_region,
-                log_path=log_dir / "s3.log",
+                access_key=s3.access_key,
+                secret_key=s3.secret_key,
+                bucket=s3.bucket,
+                log_path=logs / "s3.log",
                 env=env,
-                timeout=timeout,
             ),
+            lambda proc: wait_bucket_ready(proc, s3, timeout=timeout),
         ),
         Part(
             "emulator",
             "provider emulator",
-            lambda: start_emulator(
-                settings, log_path=log_dir / "emulator.log", env=env, timeout=timeout
-            ),
+            lambda: emulator_process(settings, log_path=logs / "emulator.log", env=env),
+            lambda proc: wait_emulator_healthy(settings, proc, timeout=timeout),
         ),
         Part(
             "worker",
             "worker",
-            lambda: start_worker(
-                settings, log_path=log_dir / "worker.log", env=env, timeout=timeout
-            ),
+            lambda: worker_process(settings, log_path=logs / "worker.log", env=env),
+            lambda proc: wait_worker_healthy(settings, proc, timeout=timeout),
         ),
         Part(
             "api",
             "API",
-            lambda: start_api(settings, log_path=log_dir / "api.log", env=env, timeout=timeout),
+            lambda: api_process(settings, log_path=logs / "api.log", env=env),
+            lambda proc: wait_api_healthy(settings, proc, timeout=timeout),
         ),
     ]
 
@@ -242,26 +254,28 @@ def _stop_signals_interrupt() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _start_all(parts: Sequence[Part], running: list[ManagedProcess], console: Console) -> None:
-    for part in parts:
+def _start_all(supervisor: Supervisor, console: Console) -> None:
+    for part in supervisor.parts:
         began = time.monotonic()
         with console.status(f"starting {part.label} ..."):
-            running.append(part.start())
-        console.print(f"  [green]✓[/] {part.label} [dim]({time.monotonic() - began:.1f}s)[/]")
+            proc = supervisor.start(part)
+        took = time.monotonic() - began
+        console.print(f"  [green]✓[/] {part.label} [dim](pid {proc.pid}, {took:.1f}s)[/]")
 
 
-def _watch(running: Sequence[ManagedProcess]) -> None:
-    """Until a process dies (StackError) or a stop signal arrives (_Interrupted)."""
-    while True:
-        for proc in running:
-            if not proc.alive():
-                raise StackError(proc.describe_failure(f"exited unexpectedly ({proc.returncode})"))
-        time.sleep(0.5)
+def _announce(console: Console) -> Callable[[str], None]:
+    """How the supervisor's restart lines reach the console (from its watcher threads)."""
+
+    def announce(line: str) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        console.print(f"[yellow]{stamp} {line}[/]", soft_wrap=True)
+
+    return announce
 
 
-def _stop_all(running: list[ManagedProcess], console: Console) -> None:
-    """Stop in reverse start order; a second stop signal kills whatever is left at once."""
-    remaining = list(reversed(running))
+def _stop_all(procs: list[ManagedProcess], console: Console) -> None:
+    """Stop `procs` in this order; a second stop signal kills whatever is left at once."""
+    remaining = list(procs)
     try:
         while remaining:
             proc = remaining[0]
@@ -279,7 +293,8 @@ def _stop_all(running: list[ManagedProcess], console: Console) -> None:
 def run_stack(settings: Settings, *, startup_timeout: float = 120.0) -> int:
     """Run the whole local stack in the foreground until a stop signal; returns the exit code.
 
-    0 after a stop signal (Ctrl-C, SIGTERM, SIGHUP); 1 if a process fails to start or dies.
+    0 after a stop signal (Ctrl-C, SIGTERM, SIGHUP); 1 if a process fails its first start.
+    Once everything is up, a part that dies is restarted (`supervise.Supervisor`).
     """
     console = Console(highlight=False)
     settings = stack_settings(settings)
@@ -293,24 +308,27 @@ def run_stack(settings: Settings, *, startup_timeout: float = 120.0) -> int:
         return 1
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    parts = stack_parts(settings, timeout=startup_timeout)
-    running: list[ManagedProcess] = []
+    supervisor = Supervisor(
+        stack_parts(settings, timeout=startup_timeout), announce=_announce(console)
+    )
     code = 0
     with _stop_signals_interrupt():
         try:
             console.print(
                 f"Starting the Reelay dev stack (data in {settings.data_dir}, logs in {log_dir})"
             )
-            _start_all(parts, running, console)
+            _start_all(supervisor, console)
             _print_ready(console, settings)
-            _watch(running)
+            supervisor.watch()
+            while True:
+                signal.pause()
         except _Interrupted:
             console.print("\nStopping ...")
         except StackError as exc:
             code = 1
             console.print(f"\n[bold red]error:[/] {exc}", soft_wrap=True, markup=False)
             console.print("Stopping ...")
-        _stop_all(running, console)
+        _stop_all(supervisor.halt(), console)
     return code
 
 

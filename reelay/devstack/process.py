@@ -81,6 +81,13 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self._popen is not None and self._popen.poll() is None
 
+    def note(self, text: str) -> None:
+        """Append a stamped `=== ...` line of our own to the process's log."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now().isoformat(timespec="seconds")
+        with open(self.log_path, "ab") as log:
+            log.write(f"=== {stamp} {text}\n".encode())
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             with open(self.log_path, "rb") as log:

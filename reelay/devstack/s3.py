@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from reelay.devstack.env import binary
 from reelay.devstack.ports import connect_host, free_port
 from reelay.devstack.process import ManagedProcess
-from reelay.devstack.waits import wait_for_http, wait_until
+from reelay.devstack.waits import started, wait_for_http, wait_until
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def _ensure_bucket(endpoint: S3Endpoint) -> bool:
     return client.bucket_exists(endpoint.bucket)
 
 
-def start_seaweed(
+def seaweed_process(
     *,
     data_dir: Path,
     port: int,
@@ -66,14 +66,12 @@ def start_seaweed(
     bucket: str,
     log_path: Path,
     host: str = "127.0.0.1",
-    region: str = "us-east-1",
     env: Mapping[str, str] | None = None,
-    timeout: float = 60.0,
 ) -> ManagedProcess:
-    """Start `weed mini` (S3 on `port`, data in `data_dir`) and wait until `bucket` is usable.
+    """`weed mini` (S3 on `port`, data in `data_dir`, creating `bucket`), not yet started.
 
     Port + 10000 must be free as well (S3 gRPC). SeaweedFS's internal ports (master, volume,
-    filer, WebDAV, admin) are picked fresh on every start; it keeps its data across restarts
+    filer, WebDAV, admin) are picked fresh for every process; it keeps its data across restarts
     regardless. The credentials apply on every start (AWS_* env of the process).
     """
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -97,19 +95,47 @@ def start_seaweed(
     ]
     proc_env = dict(env) if env is not None else dict(os.environ)
     proc_env.update(AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key)
-    proc = ManagedProcess("s3", args, log_path=log_path, env=proc_env).start()
+    return ManagedProcess("s3", args, log_path=log_path, env=proc_env)
+
+
+def wait_bucket_ready(
+    proc: ManagedProcess | None, endpoint: S3Endpoint, *, timeout: float = 60.0
+) -> None:
+    """Until the S3 server answers /healthz and `endpoint.bucket` exists (created if missing)."""
+    wait_for_http(f"{endpoint.url}/healthz", timeout=timeout, process=proc)
+    wait_until(
+        lambda: _ensure_bucket(endpoint),
+        what=f"bucket {endpoint.bucket!r} at {endpoint.url}",
+        timeout=timeout,
+        interval=0.25,
+        process=proc,
+        fatal=(ValueError,),  # the SDK's verdict on a bad bucket name does not change
+    )
+
+
+def start_seaweed(
+    *,
+    data_dir: Path,
+    port: int,
+    access_key: str,
+    secret_key: str,
+    bucket: str,
+    log_path: Path,
+    host: str = "127.0.0.1",
+    region: str = "us-east-1",
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> ManagedProcess:
+    """Start `seaweed_process(...)` and wait until `bucket` is usable."""
+    proc = seaweed_process(
+        data_dir=data_dir,
+        port=port,
+        access_key=access_key,
+        secret_key=secret_key,
+        bucket=bucket,
+        log_path=log_path,
+        host=host,
+        env=env,
+    )
     endpoint = S3Endpoint(f"{connect_host(host)}:{port}", access_key, secret_key, bucket, region)
-    try:
-        wait_for_http(f"{endpoint.url}/healthz", timeout=timeout, process=proc)
-        wait_until(
-            lambda: _ensure_bucket(endpoint),
-            what=f"bucket {bucket!r} at {endpoint.url}",
-            timeout=timeout,
-            interval=0.25,
-            process=proc,
-            fatal=(ValueError,),  # the SDK's verdict on a bad bucket name does not change
-        )
-    except BaseException:
-        proc.stop()
-        raise
-    return proc
+    return started(proc, lambda p: wait_bucket_ready(p, endpoint, timeout=timeout))

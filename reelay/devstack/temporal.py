@@ -9,7 +9,7 @@ from pathlib import Path
 from reelay.devstack.env import binary
 from reelay.devstack.ports import connect_host
 from reelay.devstack.process import ManagedProcess
-from reelay.devstack.waits import run_async, wait_for_http, wait_for_tcp, wait_until
+from reelay.devstack.waits import run_async, started, wait_for_http, wait_for_tcp, wait_until
 from reelay.search_attributes import search_attribute_types
 
 
@@ -115,7 +115,7 @@ def wait_for_task_queue_poller(
     )
 
 
-def start_temporal(
+def temporal_process(
     *,
     port: int,
     log_path: Path,
@@ -124,9 +124,8 @@ def start_temporal(
     ui_port: int | None = None,
     namespace: str = "default",
     env: Mapping[str, str] | None = None,
-    timeout: float = 60.0,
 ) -> ManagedProcess:
-    """Start `temporal server start-dev` and wait until it serves with the search attributes.
+    """`temporal server start-dev` with Reelay's search attributes, not yet started.
 
     `db_file=None` keeps state in memory; `ui_port=None` runs headless (no Web UI).
     """
@@ -141,14 +140,50 @@ def start_temporal(
     if namespace != "default":
         args += ["--namespace", namespace]
     args += dev_server_flags()
-    proc = ManagedProcess("temporal", args, log_path=log_path, env=env).start()
-    try:
-        address = f"{connect_host(host)}:{port}"
-        wait_for_tcp(host, port, timeout=timeout, process=proc)
-        ensure_search_attributes(address, namespace, timeout=timeout, process=proc)
-        if ui_port is not None:
-            wait_for_http(f"http://{connect_host(host)}:{ui_port}/", timeout=timeout, process=proc)
-    except BaseException:
-        proc.stop()
-        raise
-    return proc
+    return ManagedProcess("temporal", args, log_path=log_path, env=env)
+
+
+def wait_temporal_ready(
+    proc: ManagedProcess | None,
+    *,
+    port: int,
+    host: str = "127.0.0.1",
+    ui_port: int | None = None,
+    namespace: str = "default",
+    timeout: float = 60.0,
+) -> None:
+    """Until Temporal serves with the search attributes (and the Web UI answers, if any)."""
+    wait_for_tcp(host, port, timeout=timeout, process=proc)
+    address = f"{connect_host(host)}:{port}"
+    ensure_search_attributes(address, namespace, timeout=timeout, process=proc)
+    if ui_port is not None:
+        wait_for_http(f"http://{connect_host(host)}:{ui_port}/", timeout=timeout, process=proc)
+
+
+def start_temporal(
+    *,
+    port: int,
+    log_path: Path,
+    host: str = "127.0.0.1",
+    db_file: Path | None = None,
+    ui_port: int | None = None,
+    namespace: str = "default",
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> ManagedProcess:
+    """Start `temporal_process(...)` and wait until it is ready."""
+    proc = temporal_process(
+        port=port,
+        log_path=log_path,
+        host=host,
+        db_file=db_file,
+        ui_port=ui_port,
+        namespace=namespace,
+        env=env,
+    )
+    return started(
+        proc,
+        lambda p: wait_temporal_ready(
+            p, port=port, host=host, ui_port=ui_port, namespace=namespace, timeout=timeout
+        ),
+    )

@@ -95,6 +95,17 @@ def wait_for_tcp(
     )
 
 
+def started(proc: ManagedProcess, wait: Callable[[ManagedProcess], None]) -> ManagedProcess:
+    """`proc` started and waited on with `wait` (until healthy); stopped if the wait fails."""
+    proc.start()
+    try:
+        wait(proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
 def run_async(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine to completion from sync code, even when an event loop is running."""
     try:
