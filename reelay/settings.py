@@ -1,17 +1,42 @@
-"""The one settings object. Every value comes from a `REELAY_`-prefixed env var (or `.env`)."""
+"""The one settings object. Every value comes from a `REELAY_`-prefixed env var (or `.env`).
+
+The defaults are for development (`make up`, the tests). With `REELAY_ENV=production` the
+settings refuse what is only safe on a laptop: the development secrets, the dev API key and
+the emulator standing in for providers without a key; the error names the setting.
+"""
 
 from __future__ import annotations
 
 import secrets
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "REELAY_"
+#: A production secret is at least this long (`openssl rand -hex 32` gives 64).
+MIN_SECRET_LENGTH = 16
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+#: The development defaults of the secrets production must override (and the fields' defaults).
+DEV_S3_ACCESS_KEY = "reelay"
+DEV_S3_SECRET_KEY = "reelay-secret-key"
+DEV_URL_SIGNING_SECRET = "reelay-dev-url-signing-secret"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="REELAY_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
+
+    env: Environment = Environment.DEVELOPMENT
 
     # Temporal
     temporal_address: str = "127.0.0.1:7233"
@@ -21,8 +46,8 @@ class Settings(BaseSettings):
 
     # Object storage (S3 / MinIO / SeaweedFS)
     s3_endpoint: str = "127.0.0.1:8333"
-    s3_access_key: str = "reelay"
-    s3_secret_key: SecretStr = SecretStr("reelay-secret-key")
+    s3_access_key: str = DEV_S3_ACCESS_KEY
+    s3_secret_key: SecretStr = SecretStr(DEV_S3_SECRET_KEY)
     s3_secure: bool = False
     s3_region: str = "us-east-1"
     s3_bucket: str = "reelay-videos"
@@ -33,7 +58,10 @@ class Settings(BaseSettings):
     api_port: int = 8000
     public_url: str = "http://127.0.0.1:8000"
     dev_api_key: str = ""
-    url_signing_secret: SecretStr = SecretStr("")
+    url_signing_secret: SecretStr = Field(
+        default=SecretStr(DEV_URL_SIGNING_SECRET),
+        description="HMAC key of signed links, callback tokens (and webhook secrets, unseeded)",
+    )
     video_url_ttl_seconds: int = 7 * 24 * 3600
 
     # Job polling (copied into each workflow's input, so a change applies to new jobs only)
@@ -41,7 +69,7 @@ class Settings(BaseSettings):
     poll_max_seconds: float = 30.0
 
     # Providers. With no key a provider is served by the emulator, unless
-    # `require_provider_keys` is set (production): then it is unavailable.
+    # `require_provider_keys` is set (production sets it): then it is unavailable.
     require_provider_keys: bool = False
     runway_api_key: SecretStr = SecretStr("")
     runway_base_url: str = "https://api.dev.runwayml.com"
@@ -110,13 +138,67 @@ class Settings(BaseSettings):
         return f"http://{self.emulator_host}:{self.emulator_port}"
 
     def signing_key(self) -> bytes:
-        secret = self.url_signing_secret.get_secret_value() or self.s3_secret_key.get_secret_value()
-        return secret.encode()
+        return self.url_signing_secret.get_secret_value().encode()
+
+    @model_validator(mode="after")
+    def _safe_for_its_environment(self) -> Settings:
+        if not self.url_signing_secret.get_secret_value():
+            raise ValueError(f"{_var('url_signing_secret')} must not be empty")
+        if self.env is Environment.PRODUCTION:
+            problems = self._production_problems()
+            if problems:
+                raise ValueError(f"{_var('env')}=production refuses: " + "; ".join(problems))
+            if "require_provider_keys" not in self.model_fields_set:
+                self.require_provider_keys = True  # no emulator in production
+        return self
+
+    def _production_problems(self) -> list[str]:
+        problems = []
+        secrets_ = {
+            "s3_access_key": (self.s3_access_key, DEV_S3_ACCESS_KEY),
+            "s3_secret_key": (self.s3_secret_key.get_secret_value(), DEV_S3_SECRET_KEY),
+            "url_signing_secret": (
+                self.url_signing_secret.get_secret_value(),
+                DEV_URL_SIGNING_SECRET,
+            ),
+        }
+        for name, (value, default) in secrets_.items():
+            if value == default:
+                problems.append(f"{_var(name)} is the development default; set your own")
+            elif name != "s3_access_key" and len(value) < MIN_SECRET_LENGTH:
+                problems.append(f"{_var(name)} is shorter than {MIN_SECRET_LENGTH} characters")
+        if self.dev_api_key:
+            problems.append(f"{_var('dev_api_key')} must be empty (tenants come from a file)")
+        if "require_provider_keys" in self.model_fields_set and not self.require_provider_keys:
+            problems.append(
+                f"{_var('require_provider_keys')}=false would serve unkeyed providers "
+                "from the emulator"
+            )
+        return problems
+
+
+def _var(field: str) -> str:
+    """The env var of a Settings field."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def describe_invalid(error: ValidationError) -> str:
+    """A `ValidationError` of `Settings` as one line that names each wrong setting."""
+    parts = []
+    for item in error.errors():
+        message = str(item["msg"]).removeprefix("Value error, ")
+        where = ".".join(str(part) for part in item["loc"])
+        parts.append(f"{_var(where)}: {message}" if where else message)
+    return "; ".join(parts)
 
 
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    """The process's settings; an invalid configuration ends the process with one line."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SystemExit(f"reelay: invalid configuration: {describe_invalid(error)}") from None
 
 
 def generated_dev_key() -> str:

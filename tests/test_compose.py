@@ -1,9 +1,16 @@
-"""docker-compose.yml and the Dockerfile agree with the code (no Docker engine needed)."""
+"""docker-compose.yml and the Dockerfile agree with the code (no Docker engine needed).
+
+The secrets compose generates are checked by running `secrets-init`'s own script here and
+building the services' `Settings` (production mode) from what it wrote.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import re
+import stat
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +19,15 @@ import yaml
 
 from reelay.devstack import split_host_port
 from reelay.search_attributes import search_attribute_types
-from reelay.settings import Settings
+from reelay.settings import Environment, Settings
+from reelay.tenants import TenantDirectory
 from tests.conftest import isolated_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-REELAY_APPS = ("emulator", "worker", "api")
+REELAY_APPS = ("worker", "api")
+SECRETS_MOUNT = "/run/reelay"
 # Compose variable syntax: $$ (a literal $), ${NAME}, ${NAME:-default}, ${NAME-default}.
 _VARIABLE = re.compile(r"\$\$|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-(?P<default>[^}]*))?\}")
 
@@ -35,11 +44,43 @@ def environment(service: str) -> dict[str, str]:
     return {str(k): interpolate(str(v)) for k, v in env.items()}
 
 
-def reelay_settings(service: str) -> Settings:
-    """The Settings the service's process would build from its environment."""
-    env = environment(service)
+def generate_secrets(directory: Path) -> subprocess.CompletedProcess[str]:
+    """Run `secrets-init`'s script (as compose would) with its output in `directory`."""
+    script = interpolate("\n".join(all_strings(SERVICES["secrets-init"]["command"])))
+    env = {k: v for k, v in environment("secrets-init").items()}
+    env |= {"SECRETS_DIR": str(directory), "APP_UID": str(os.getuid())}
+    env |= {"TEMPORAL_UID": str(os.getuid()), "PATH": os.environ["PATH"]}
+    return subprocess.run(
+        ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=True, timeout=30
+    )
+
+
+def env_file(path: Path) -> dict[str, str]:
+    lines = path.read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+@pytest.fixture(scope="module")
+def secrets_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("secrets")
+    generate_secrets(directory)
+    return directory
+
+
+def in_container(path: Path, secrets: Path) -> str:
+    """`path` (under `secrets`) as the containers see it (under the volume's mount)."""
+    return f"{SECRETS_MOUNT}/{path.relative_to(secrets)}"
+
+
+def reelay_settings(service: str, secrets: Path) -> Settings:
+    """The Settings the service's process would build: its environment plus the generated
+    reelay.env its entrypoint exports (paths in the volume mapped to `secrets`)."""
+    env = environment(service) | env_file(secrets / "reelay.env")
     prefix = "REELAY_"
     values = {k.removeprefix(prefix).lower(): v for k, v in env.items() if k.startswith(prefix)}
+    for name, value in values.items():
+        if value.startswith(f"{SECRETS_MOUNT}/"):
+            values[name] = str(secrets / value.removeprefix(f"{SECRETS_MOUNT}/"))
     return isolated_settings(**values)
 
 
@@ -62,6 +103,7 @@ def depends_on(service: str) -> dict[str, str]:
 
 def test_the_expected_services_exist() -> None:
     expected = {
+        "secrets-init",
         "postgresql",
         "temporal",
         "temporal-init",
@@ -81,58 +123,108 @@ def test_every_reelay_variable_is_a_settings_field(service: str) -> None:
 
 
 @pytest.mark.parametrize("service", REELAY_APPS)
-def test_reelay_services_reach_temporal_minio_and_the_emulator(service: str) -> None:
-    env = environment(service)
-    for name in (
-        "REELAY_TEMPORAL_ADDRESS",
-        "REELAY_S3_ENDPOINT",
-        "REELAY_S3_ACCESS_KEY",
-        "REELAY_S3_SECRET_KEY",
-        "REELAY_S3_BUCKET",
-    ):
-        assert env.get(name), f"{service} lacks {name}"
-    settings = reelay_settings(service)  # also: every value parses
+def test_reelay_services_run_in_production_and_reach_temporal_and_minio(
+    service: str, secrets_dir: Path
+) -> None:
+    settings = reelay_settings(service, secrets_dir)  # production's checks pass
+    assert settings.env is Environment.PRODUCTION
+    assert settings.require_provider_keys is True
+    assert settings.dev_api_key == ""
 
     host, port = split_host_port(settings.temporal_address)
     assert (host, port) == ("temporal", 7233)
     host, port = split_host_port(settings.s3_endpoint)
     assert (host, port) == ("minio", 9000)
     assert settings.s3_secure is False
-
-    minio = environment("minio")
-    assert settings.s3_access_key == minio["MINIO_ROOT_USER"]
-    assert settings.s3_secret_key.get_secret_value() == minio["MINIO_ROOT_PASSWORD"]
     assert settings.s3_bucket == environment("minio-init")["S3_BUCKET"]
-
-    if service != "emulator":
-        assert settings.emulator_host == "emulator"
-        assert settings.emulator_port == reelay_settings("emulator").emulator_port
-        assert {"temporal-init", "minio-init"} <= set(depends_on(service))
+    assert {"secrets-init", "temporal-init", "minio-init"} <= set(depends_on(service))
 
 
-def test_minio_credentials_are_valid_for_minio() -> None:
-    minio = environment("minio")
-    assert len(minio["MINIO_ROOT_USER"]) >= 3
-    assert len(minio["MINIO_ROOT_PASSWORD"]) >= 8
-    init = environment("minio-init")
-    assert (init["S3_ACCESS_KEY"], init["S3_SECRET_KEY"]) == (
-        minio["MINIO_ROOT_USER"],
-        minio["MINIO_ROOT_PASSWORD"],
+@pytest.mark.parametrize("service", REELAY_APPS)
+def test_reelay_services_export_the_generated_secrets(service: str) -> None:
+    spec = SERVICES[service]
+    entrypoint = interpolate(" ".join(spec["entrypoint"]))
+    assert f"set -a && . {SECRETS_MOUNT}/reelay.env && set +a" in entrypoint
+    assert 'exec "$@"' in entrypoint  # then the service's own command
+    assert f"secrets:{SECRETS_MOUNT}" in spec["volumes"]
+
+
+def test_no_secret_is_a_literal_of_the_compose_file() -> None:
+    secret = re.compile(r"(SECRET|PASSWORD|PWD|_KEY)$", re.IGNORECASE)
+    for service in SERVICES:
+        for name, value in environment(service).items():
+            if secret.search(name):
+                assert value == "", f"{service}: {name} has a committed value"
+
+
+def test_secrets_are_generated_once_unguessable_and_private(
+    tmp_path: Path, secrets_dir: Path
+) -> None:
+    generated = env_file(secrets_dir / "reelay.env")
+    wanted = {
+        "REELAY_S3_ACCESS_KEY",
+        "REELAY_S3_SECRET_KEY",
+        "REELAY_URL_SIGNING_SECRET",
+        "REELAY_WEBHOOK_SECRET_SEED",
+        "REELAY_ADMIN_API_KEY",
+    }
+    assert set(generated) == wanted
+    for name in wanted - {"REELAY_S3_ACCESS_KEY"}:
+        assert len(generated[name]) >= 64, name
+    for path in secrets_dir.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path.name
+
+    # A second start keeps them; another volume gets others.
+    copy = tmp_path / "again"
+    copy.mkdir()
+    for path in secrets_dir.iterdir():
+        (copy / path.name).write_bytes(path.read_bytes())
+    generate_secrets(copy)
+    assert env_file(copy / "reelay.env") == generated
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    generate_secrets(fresh)
+    other = env_file(fresh / "reelay.env")
+    assert all(other[name] != generated[name] for name in wanted)
+
+
+def test_the_generated_api_key_is_the_first_tenants(secrets_dir: Path) -> None:
+    settings = reelay_settings("api", secrets_dir)
+    assert settings.tenants_file == secrets_dir / "tenants.toml"
+    assert environment("api")["REELAY_TENANTS_FILE"] == f"{SECRETS_MOUNT}/tenants.toml"
+    key = (secrets_dir / "api_key").read_text().strip()
+    tenant = TenantDirectory(settings).authenticate(key)
+    assert tenant is not None and tenant.id == "default"
+    assert TenantDirectory(settings).authenticate(key + "x") is None
+
+
+def test_minio_and_its_init_use_the_generated_s3_keys(secrets_dir: Path) -> None:
+    minio = SERVICES["minio"]
+    entrypoint = interpolate(" ".join(minio["entrypoint"]))
+    assert f". {SECRETS_MOUNT}/reelay.env" in entrypoint
+    assert 'MINIO_ROOT_USER="$REELAY_S3_ACCESS_KEY"' in entrypoint
+    assert 'MINIO_ROOT_PASSWORD="$REELAY_S3_SECRET_KEY"' in entrypoint
+    assert 'exec minio "$@"' in entrypoint
+    assert minio["command"][0] == "server"
+    generated = env_file(secrets_dir / "reelay.env")
+    assert len(generated["REELAY_S3_ACCESS_KEY"]) >= 3  # MinIO's minimum lengths
+    assert len(generated["REELAY_S3_SECRET_KEY"]) >= 8
+    script = interpolate("\n".join(all_strings(SERVICES["minio-init"].get("command"))))
+    assert f". {SECRETS_MOUNT}/reelay.env" in script
+    assert (
+        'mc alias set reelay http://minio:9000 "$REELAY_S3_ACCESS_KEY" "$REELAY_S3_SECRET_KEY"'
+        in (script)
     )
-    script = "\n".join(all_strings(SERVICES["minio-init"].get("command")))
-    assert "http://minio:9000" in interpolate(script)
     assert "mc mb --ignore-existing" in script
     assert depends_on("minio-init") == {"minio": "service_healthy"}
+    assert depends_on("minio") == {"secrets-init": "service_completed_successfully"}
     assert "healthcheck" in SERVICES["minio"]
 
 
-def test_servers_listen_on_all_interfaces_and_publish_their_ports() -> None:
-    api = reelay_settings("api")
+def test_servers_listen_on_all_interfaces_and_publish_their_ports(secrets_dir: Path) -> None:
+    api = reelay_settings("api", secrets_dir)
     assert api.api_host == "0.0.0.0"
     assert f"{api.api_port}:{api.api_port}" in SERVICES["api"]["ports"]
-    assert api.dev_api_key
-    emulator = reelay_settings("emulator")
-    assert emulator.emulator_host == "0.0.0.0"
     assert "8233:8080" in SERVICES["temporal-ui"]["ports"]
     assert environment("temporal-ui")["TEMPORAL_ADDRESS"] == "temporal:7233"
 
@@ -143,11 +235,16 @@ def test_temporal_runs_on_postgresql() -> None:
     env = environment("temporal")
     assert env["DB"].startswith("postgres")
     assert env["POSTGRES_SEEDS"] == "postgresql"
-    postgres = environment("postgresql")
-    assert (env["POSTGRES_USER"], env["POSTGRES_PWD"]) == (
-        postgres["POSTGRES_USER"],
-        postgres["POSTGRES_PASSWORD"],
-    )
+    assert env["POSTGRES_USER"] == environment("postgresql")["POSTGRES_USER"]
+    # Both read the generated password from the same file, under the names each one uses.
+    temporal_entry = interpolate(" ".join(temporal["entrypoint"]))
+    assert f". {SECRETS_MOUNT}/postgres.env" in temporal_entry
+    assert 'export POSTGRES_PWD="$POSTGRES_PASSWORD"' in temporal_entry
+    assert 'exec /etc/temporal/entrypoint.sh "$@"' in temporal_entry  # the image's own
+    assert temporal["command"] == ["autosetup"]
+    postgres_entry = interpolate(" ".join(SERVICES["postgresql"]["entrypoint"]))
+    assert f"set -a && . {SECRETS_MOUNT}/postgres.env && set +a" in postgres_entry
+    assert 'exec docker-entrypoint.sh "$@"' in postgres_entry
     assert depends_on("temporal") == {"postgresql": "service_healthy"}
 
 
@@ -180,7 +277,6 @@ def test_reelay_services_run_real_entry_points_from_this_repo_image() -> None:
             assert importlib.util.find_spec(command[2]) is not None, command
         else:
             assert (ROOT / command[1]).is_file(), command
-    assert SERVICES["emulator"]["command"][1:] == ["-m", "providers.emulator"]
     assert SERVICES["api"]["command"][1:] == ["-m", "api"]
     assert SERVICES["worker"]["command"][1:] == ["worker.py"]
 
