@@ -45,7 +45,7 @@ from reelay.devstack.process import ManagedProcess, StackError
 from reelay.devstack.s3 import S3Endpoint, seaweed_process, wait_bucket_ready
 from reelay.devstack.supervise import Part, Supervisor
 from reelay.devstack.temporal import temporal_process, wait_temporal_ready
-from reelay.settings import Settings, generated_dev_key
+from reelay.settings import Settings, generated_dev_key, get_settings
 
 #: Printed (on a line of its own) once every process of `up` is healthy.
 READY_MARKER = "Reelay dev stack is ready"
@@ -268,7 +268,7 @@ def _announce(console: Console) -> Callable[[str], None]:
 
     def announce(line: str) -> None:
         stamp = time.strftime("%H:%M:%S")
-        console.print(f"[yellow]{stamp} {line}[/]", soft_wrap=True)
+        console.print(f"{stamp} {line}", style="yellow", markup=False, soft_wrap=True)
 
     return announce
 
@@ -343,4 +343,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(configured by REELAY_* env vars)",
     )
     parser.parse_args(argv)
-    return run_stack(Settings())
+    return run_stack(get_settings())
