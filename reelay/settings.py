@@ -154,7 +154,7 @@ class Settings(BaseSettings):
 
     def _production_problems(self) -> list[str]:
         problems = []
-        secrets_ = {
+        own_secrets = {
             "s3_access_key": (self.s3_access_key, DEV_S3_ACCESS_KEY),
             "s3_secret_key": (self.s3_secret_key.get_secret_value(), DEV_S3_SECRET_KEY),
             "url_signing_secret": (
@@ -162,7 +162,7 @@ class Settings(BaseSettings):
                 DEV_URL_SIGNING_SECRET,
             ),
         }
-        for name, (value, default) in secrets_.items():
+        for name, (value, default) in own_secrets.items():
             if value == default:
                 problems.append(f"{_var(name)} is the development default; set your own")
             elif name != "s3_access_key" and len(value) < MIN_SECRET_LENGTH:
@@ -187,8 +187,10 @@ def describe_invalid(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
         message = str(item["msg"]).removeprefix("Value error, ")
-        where = ".".join(str(part) for part in item["loc"])
-        parts.append(f"{_var(where)}: {message}" if where else message)
+        loc = [str(part) for part in item["loc"]]
+        if loc:  # a field's own error; model-level ones name their settings themselves
+            message = _var(loc[0]) + "".join(f"[{part}]" for part in loc[1:]) + f": {message}"
+        parts.append(message)
     return "; ".join(parts)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -102,11 +103,23 @@ def test_the_url_signing_key_is_its_own_secret_not_the_s3_one() -> None:
     assert other.signing_key() != one.signing_key()
 
 
-def test_get_settings_ends_the_process_with_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in clean_env().items():
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"REELAY_ENV": "production", "REELAY_DEV_API_KEY": "rl_dev_0123"}, "REELAY_DEV_API_KEY"),
+        ({"REELAY_API_PORT": "eighty"}, "REELAY_API_PORT: "),
+        ({"REELAY_PROVIDER_SUBMITS_PER_SECOND": '{"runway": "x"}'}, "_SECOND[runway]: "),
+    ],
+    ids=["production", "field", "nested"],
+)
+def test_get_settings_ends_the_process_with_one_line(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("REELAY_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.setenv("REELAY_ENV", "production")
-    monkeypatch.setenv("REELAY_DEV_API_KEY", "rl_dev_0123456789")
     monkeypatch.chdir(ROOT / "tests")  # no .env here
     get_settings.cache_clear()
     try:
@@ -117,7 +130,7 @@ def test_get_settings_ends_the_process_with_one_line(monkeypatch: pytest.MonkeyP
     message = str(stopped.value.code)
     assert "\n" not in message
     assert message.startswith("reelay: invalid configuration: ")
-    assert "REELAY_DEV_API_KEY" in message
+    assert named in message
 
 
 @pytest.mark.parametrize(
