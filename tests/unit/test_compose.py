@@ -15,7 +15,7 @@ from reelay.settings import Settings
 from tests.conftest import isolated_settings
 from workflows.search_attributes import ALL as SEARCH_ATTRIBUTES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 REELAY_APPS = ("emulator", "worker", "api")
