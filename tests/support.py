@@ -209,7 +209,7 @@ class Stack:
     """Real `python worker.py` and `python -m api` processes on a task queue of their own.
 
     Made by the `make_stack` fixture over the session's servers; a context manager that starts
-    the worker, then the API, and stops both.
+    the worker, then the API, and stops both. The worker can be killed and started again.
     """
 
     def __init__(self, name: str, settings: Settings, logs: Path) -> None:
@@ -226,6 +226,11 @@ class Stack:
         self._workers += 1
         log = self._logs / f"{self.name}-worker-{self._workers}.log"
         self._worker = devstack.start_worker(self.settings, log_path=log, env=clean_env())
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker's whole process group: a crash, as far as it can tell."""
+        assert self._worker is not None, "no worker was started"
+        self._worker.kill()
 
     def __enter__(self) -> Stack:
         self.start_worker()
