@@ -27,6 +27,7 @@ from reelay.jobs import JobStatus, JobView
 from reelay.storage import s3_client
 from reelay.temporal import connect
 from tests.conftest import DEV_API_KEY
+from tests.integration.dialect_helpers import assert_mp4
 from tests.support import MakeStack, Stack, unique_prompt, view_of, wait_until
 from workflows.video_generation import VideoGenerationWorkflow
 
@@ -154,6 +155,7 @@ async def submissions_per_route(emulator: str, prompt: str) -> Counter[str]:
 
 
 async def submit(stack: Stack, prompt: str) -> WorkflowHandle[Any, JobView]:
+    """POST a 4 s job of the default model (runway-gen3: one route, Runway's) to the API."""
     async with httpx.AsyncClient(base_url=stack.settings.public_url, headers=AUTH) as api:
         response = await api.post(
             "/v1/video/generations", json={"prompt": prompt, "duration_seconds": 4}
@@ -186,7 +188,9 @@ async def crash_and_recover(
     s3 = s3_client(stack.settings)
     local = tmp_path / "stored.mp4"
     s3.fget_object(stack.settings.s3_bucket, result.video.key, str(local))
-    assert hashlib.sha256(local.read_bytes()).hexdigest() == result.video.sha256
+    data = local.read_bytes()
+    assert hashlib.sha256(data).hexdigest() == result.video.sha256
+    assert_mp4(data, seconds=4, ratio=16 / 9)  # the whole clip, not a torn download
     assert len(list(s3.list_objects(stack.settings.s3_bucket, prefix=result.video.key))) == 1
 
 
