@@ -10,10 +10,10 @@ BIN := $(VENV)/bin
 # Re-install whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up test lint fmt bench histories clean
+.PHONY: help venv up test test-fast lint fmt bench histories clean
 
 help: ## list the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-6s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -n "$(PYTHON)" || { echo "error: neither python3.11 nor python3 is on PATH" >&2; exit 1; }
@@ -29,13 +29,17 @@ venv: $(STAMP) ## create .venv and install Reelay with its dev tools
 up: $(STAMP) ## run the local stack (Temporal + UI, SeaweedFS, emulator, worker, API) until Ctrl-C
 	$(BIN)/python -m reelay.devstack up
 
-test: lint ## lint, type-check, then run the tests against real servers
+test: lint ## lint, type-check, then run every test (unit, then integration on real servers)
 	$(BIN)/pytest -q
 
-lint: $(STAMP) ## ruff check, ruff format --check, mypy
+test-fast: $(STAMP) ## the unit tests only: no servers, well under a minute
+	$(BIN)/pytest -q tests/unit
+
+lint: $(STAMP) ## ruff check, ruff format --check, mypy, import-linter (the layers)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: $(STAMP) ## fix what ruff can fix and format the code
 	$(BIN)/ruff check --fix .

@@ -1,13 +1,20 @@
-"""Helpers shared by the integration tests (no fixtures here; see conftest.py)."""
+"""Helpers shared by the tests (no fixtures here: see tests/conftest.py for what every test
+may use and tests/integration/conftest.py for the servers and the `make_stack` factory)."""
 
 from __future__ import annotations
 
 import asyncio
+import http.server
+import os
+import ssl
+import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
@@ -16,12 +23,11 @@ from temporalio.client import Client, WorkflowHandle
 from api import jobs
 from providers.catalog import resolve_request
 from reelay import devstack
-from reelay.devstack import S3Endpoint
 from reelay.jobs import JobSpec, JobStatus, JobView
 from reelay.settings import Settings
 from reelay.temporal import connect
 from reelay.tenants import DEFAULT_TIERS, Tenant
-from tests.conftest import DEV_API_KEY, clean_env, isolated_settings
+from tests.conftest import clean_env
 from worker import serving
 from workflows.video_generation import VideoGenerationWorkflow
 
@@ -41,6 +47,16 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s (last value {value!r})")
         await asyncio.sleep(interval)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[1].split()[0] == "Z")
 
 
 def unique_prompt(text: str = "a lighthouse at dusk") -> str:
@@ -84,35 +100,158 @@ async def emulator_submissions(
         return [s for s in response.json() if s["prompt"] == prompt]
 
 
-@contextmanager
-def api_and_worker(
-    name: str,
-    *,
-    temporal: str,
-    s3: S3Endpoint,
-    emulator: str,
-    stack_dir: Path,
-    **overrides: Any,
-) -> Iterator[Settings]:
-    """Real `python -m api` and `python worker.py` processes on a task queue of their own."""
-    _, emulator_port = devstack.split_host_port(emulator)
-    api_port = devstack.free_port()
-    values: dict[str, Any] = {
-        "temporal_address": temporal,
-        "task_queue": f"test-{name}-{uuid.uuid4().hex[:8]}",
-        **s3.settings_kwargs(),
-        "emulator_port": emulator_port,
-        "api_port": api_port,
-        "public_url": f"http://127.0.0.1:{api_port}",
-        "dev_api_key": DEV_API_KEY,
-        "poll_min_seconds": 0.2,
-        "poll_max_seconds": 1.0,
-        **overrides,
-    }
-    settings = isolated_settings(**values)
-    logs = stack_dir / "logs"
-    with (
-        devstack.start_worker(settings, log_path=logs / f"{name}-worker.log", env=clean_env()),
-        devstack.start_api(settings, log_path=logs / f"{name}-api.log", env=clean_env()),
-    ):
-        yield settings
+@dataclass
+class Reply:
+    status: int = 204
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    content_length: bool = True
+
+
+@dataclass
+class Received:
+    method: str
+    path: str
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+class Receiver:
+    """A loopback HTTP server answering from a script of replies (then `default`).
+
+    Records every request. `delay` makes each reply wait (released at `stop`).
+    """
+
+    def __init__(
+        self,
+        replies: Sequence[Reply] = (),
+        *,
+        default: Reply | None = None,
+        port: int = 0,
+        delay: float = 0.0,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        self.requests: list[Received] = []
+        self._replies = list(replies)
+        self._default = default or Reply()
+        self._lock = threading.Lock()
+        self._released = threading.Event()
+        receiver = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _handle(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else b""
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                receiver._record(Received(self.command, self.path, headers, body))
+                receiver._released.wait(delay)
+                reply = receiver._next_reply()
+                self.send_response(reply.status)
+                for name, value in reply.headers.items():
+                    self.send_header(name, value)
+                if reply.content_length:
+                    self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                self.wfile.write(reply.body)
+
+            do_GET = do_POST = _handle
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+
+    def _record(self, request: Received) -> None:
+        with self._lock:
+            self.requests.append(request)
+
+    def _next_reply(self) -> Reply:
+        with self._lock:
+            return self._replies.pop(0) if self._replies else self._default
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> Receiver:
+        self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._released.set()
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def resolver_for(table: dict[str, list[str]], calls: list[str] | None = None) -> Any:
+    async def resolve(host: str, port: int) -> list[str]:
+        if calls is not None:
+            calls.append(host)
+        if host not in table:
+            raise OSError(f"unknown host {host}")
+        return table[host]
+
+    return resolve
+
+
+class Stack:
+    """Real `python worker.py` and `python -m api` processes on a task queue of their own.
+
+    Made by the `make_stack` fixture over the session's servers; a context manager that starts
+    the worker, then the API, and stops both. The worker can be killed and started again.
+    """
+
+    def __init__(self, name: str, settings: Settings, logs: Path) -> None:
+        self.name = name
+        self.settings = settings
+        self._logs = logs
+        self._workers = 0
+        self._worker: devstack.ManagedProcess | None = None
+        self._api: devstack.ManagedProcess | None = None
+
+    def start_worker(self) -> None:
+        """Start a worker process (the previous one must be gone); waits until it polls."""
+        assert self._worker is None or not self._worker.alive(), "a worker is still running"
+        self._workers += 1
+        log = self._logs / f"{self.name}-worker-{self._workers}.log"
+        self._worker = devstack.start_worker(self.settings, log_path=log, env=clean_env())
+
+    def kill_worker(self) -> None:
+        """SIGKILL the worker's whole process group: a crash, as far as it can tell."""
+        assert self._worker is not None, "no worker was started"
+        self._worker.kill()
+
+    def __enter__(self) -> Stack:
+        self.start_worker()
+        try:
+            log = self._logs / f"{self.name}-api.log"
+            self._api = devstack.start_api(self.settings, log_path=log, env=clean_env())
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for process in (self._api, self._worker):
+            if process is not None:
+                process.stop()
+
+
+# `make_stack(**settings_overrides)`: a running `Stack`, stopped at the end of the module.
+MakeStack = Callable[..., Stack]

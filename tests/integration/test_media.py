@@ -24,7 +24,7 @@ from reelay.settings import Settings
 from reelay.storage import s3_client
 from reelay.tenants import Tenant, TenantDirectory
 from tests.conftest import DEV_API_KEY
-from tests.test_ssrf import Receiver, Reply
+from tests.support import Receiver, Reply
 
 OTHER_KEY = "rl_test_other_tenant_key"
 MAX_BYTES = 64 * 1024

@@ -1,4 +1,4 @@
-"""Outgoing webhooks: Standard Webhooks signatures, and delivery on a real Temporal server.
+"""Outgoing webhooks delivered on a real Temporal server (signatures: tests/unit).
 
 Receivers are loopback HTTP servers (`127.0.0.1` is allow-listed); every signature is
 checked with the `standardwebhooks` library, as a client would.
@@ -6,7 +6,6 @@ checked with the `standardwebhooks` library, as a client would.
 
 from __future__ import annotations
 
-import base64
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,7 +15,6 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 from standardwebhooks import Webhook
-from standardwebhooks.webhooks import WebhookVerificationError
 from temporalio import workflow
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -31,81 +29,14 @@ from reelay.temporal import connect
 from reelay.webhooks import (
     WebhookDelivery,
     WebhookDeliveryStatus,
-    encode_body,
     new_delivery,
-    sign,
-    signed_headers,
     tenant_secret,
 )
-from tests.conftest import isolated_settings
-from tests.support import wait_until
-from tests.test_ssrf import Receiver, Reply, resolver_for
+from tests.support import Receiver, Reply, resolver_for, wait_until
 from workflows.webhook_delivery import WebhookDeliveryWorkflow, start_webhook_delivery
 
 TENANT = "tenant-a"
 JOB_DATA = {"id": "job_vid_x", "status": "complete", "video_url": "https://cdn.example/v.mp4"}
-
-
-def test_tenant_secrets_are_derived_per_tenant_and_rotate_with_the_seed() -> None:
-    seeded = isolated_settings(webhook_secret_seed=SecretStr("seed-1"))
-    secret = tenant_secret(seeded, TENANT)
-    assert secret.startswith("whsec_")
-    assert len(base64.b64decode(secret.removeprefix("whsec_"))) == 32
-    assert tenant_secret(seeded, TENANT) == secret
-    assert tenant_secret(seeded, "tenant-b") != secret
-    rotated = isolated_settings(webhook_secret_seed=SecretStr("seed-2"))
-    assert tenant_secret(rotated, TENANT) != secret
-    unseeded = isolated_settings(url_signing_secret=SecretStr("signing"))
-    assert tenant_secret(unseeded, TENANT) != secret
-    assert tenant_secret(unseeded, TENANT) == tenant_secret(
-        isolated_settings(url_signing_secret=SecretStr("signing")), TENANT
-    )
-
-
-def test_signatures_verify_with_the_standard_webhooks_library() -> None:
-    secret = tenant_secret(isolated_settings(webhook_secret_seed=SecretStr("s")), TENANT)
-    at = datetime.now(UTC)
-    delivery = new_delivery(
-        job_id="job_vid_1", tenant_id=TENANT, url="https://x", event="failed", data=JOB_DATA, at=at
-    )
-    body = encode_body(delivery.payload)
-    headers = signed_headers(secret, delivery.message_id, int(at.timestamp()), body)
-    assert Webhook(secret).verify(body, headers) == {
-        "type": "video.failed",
-        "timestamp": at.isoformat().replace("+00:00", "Z"),
-        "data": JOB_DATA,
-    }
-    assert headers["webhook-signature"] == Webhook(secret).sign(
-        delivery.message_id, at, body.decode()
-    )
-    assert sign(secret, "msg_1", 1_700_000_000, b"{}") != sign(
-        secret, "msg_2", 1_700_000_000, b"{}"
-    )
-    other = tenant_secret(isolated_settings(webhook_secret_seed=SecretStr("s")), "tenant-b")
-    with pytest.raises(WebhookVerificationError):
-        Webhook(other).verify(body, headers)
-
-
-def test_deliveries_are_named_by_job_event_and_sequence() -> None:
-    at = datetime.now(UTC)
-    progress = new_delivery(
-        job_id="job_vid_9",
-        tenant_id=TENANT,
-        url="https://x",
-        event="progress",
-        data={},
-        at=at,
-        sequence=3,
-    )
-    assert progress.workflow_id == "job_vid_9:webhook:progress:3"
-    assert progress.message_id == "msg_job_vid_9_progress_3"
-    done = new_delivery(
-        job_id="job_vid_9", tenant_id=TENANT, url="https://x", event="completed", data={}, at=at
-    )
-    assert (done.workflow_id, done.message_id) == (
-        "job_vid_9:webhook:completed",
-        "msg_job_vid_9_completed",
-    )
 
 
 @pytest.fixture

@@ -16,22 +16,16 @@ import httpx
 import pytest
 import requests
 
-from reelay.devstack import S3Endpoint
 from reelay.settings import Settings
 from tests.conftest import DEV_API_KEY
-from tests.support import api_and_worker
+from tests.support import MakeStack
 
 AUTH = {"Authorization": f"Bearer {DEV_API_KEY}"}
 
 
 @pytest.fixture(scope="module")
-def stack(
-    temporal_server: str, s3_server: S3Endpoint, emulator_server: str, stack_dir: Path
-) -> Iterator[Settings]:
-    with api_and_worker(
-        "api", temporal=temporal_server, s3=s3_server, emulator=emulator_server, stack_dir=stack_dir
-    ) as settings:
-        yield settings
+def stack(make_stack: MakeStack) -> Settings:
+    return make_stack().settings
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from workflows.video_generation import VideoGenerationWorkflow
 
 HISTORIES = {
     path.stem: path.read_text()
-    for path in sorted((Path(__file__).parent / "histories").glob("*.json"))
+    for path in sorted((Path(__file__).parents[1] / "histories").glob("*.json"))
 }
 
 

@@ -26,7 +26,7 @@ from providers.replicate import ReplicateAdapter, parse_prediction, replicate_in
 from providers.veo import VeoAdapter, parse_operation, predict_body
 from reelay.jobs import JobSpec, Route
 
-PAYLOADS = Path(__file__).parent / "payloads"
+PAYLOADS = Path(__file__).parents[1] / "payloads"
 IMAGE = SourceImage(url="https://bucket.test/in.png", content_type="image/png", data=b"\x89PNG")
 Handler = Callable[[httpx.Request], httpx.Response]
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from reelay.devstack import S3Endpoint
 from reelay.settings import Settings
 from reelay.tenants import hash_key
-from tests.support import api_and_worker, wait_until
+from tests.support import MakeStack, wait_until
 
 KEYS = {
     "rich": "rl_rich_key",  # covers exactly 50 jobs of $0.20
@@ -59,23 +57,8 @@ def tenants_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def stack(
-    temporal_server: str,
-    s3_server: S3Endpoint,
-    emulator_server: str,
-    stack_dir: Path,
-    tenants_file: Path,
-) -> Iterator[Settings]:
-    with api_and_worker(
-        "accounts",
-        temporal=temporal_server,
-        s3=s3_server,
-        emulator=emulator_server,
-        stack_dir=stack_dir,
-        tenants_file=tenants_file,
-        admin_api_key=ADMIN_KEY,
-    ) as settings:
-        yield settings
+def stack(make_stack: MakeStack, tenants_file: Path) -> Settings:
+    return make_stack(tenants_file=tenants_file, admin_api_key=ADMIN_KEY).settings
 
 
 def client(stack: Settings, tenant: str) -> httpx.AsyncClient:

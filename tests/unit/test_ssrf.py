@@ -1,20 +1,13 @@
 """`reelay.ssrf`: URL rules, address classes, and requests pinned to the checked address.
 
-Offline: no test resolves a name through real DNS; each passes its own resolver. `Receiver`
-(a loopback HTTP server) is shared with the webhook and media tests.
+Offline: no test resolves a name through real DNS; each passes its own resolver.
 """
 
 from __future__ import annotations
 
 import datetime
-import http.server
 import ssl
-import threading
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any
 
 import httpx
 import pytest
@@ -22,111 +15,7 @@ import pytest
 from reelay.settings import Settings
 from reelay.ssrf import UnsafeURLError, check_url, check_webhook_url, pinned_stream
 from tests.conftest import isolated_settings
-
-
-@dataclass
-class Reply:
-    status: int = 204
-    headers: dict[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    content_length: bool = True
-
-
-@dataclass
-class Received:
-    method: str
-    path: str
-    headers: dict[str, str]  # names in lower case
-    body: bytes
-
-
-class Receiver:
-    """A loopback HTTP server answering from a script of replies (then `default`).
-
-    Records every request. `delay` makes each reply wait (released at `stop`).
-    """
-
-    def __init__(
-        self,
-        replies: Sequence[Reply] = (),
-        *,
-        default: Reply | None = None,
-        port: int = 0,
-        delay: float = 0.0,
-        tls: ssl.SSLContext | None = None,
-    ) -> None:
-        self.requests: list[Received] = []
-        self._replies = list(replies)
-        self._default = default or Reply()
-        self._lock = threading.Lock()
-        self._released = threading.Event()
-        receiver = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _handle(self) -> None:
-                length = int(self.headers.get("content-length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {name.lower(): value for name, value in self.headers.items()}
-                receiver._record(Received(self.command, self.path, headers, body))
-                receiver._released.wait(delay)
-                reply = receiver._next_reply()
-                self.send_response(reply.status)
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                if reply.content_length:
-                    self.send_header("Content-Length", str(len(reply.body)))
-                self.end_headers()
-                self.wfile.write(reply.body)
-
-            do_GET = do_POST = _handle
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self._server.daemon_threads = True
-        if tls is not None:
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
-        self.port = self._server.server_address[1]
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def _record(self, request: Received) -> None:
-        with self._lock:
-            self.requests.append(request)
-
-    def _next_reply(self) -> Reply:
-        with self._lock:
-            return self._replies.pop(0) if self._replies else self._default
-
-    def url(self, path: str = "/hook") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def __enter__(self) -> Receiver:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._released.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-
-def resolver_for(table: dict[str, list[str]], calls: list[str] | None = None) -> Any:
-    async def resolve(host: str, port: int) -> list[str]:
-        if calls is not None:
-            calls.append(host)
-        if host not in table:
-            raise OSError(f"unknown host {host}")
-        return table[host]
-
-    return resolve
+from tests.support import Receiver, Reply, resolver_for
 
 
 def plain_settings(*allow: str) -> Settings:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,31 +11,19 @@ import pytest
 from standardwebhooks import Webhook
 
 from reelay.callbacks import callback_token
-from reelay.devstack import S3Endpoint
 from reelay.settings import Settings
 from tests.conftest import DEV_API_KEY
-from tests.support import api_and_worker, unique_prompt
-from tests.test_ssrf import Receiver, Reply
+from tests.support import MakeStack, Receiver, Reply, unique_prompt
 
 AUTH = {"Authorization": f"Bearer {DEV_API_KEY}"}
 
 
 @pytest.fixture(scope="module")
-def stack(
-    temporal_server: str, s3_server: S3Endpoint, emulator_server: str, stack_dir: Path
-) -> Iterator[Settings]:
+def stack(make_stack: MakeStack) -> Settings:
     # Hour-long poll intervals: only a provider callback can finish a job in time.
-    with api_and_worker(
-        "notify",
-        temporal=temporal_server,
-        s3=s3_server,
-        emulator=emulator_server,
-        stack_dir=stack_dir,
-        webhook_allow_hosts=["127.0.0.1"],
-        poll_min_seconds=3600.0,
-        poll_max_seconds=3600.0,
-    ) as settings:
-        yield settings
+    return make_stack(
+        webhook_allow_hosts=["127.0.0.1"], poll_min_seconds=3600.0, poll_max_seconds=3600.0
+    ).settings
 
 
 def wait_for(check: Any, within: float = 60.0) -> Any:

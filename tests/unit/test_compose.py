@@ -23,7 +23,7 @@ from reelay.settings import Environment, Settings
 from reelay.tenants import TenantDirectory
 from tests.conftest import isolated_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
 REELAY_APPS = ("worker", "api")

@@ -16,9 +16,8 @@ import httpx
 import pytest
 import requests
 
-from reelay.devstack import S3Endpoint
 from reelay.settings import Settings
-from tests.dialect_helpers import (
+from tests.integration.dialect_helpers import (
     assert_mp4,
     download,
     job_spec_of,
@@ -26,7 +25,7 @@ from tests.dialect_helpers import (
     poll,
     tenant_entry,
 )
-from tests.support import api_and_worker
+from tests.support import MakeStack
 
 KEY = "rl_test_dialects_0123456789"
 BROKE_KEY = "rl_test_broke_0123456789"  # a tenant with no credits
@@ -34,24 +33,14 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture(scope="module")
-def stack(
-    temporal_server: str, s3_server: S3Endpoint, emulator_server: str, stack_dir: Path
-) -> Iterator[Settings]:
+def stack(make_stack: MakeStack, stack_dir: Path) -> Settings:
     run = uuid.uuid4().hex[:8]
     tenants = stack_dir / f"dialects-{run}.toml"
     tenants.write_text(
         tenant_entry(f"dialects-{run}", KEY, balance_usd=1000)
         + tenant_entry(f"broke-{run}", BROKE_KEY, balance_usd=0)
     )
-    with api_and_worker(
-        "dialects",
-        temporal=temporal_server,
-        s3=s3_server,
-        emulator=emulator_server,
-        stack_dir=stack_dir,
-        tenants_file=tenants,
-    ) as settings:
-        yield settings
+    return make_stack(tenants_file=tenants).settings
 
 
 @pytest.fixture

@@ -13,16 +13,15 @@ import pytest
 from openai import OpenAI
 from temporalio.client import WorkflowExecutionStatus
 
-from reelay.devstack import S3Endpoint
 from reelay.settings import Settings
-from tests.dialect_helpers import (
+from tests.integration.dialect_helpers import (
     assert_mp4,
     job_spec_of,
     png_bytes,
     tenant_entry,
     workflow_status,
 )
-from tests.support import api_and_worker
+from tests.support import MakeStack
 
 # The SDK marks its Videos API deprecated (OpenAI shut Sora down); Reelay still speaks it.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -30,21 +29,11 @@ KEY = "rl_test_openai_0123456789"
 
 
 @pytest.fixture(scope="module")
-def stack(
-    temporal_server: str, s3_server: S3Endpoint, emulator_server: str, stack_dir: Path
-) -> Iterator[Settings]:
+def stack(make_stack: MakeStack, stack_dir: Path) -> Settings:
     run = uuid.uuid4().hex[:8]
     tenants = stack_dir / f"openai-{run}.toml"
     tenants.write_text(tenant_entry(f"openai-{run}", KEY, balance_usd=1000))
-    with api_and_worker(
-        "openai",
-        temporal=temporal_server,
-        s3=s3_server,
-        emulator=emulator_server,
-        stack_dir=stack_dir,
-        tenants_file=tenants,
-    ) as settings:
-        yield settings
+    return make_stack(tenants_file=tenants).settings
 
 
 @pytest.fixture
