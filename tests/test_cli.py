@@ -12,8 +12,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from reelay.cli import app
 from reelay.devstack import S3Endpoint
@@ -21,6 +20,7 @@ from reelay.settings import Settings
 from reelay.temporal import connect
 from reelay.tenants import hash_key
 from tests.support import api_and_worker
+from tests.test_ssrf import Receiver, Reply
 
 T = TypeVar("T")
 
@@ -35,6 +35,7 @@ opening_balance_usd = 50.0
 key_hashes = ["{hash_key(KEY)}"]
 """
 Env = dict[str, str | None]
+JOBS = "/v1/video/generations"
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,7 @@ def stack(
         emulator=emulator_server,
         stack_dir=stack_dir,
         tenants_file=tenants,
+        webhook_allow_hosts=["127.0.0.1"],
     ) as settings:
         yield settings
 
@@ -134,12 +136,11 @@ def test_generate_json_is_the_finished_job(made: list[dict[str, Any]], api: http
 
 def listing_of(env: Env, made: list[dict[str, Any]]) -> dict[str, Any]:
     """`jobs list --json` once Temporal's visibility lists every job of `made` as complete."""
-    ids = [job["id"] for job in made]
 
     def listed() -> dict[str, Any] | None:
         listing: dict[str, Any] = json_of(reelay(env, "jobs", "list", "--json"))
         statuses = {job["id"]: job["status"] for job in listing["data"]}
-        return listing if statuses == dict.fromkeys(ids, "complete") else None
+        return listing if all(statuses.get(job["id"]) == "complete" for job in made) else None
 
     return eventually(listed)
 
@@ -148,36 +149,53 @@ def test_jobs_list_json_is_the_api_listing(
     made: list[dict[str, Any]], env: Env, api: httpx.Client
 ) -> None:
     listing = listing_of(env, made)
-    assert [job["id"] for job in listing["data"]] == [job["id"] for job in made][::-1]
-    assert unsigned(listing) == unsigned(api.get("/v1/video/generations").json())
+    ids = [job["id"] for job in made]
+    assert [job["id"] for job in listing["data"] if job["id"] in ids] == ids[::-1]  # newest first
+    assert unsigned(listing) == unsigned(api.get(JOBS).json())
 
 
-def test_jobs_list_filters_and_pages_as_the_api(made: list[dict[str, Any]], env: Env) -> None:
-    runway, pika = (job["id"] for job in made)
+def test_jobs_list_filters_and_pages_as_the_api(
+    made: list[dict[str, Any]], env: Env, api: httpx.Client
+) -> None:
+    runway, pika = made
     listing_of(env, made)
 
-    def ids(*args: str) -> list[str]:
-        return [job["id"] for job in json_of(reelay(env, "jobs", "list", "--json", *args))["data"]]
+    def both(*args: str, **params: str | int) -> dict[str, Any]:
+        """The CLI's listing for `args`, once it is checked to be the API's for `params`."""
+        listing = json_of(reelay(env, "jobs", "list", "--json", *args))
+        assert unsigned(listing) == unsigned(api.get(JOBS, params=params).json())
+        return listing
 
-    assert ids("--status", "complete", "--model", "pika") == [pika]
-    assert ids("--status", "failed") == []
-    assert ids("--app-id", "no-such-app") == []
-    assert ids("--created-after", made[0]["created_at"], "--created-before", "2999-01-01") == [
-        pika,
-        runway,
-    ]
-    assert ids("--created-after", "2999-01-01T00:00:00Z") == []
+    def ids(listing: dict[str, Any]) -> list[str]:
+        return [job["id"] for job in listing["data"]]
 
-    first = json_of(reelay(env, "jobs", "list", "--json", "--limit", "1"))
-    assert [job["id"] for job in first["data"]] == [pika] and first["has_more"]
-    assert ids("--limit", "1", "--cursor", first["next_cursor"]) == [runway]
+    complete_pika = both("--status", "complete", "--model", "pika", status="complete", model="pika")
+    assert ids(complete_pika) == [pika["id"]]
+    assert ids(both("--status", "failed", status="failed")) == []
+    assert ids(both("--app-id", "no-such-app", app_id="no-such-app")) == []
+    after, before = runway["created_at"], "2999-01-01T00:00:00Z"
+    window = both(
+        "--created-after",
+        after,
+        "--created-before",
+        before,
+        created_after=after,
+        created_before=before,
+    )
+    assert pika["id"] in ids(window)
+    assert ids(both("--created-after", before, created_after=before)) == []
+
+    first = both("--limit", "1", limit=1)
+    assert len(first["data"]) == 1 and first["has_more"]
+    cursor = first["next_cursor"]
+    both("--limit", "1", "--cursor", cursor, limit=1, cursor=cursor)
     every = json_of(reelay(env, "jobs", "list", "--json", "--limit", "1", "--all"))
-    assert [job["id"] for job in every["data"]] == [pika, runway]
+    assert ids(every) == ids(api.get(JOBS, params={"limit": 100}).json())
     assert every["has_more"] is False and "next_cursor" not in every
 
     table = reelay(env, "jobs", "list", "--limit", "1")
     assert table.exit_code == 0, table.output
-    assert f"--cursor {first['next_cursor']}" in table.stdout
+    assert f"--cursor {cursor}" in table.stdout
 
 
 def test_jobs_list_table_names_the_jobs_and_their_status(
@@ -230,16 +248,76 @@ async def test_jobs_show_panel_links_the_job_workflow_in_the_temporal_ui(
     assert f"http://ui.example:8080/namespaces/reelay/workflows/{job['id']}" in moved.stdout
 
 
+@pytest.fixture(scope="module")
+def others(made: list[dict[str, Any]], stack: Settings) -> Iterator[dict[str, dict[str, Any]]]:
+    """After `made`, finished: a job whose webhook is refused once then delivered (`hooked`)
+    and a job of seed 001's dialect for app `cli-app` (`app`), as the API shows them."""
+    auth = {"Authorization": f"Bearer {KEY}"}
+    with (
+        httpx.Client(base_url=stack.public_url, headers=auth, timeout=30) as api,
+        Receiver([Reply(status=500)]) as receiver,
+    ):
+        hooked = api.post(
+            JOBS,
+            json={
+                "prompt": "[emu gen=1] a lantern, hooked",
+                "model": "luma-dream-machine",
+                "duration_seconds": 5,
+                "webhook_url": receiver.url(),
+                "webhook_events": ["completed"],
+            },
+        ).json()["id"]
+        app = api.post(
+            JOBS,
+            json={"model": "veo-3", "prompt": "[emu gen=1] an app's lion"},
+            headers={"X-App-ID": "cli-app"},
+        ).json()["id"]
+
+        made_here = {"hooked": hooked, "app": app}
+
+        def finished() -> dict[str, dict[str, Any]] | None:
+            shown = {name: api.get(f"{JOBS}/{job}").json() for name, job in made_here.items()}
+            hooks = shown["hooked"].get("webhooks") or [{"state": None}]
+            done = hooks[0]["state"] == "delivered" and shown["app"]["status"] == "completed"
+            return shown if done else None
+
+        yield eventually(finished)
+
+
+def test_jobs_show_lists_the_webhook_attempts(others: dict[str, dict[str, Any]], env: Env) -> None:
+    job = others["hooked"]
+    [delivery] = job["webhooks"]
+    assert delivery["attempts"] == 2
+    result = reelay(env, "jobs", "show", job["id"])
+    assert result.exit_code == 0, result.output
+    assert "webhook deliveries" in result.stdout
+    [row] = [line for line in result.stdout.splitlines() if delivery["state"] in line]
+    assert row.split()[:3] == [delivery["event"], delivery["state"], str(delivery["attempts"])]
+
+
+def test_jobs_of_another_dialect_are_listed_by_app_and_shown(
+    others: dict[str, dict[str, Any]], env: Env
+) -> None:
+    job = others["app"]  # seed 001's operation: no native fields
+    listing = json_of(reelay(env, "jobs", "list", "--json", "--app-id", "cli-app"))
+    assert [listed["id"] for listed in listing["data"]] == [job["id"]]
+    result = reelay(env, "jobs", "show", job["id"])
+    assert result.exit_code == 0, result.output
+    for shown in (job["id"], job["status"], job["operation_name"]):
+        assert shown in result.stdout
+    assert f"/namespaces/default/workflows/{job['id']}" in result.stdout
+
+
 def test_unknown_job_exits_non_zero_with_the_api_message(env: Env, api: httpx.Client) -> None:
-    expected = api.get("/v1/video/generations/job_vid_nosuchjob")
+    expected = api.get(f"{JOBS}/job_vid_nosuchjob")
     assert expected.status_code == 404
-    message = expected.json()["error"]["message"]
-    for command in (["jobs", "show"], ["jobs", "show", "--json"], ["status"], ["cancel"]):
-        result = reelay(env, *command[:2], "job_vid_nosuchjob", *command[2:])
-        assert result.exit_code == 1, command
-        assert message in result.output and "404" in result.output
-        assert result.stdout == ""
-        assert "Traceback" not in result.output
+    line = f"error 404: {expected.json()['error']['message']}"
+    for command in (["jobs", "show"], ["status"], ["cancel"]):
+        readable = reelay(env, *command, "job_vid_nosuchjob")
+        assert (readable.exit_code, readable.stdout.strip()) == (1, line), command
+        # With --json stdout holds only the API's JSON: the error line goes to stderr.
+        machine = reelay(env, *command, "job_vid_nosuchjob", "--json")
+        assert (machine.exit_code, machine.stdout, machine.stderr.strip()) == (1, "", line)
 
 
 def test_a_wrong_key_exits_non_zero_with_the_api_message(env: Env, stack: Settings) -> None:
@@ -253,21 +331,25 @@ def test_a_wrong_key_exits_non_zero_with_the_api_message(env: Env, stack: Settin
 
 
 def test_account_json_is_the_api_account(
-    made: list[dict[str, Any]], env: Env, api: httpx.Client
+    made: list[dict[str, Any]],
+    others: dict[str, dict[str, Any]],
+    env: Env,
+    api: httpx.Client,
 ) -> None:
+    jobs = len(made) + len(others)
+
     def settled() -> dict[str, Any] | None:
         account: dict[str, Any] = api.get("/v1/account").json()
         idle = account["running_jobs"] == account["queued_jobs"] == 0
-        return account if idle and account["usage_today"]["jobs"] == len(made) else None
+        return account if idle and account["usage_today"]["jobs"] == jobs else None
 
     account = eventually(settled)
     assert json_of(reelay(env, "account", "--json")) == account
-    spent = sum(job["perf"]["cost_usd"] for job in made)
-    assert account["spent_usd"] == pytest.approx(spent)
+    assert account["usage_today_by_app"]["cli-app"]["jobs"] == 1
 
     table = reelay(env, "account")
     assert table.exit_code == 0, table.output
-    for shown in (TENANT, f"${account['balance_usd']:,.2f}", f"{len(made)} jobs"):
+    for shown in (TENANT, f"${account['balance_usd']:,.2f}", f"{jobs} jobs", "cli-app"):
         assert shown in table.stdout
     assert account["webhook_secret"] not in table.stdout
 

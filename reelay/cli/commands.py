@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
-from reelay.cli.http import DEFAULT_API_URL, Api, ApiKey, ApiUrl, AsJson, console, errors
+from reelay.cli.http import DEFAULT_API_URL, Api, ApiKey, ApiUrl, AsJson, console
 from reelay.cli.http import print_json as emit_json
 from reelay.cli.views import job_table, models_table, show_account, show_job, usd
 
@@ -81,8 +81,8 @@ def generate(
         "resolution": resolution,
         "aspect_ratio": aspect_ratio,
     }
-    notes = errors if as_json else console
-    with Api(api, key) as http:
+    with Api(api, key, as_json=as_json) as http:
+        notes = http.notes
         job = http.post(JOBS, {k: v for k, v in body.items() if v is not None})
         cost = usd(job["estimated_cost_usd"])
         notes.print(Text.assemble("job ", (job["id"], "bold"), f" accepted; estimated cost {cost}"))
@@ -95,7 +95,7 @@ def generate(
         if not (wait or output):
             return
         if job["status"] != "complete":
-            errors.print(Text.assemble((job["status"], "red"), f": {job.get('error_message', '')}"))
+            notes.print(Text.assemble((job["status"], "red"), f": {job.get('error_message', '')}"))
             raise typer.Exit(1)
         notes.print(Text.assemble(("complete", "green"), f"; cost {usd(job['perf']['cost_usd'])}"))
         if output is not None:
@@ -109,7 +109,7 @@ def status(
     job_id: str, api: ApiUrl = DEFAULT_API_URL, key: ApiKey = "", as_json: AsJson = False
 ) -> None:
     """Show a job as its client sees it (its JSON); `reelay jobs show` is the operator's view."""
-    with Api(api, key) as http:
+    with Api(api, key, as_json=as_json) as http:
         job = http.get(f"{JOBS}/{job_id}")
     if as_json:
         emit_json(job)
@@ -122,7 +122,7 @@ def cancel(
     job_id: str, api: ApiUrl = DEFAULT_API_URL, key: ApiKey = "", as_json: AsJson = False
 ) -> None:
     """Cancel a job."""
-    with Api(api, key) as http:
+    with Api(api, key, as_json=as_json) as http:
         job = http.post(f"{JOBS}/{job_id}/cancel")
     if as_json:
         emit_json(job)
@@ -133,7 +133,7 @@ def cancel(
 @app.command()
 def models(api: ApiUrl = DEFAULT_API_URL, key: ApiKey = "", as_json: AsJson = False) -> None:
     """List the models with their limits and prices."""
-    with Api(api, key) as http:
+    with Api(api, key, as_json=as_json) as http:
         body = http.get("/v1/models")
     if as_json:
         emit_json(body)
@@ -144,7 +144,7 @@ def models(api: ApiUrl = DEFAULT_API_URL, key: ApiKey = "", as_json: AsJson = Fa
 @app.command()
 def account(api: ApiUrl = DEFAULT_API_URL, key: ApiKey = "", as_json: AsJson = False) -> None:
     """The tenant's balance, usage today (in all and by app) and limits."""
-    with Api(api, key) as http:
+    with Api(api, key, as_json=as_json) as http:
         body = http.get("/v1/account")
     if as_json:
         emit_json(body)
@@ -187,7 +187,7 @@ def list_jobs(
         "cursor": cursor,
     }
     params = {name: value for name, value in filters.items() if value is not None}
-    with Api(api, key) as http:
+    with Api(api, key, as_json=as_json) as http:
         page = http.get(JOBS, params)
         found = list(page["data"])
         while all_pages and page["has_more"]:
@@ -221,7 +221,7 @@ def show(
 ) -> None:
     """One job: status, progress, provider and its task, model used, cost, video URL, errors,
     webhook deliveries, and a link to its history in the Temporal Web UI."""
-    with Api(api, key) as http:
+    with Api(api, key, as_json=as_json) as http:
         job = http.get(f"{JOBS}/{job_id}")
     if as_json:
         emit_json(job)

@@ -1,5 +1,6 @@
 """The API over HTTP for the CLI: the shared options, one client per command, and the API's
-errors turned into one line on stderr and exit status 1 (never a traceback)."""
+errors turned into one line and exit status 1 (never a traceback). The line goes to stdout,
+or with `--json` to stderr, so that stdout holds nothing but the API's JSON."""
 
 from __future__ import annotations
 
@@ -35,10 +36,10 @@ errors = Console(stderr=True, markup=False, emoji=False)
 Params = dict[str, str | int]
 
 
-def fail(message: str, status_code: int | None = None) -> NoReturn:
-    """Print `message` (verbatim, no markup) on stderr and exit with status 1."""
+def fail(to: Console, message: str, status_code: int | None = None) -> NoReturn:
+    """Print `message` (verbatim, no markup) and exit with status 1."""
     label = f"error {status_code}: " if status_code is not None else "error: "
-    errors.print(Text.assemble((label, "bold red"), message), soft_wrap=True)
+    to.print(Text.assemble((label, "bold red"), message), soft_wrap=True)
     raise typer.Exit(1)
 
 
@@ -60,10 +61,11 @@ def _error_message(response: httpx.Response) -> str:
 
 
 class Api:
-    """A Reelay API at `url`, called with `key`."""
+    """A Reelay API at `url`, called with `key`; with `as_json`, errors go to stderr."""
 
-    def __init__(self, url: str, key: str) -> None:
+    def __init__(self, url: str, key: str, *, as_json: bool = False) -> None:
         self.url = url.rstrip("/")
+        self.notes = errors if as_json else console
         self._http = httpx.Client(
             base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=30
         )
@@ -91,22 +93,22 @@ class Api:
             with self._http.stream("GET", path) as response:
                 if not response.is_success:
                     response.read()
-                    fail(_error_message(response), response.status_code)
+                    fail(self.notes, _error_message(response), response.status_code)
                 with output.open("wb") as out:
                     for chunk in response.iter_bytes():
                         out.write(chunk)
         except httpx.HTTPError as exc:
-            fail(f"cannot reach the API at {self.url}: {exc}")
+            fail(self.notes, f"cannot reach the API at {self.url}: {exc}")
 
     def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            fail(f"cannot reach the API at {self.url}: {exc}")
+            fail(self.notes, f"cannot reach the API at {self.url}: {exc}")
         if not response.is_success:
-            fail(_error_message(response), response.status_code)
+            fail(self.notes, _error_message(response), response.status_code)
         try:
             body: dict[str, Any] = response.json()
         except ValueError:
-            fail(f"the API answered {method} {path} with something that is not JSON")
+            fail(self.notes, f"the API answered {method} {path} with something that is not JSON")
         return body
