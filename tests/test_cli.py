@@ -15,6 +15,7 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from reelay.cli import app
+from reelay.cli.views import usd
 from reelay.devstack import S3Endpoint
 from reelay.settings import Settings
 from reelay.temporal import connect
@@ -235,7 +236,7 @@ async def test_jobs_show_panel_links_the_job_workflow_in_the_temporal_ui(
     out = result.stdout
     for shown in (job["id"], "complete", job["perf"]["provider"], job["perf"]["model_used"]):
         assert shown in out
-    assert f"${job['perf']['cost_usd']:.2f}" in out
+    assert usd(job["perf"]["cost_usd"]) in out
     assert job["video_url"].split("?")[0] in out
     assert f"http://127.0.0.1:8233/namespaces/default/workflows/{job['id']}" in out
     # The link's workflow is the job's: Temporal knows a workflow by that id.
@@ -349,7 +350,7 @@ def test_account_json_is_the_api_account(
 
     table = reelay(env, "account")
     assert table.exit_code == 0, table.output
-    for shown in (TENANT, f"${account['balance_usd']:,.2f}", f"{jobs} jobs", "cli-app"):
+    for shown in (TENANT, usd(account["balance_usd"]), f"{jobs} jobs", "cli-app"):
         assert shown in table.stdout
     assert account["webhook_secret"] not in table.stdout
 

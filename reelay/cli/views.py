@@ -24,7 +24,11 @@ STATUS_STYLES = {
 
 
 def usd(amount: float | None) -> str:
-    return NONE if amount is None else f"${amount:,.2f}"
+    """Dollars with cents, and the fractions of a cent the API has (it counts micro-dollars)."""
+    if amount is None:
+        return NONE
+    whole, _, fraction = f"{amount:,.6f}".rstrip("0").partition(".")
+    return f"${whole}.{fraction.ljust(2, '0')}"
 
 
 def status_text(status: str) -> Text:
