@@ -132,7 +132,7 @@ def made(env: Env) -> list[dict[str, Any]]:
 def test_generate_json_is_the_finished_job(made: list[dict[str, Any]], api: httpx.Client) -> None:
     for job in made:
         assert job["status"] == "complete"
-        assert unsigned(job) == unsigned(api.get(f"/v1/video/generations/{job['id']}").json())
+        assert unsigned(job) == unsigned(api.get(f"{JOBS}/{job['id']}").json())
 
 
 def listing_of(env: Env, made: list[dict[str, Any]]) -> dict[str, Any]:
@@ -211,7 +211,7 @@ def test_jobs_list_table_names_the_jobs_and_their_status(
 
 
 def test_jobs_list_refusal_prints_the_api_message(env: Env, api: httpx.Client) -> None:
-    expected = api.get("/v1/video/generations", params={"status": "sleeping"})
+    expected = api.get(JOBS, params={"status": "sleeping"})
     assert expected.status_code == 400
     result = reelay(env, "jobs", "list", "--status", "sleeping")
     assert result.exit_code == 1
@@ -224,7 +224,7 @@ def test_jobs_show_json_is_the_api_job(
 ) -> None:
     job_id = made[0]["id"]
     shown = json_of(reelay(env, "jobs", "show", job_id, "--json"))
-    assert unsigned(shown) == unsigned(api.get(f"/v1/video/generations/{job_id}").json())
+    assert unsigned(shown) == unsigned(api.get(f"{JOBS}/{job_id}").json())
 
 
 async def test_jobs_show_panel_links_the_job_workflow_in_the_temporal_ui(
