@@ -7,7 +7,6 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -16,12 +15,10 @@ from typer.testing import CliRunner, Result
 
 from reelay.cli import app
 from reelay.cli.views import usd
-from reelay.devstack import S3Endpoint
 from reelay.settings import Settings
 from reelay.temporal import connect
 from reelay.tenants import hash_key
-from tests.support import api_and_worker
-from tests.test_ssrf import Receiver, Reply
+from tests.support import MakeStack, Receiver, Reply
 
 T = TypeVar("T")
 
@@ -40,25 +37,10 @@ JOBS = "/v1/video/generations"
 
 
 @pytest.fixture(scope="module")
-def stack(
-    temporal_server: str,
-    s3_server: S3Endpoint,
-    emulator_server: str,
-    stack_dir: Path,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Settings]:
+def stack(make_stack: MakeStack, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     tenants = tmp_path_factory.mktemp("cli") / "tenants.toml"
     tenants.write_text(TENANTS)
-    with api_and_worker(
-        "cli",
-        temporal=temporal_server,
-        s3=s3_server,
-        emulator=emulator_server,
-        stack_dir=stack_dir,
-        tenants_file=tenants,
-        webhook_allow_hosts=["127.0.0.1"],
-    ) as settings:
-        yield settings
+    return make_stack(tenants_file=tenants, webhook_allow_hosts=["127.0.0.1"]).settings
 
 
 @pytest.fixture(scope="module")
