@@ -16,22 +16,16 @@ from providers.base import (
     SourceImage,
     TaskState,
 )
+from providers.catalog import route_family
 from providers.errors import InvalidProviderRequestError
+from providers.families import FAMILIES, Family
 from providers.http import HttpAdapter, ProviderHttp
 from reelay.jobs import JobSpec, Route
 
 API_VERSION = "2024-11-06"
 MAX_DATA_URI_BYTES = 3_500_000  # ~5 MB once base64-encoded
 
-# (aspect ratio, resolution) -> Runway pixel ratio
-_RATIOS: dict[tuple[str, str], str] = {
-    ("16:9", "720p"): "1280:720",
-    ("16:9", "1080p"): "1920:1080",
-    ("9:16", "720p"): "720:1280",
-    ("9:16", "1080p"): "1080:1920",
-    ("1:1", "720p"): "960:960",
-    ("1:1", "1080p"): "960:960",
-}
+FAMILY = FAMILIES["runway-gen4.5"]
 
 _STATES = {
     "PENDING": TaskState.QUEUED,
@@ -43,13 +37,16 @@ _STATES = {
 }
 
 
-def runway_ratio(aspect_ratio: str, resolution: str) -> str:
-    try:
-        return _RATIOS[(aspect_ratio, resolution)]
-    except KeyError:
+def runway_ratio(
+    aspect_ratio: str, resolution: str, family: Family = FAMILY, *, with_image: bool = False
+) -> str:
+    """Runway's pixel `ratio` for a frame, from the model family's table."""
+    ratio = family.frame(aspect_ratio, resolution, with_image=with_image)
+    if ratio is None:
         raise InvalidProviderRequestError(
             f"Runway has no ratio for {aspect_ratio} at {resolution}", provider="runway"
-        ) from None
+        )
+    return ratio
 
 
 def prompt_image(image: SourceImage) -> str:
@@ -115,15 +112,17 @@ class RunwayAdapter(HttpAdapter):
         image: SourceImage | None = None,
         callback_url: str | None = None,
     ) -> str:
+        family = route_family(route) or FAMILY
+        ratio = runway_ratio(job.aspect_ratio, job.resolution, family, with_image=image is not None)
         body: dict[str, Any] = {
             "model": route.upstream_model,
             "promptText": job.prompt,
-            "ratio": runway_ratio(job.aspect_ratio, job.resolution),
+            "ratio": ratio,
             "duration": route.clip_seconds or job.duration_seconds,
         }
         if job.seed is not None:
             body["seed"] = job.seed
-        if route.upstream_model.startswith("veo3.1"):
+        if family.audio:  # the Veo models on Runway
             if job.negative_prompt:
                 body["negativePrompt"] = job.negative_prompt
             body["audio"] = job.audio

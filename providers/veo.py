@@ -18,12 +18,13 @@ from providers.base import (
     SourceImage,
     TaskState,
 )
+from providers.catalog import route_family
 from providers.errors import InvalidProviderRequestError, RetryableProviderError
+from providers.families import FAMILIES, Family
 from providers.http import HttpAdapter, ProviderHttp, classify_failure, raise_for_status
 from reelay.jobs import JobSpec, Route
 
-ASPECT_RATIOS = frozenset({"16:9", "9:16"})
-RESOLUTIONS = frozenset({"720p", "1080p"})
+FAMILY = FAMILIES["veo-gemini"]
 # Parameters Vertex AI documents for Veo but the Gemini API docs do not confirm: sent when
 # the job asks, and dropped (one resubmission) if a 400 names them.
 UNCONFIRMED = ("enhancePrompt", "generateAudio", "seed")
@@ -33,16 +34,19 @@ _GRPC_INVALID = frozenset({3, 9, 11})  # INVALID_ARGUMENT, FAILED_PRECONDITION, 
 _DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
+def _family(route: Route) -> Family:
+    return route_family(route) or FAMILY
+
+
 def makes_audio(model: str) -> bool:
-    return not model.startswith("veo-2")
+    return _family(Route(adapter="gemini", upstream_model=model)).audio
 
 
 def predict_body(job: JobSpec, route: Route, image: SourceImage | None) -> dict[str, Any]:
-    model = route.upstream_model
-    if job.aspect_ratio not in ASPECT_RATIOS:
-        raise _invalid(f"aspect ratio {job.aspect_ratio}")
-    if job.resolution not in RESOLUTIONS:
-        raise _invalid(f"resolution {job.resolution}")
+    family = _family(route)
+    why = family.frame_refusal(job.resolution, job.aspect_ratio, with_image=image is not None)
+    if why is not None:
+        raise _invalid(why)
     instance: dict[str, Any] = {"prompt": job.prompt}
     if image is not None:
         instance["image"] = {
@@ -54,13 +58,13 @@ def predict_body(job: JobSpec, route: Route, image: SourceImage | None) -> dict[
         "durationSeconds": route.clip_seconds or job.duration_seconds,
         "sampleCount": 1,
     }
-    if makes_audio(model):
+    if family.audio:
         parameters["resolution"] = job.resolution  # Veo 2 makes 720p only and takes no field
     if job.negative_prompt:
         parameters["negativePrompt"] = job.negative_prompt
     if job.enhance_prompt:
         parameters["enhancePrompt"] = True  # *unconfirmed* for the Gemini API
-    if makes_audio(model):
+    if family.audio:
         parameters["generateAudio"] = job.audio  # *unconfirmed*: Veo 3 may always add audio
     if job.seed is not None:
         parameters["seed"] = job.seed  # *unconfirmed*

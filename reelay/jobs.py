@@ -42,6 +42,9 @@ class Route(BaseModel):
 
     adapter: str
     upstream_model: str
+    family: str | None = Field(
+        default=None, description="the upstream vocabulary (providers.families); None: look up"
+    )
     clip_seconds: int | None = None
     continuation: Continuation | None = Field(
         default=None, description="how this route carries a video on in a further segment"
@@ -124,7 +127,7 @@ class JobSpec(BaseModel):
 
     @property
     def estimated_cost_micro_usd(self) -> int:
-        return self.price_micro_usd_per_second * self.duration_seconds
+        return quoted_cost_micro_usd(self.price_micro_usd_per_second, self.duration_seconds)
 
 
 class WebhookDeliveryState(BaseModel):
@@ -228,6 +231,11 @@ class JobView(BaseModel):
 
 def micro_usd_to_usd(micro: int) -> float:
     return round(micro / 1_000_000, 6)
+
+
+def quoted_cost_micro_usd(price_micro_usd_per_second: int, duration_seconds: int) -> int:
+    """The estimate: the asked length at the price (the most a job is ever billed)."""
+    return price_micro_usd_per_second * duration_seconds
 
 
 def settled_cost_micro_usd(spec: JobSpec, stored_duration_seconds: float) -> int:
