@@ -120,14 +120,8 @@ LUMA_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9", "9:21")
 PIKA_RATIOS = ("16:9", "9:16", "1:1", "4:5", "5:4", "3:2", "2:3")
 SEEDANCE_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "21:9")
 SD_HD_FHD = ("480p", "720p", "1080p")
-RUNWAY_FRAMES = {
-    ("16:9", "720p"): "1280:720",
-    ("16:9", "1080p"): "1920:1080",
-    ("9:16", "720p"): "720:1280",
-    ("9:16", "1080p"): "1080:1920",
-    ("1:1", "720p"): "960:960",
-    ("1:1", "1080p"): "960:960",
-}
+RUNWAY_720 = {("16:9", "720p"): "1280:720", ("9:16", "720p"): "720:1280"}
+RUNWAY_1080 = {("16:9", "1080p"): "1920:1080", ("9:16", "1080p"): "1080:1920"}
 
 _KLING_FAL = Fields(negative_prompt="negative_prompt")
 _KLING_FAL_AUDIO = Fields(
@@ -176,25 +170,37 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 enhance_prompt=True,
                 continuation=Continuation.LAST_FRAME,
             ),
-            # --- Runway ----------------------------------------------------------------------
-            *(
-                Family(
-                    name=name,
-                    adapter="runway",
-                    durations=durations,
-                    resolutions=("720p", "1080p"),
-                    aspect_ratios=WIDE_SQUARE,
-                    text_to_video=text,
-                    audio=audio,
-                    continuation=Continuation.LAST_FRAME,
-                    frames=_frozen(RUNWAY_FRAMES),
-                )
-                for name, durations, text, audio in (
-                    ("runway-gen4.5", tuple(range(2, 11)), True, False),
-                    ("runway-veo3.1", (4, 6, 8), True, True),
-                    ("runway-veo3", (8,), True, False),
-                    ("runway-gen4-turbo", tuple(range(2, 11)), False, False),
-                )
+            # --- Runway (runwayml TextToVideoCreateParams / ImageToVideoCreateParams) -------
+            Family(
+                name="runway-gen4.5",
+                adapter="runway",
+                durations=tuple(range(2, 11)),
+                resolutions=("720p",),
+                aspect_ratios=WIDE,
+                image_aspect_ratios=WIDE_SQUARE,
+                continuation=Continuation.LAST_FRAME,
+                frames=_frozen(RUNWAY_720),
+                image_frames=_frozen({**RUNWAY_720, ("1:1", "720p"): "960:960"}),
+            ),
+            Family(
+                name="runway-veo3.1",  # veo3.1 and veo3.1_fast
+                adapter="runway",
+                durations=(4, 6, 8),
+                resolutions=("720p", "1080p"),
+                aspect_ratios=WIDE,
+                audio=True,
+                continuation=Continuation.LAST_FRAME,
+                frames=_frozen({**RUNWAY_720, **RUNWAY_1080}),
+            ),
+            Family(
+                name="runway-gen4-turbo",
+                adapter="runway",
+                durations=tuple(range(2, 11)),
+                resolutions=("720p",),
+                aspect_ratios=WIDE_SQUARE,
+                text_to_video=False,
+                continuation=Continuation.LAST_FRAME,
+                image_frames=_frozen({**RUNWAY_720, ("1:1", "720p"): "960:960"}),
             ),
             # --- Luma Dream Machine ---------------------------------------------------------
             Family(

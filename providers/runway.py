@@ -38,7 +38,7 @@ _STATES = {
 
 
 def runway_ratio(
-    aspect_ratio: str, resolution: str, family: Family = FAMILY, *, with_image: bool = False
+    aspect_ratio: str, resolution: str, family: Family, *, with_image: bool = False
 ) -> str:
     """Runway's pixel `ratio` for a frame, from the model family's table."""
     ratio = family.frame(aspect_ratio, resolution, with_image=with_image)
@@ -50,10 +50,16 @@ def runway_ratio(
 
 
 def prompt_image(image: SourceImage) -> str:
-    """Runway fetches https URLs itself; anything else (a local, plain-http bucket) goes
-    inline as a data URI, which Runway takes up to about 5 MB."""
-    if image.url.startswith("https://") or len(image.data) > MAX_DATA_URI_BYTES:
+    """Runway fetches HTTPS URLs itself and takes nothing else but a data URI (up to about
+    5 MB encoded): a plain-http or local bucket's image goes inline, or is refused."""
+    if image.url.startswith("https://"):
         return image.url
+    if len(image.data) > MAX_DATA_URI_BYTES:
+        raise InvalidProviderRequestError(
+            f"Runway takes an image over {MAX_DATA_URI_BYTES / 1_000_000:g} MB only from an "
+            "HTTPS URL, and the image store is not served over HTTPS",
+            provider="runway",
+        )
     return f"data:{image.content_type};base64,{base64.b64encode(image.data).decode()}"
 
 

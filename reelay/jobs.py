@@ -129,6 +129,10 @@ class JobSpec(BaseModel):
     def estimated_cost_micro_usd(self) -> int:
         return quoted_cost_micro_usd(self.price_micro_usd_per_second, self.duration_seconds)
 
+    @property
+    def upstream_seconds(self) -> int:
+        return bought_seconds(self.routes[0], self.duration_seconds, self.segments)
+
 
 class WebhookDeliveryState(BaseModel):
     """How the delivery of one event is going (from its delivery workflow)."""
@@ -184,6 +188,9 @@ class JobView(BaseModel):
     queue_position: int | None = None
     segments_total: int | None = None
     segments_done: int = 0
+    upstream_seconds: int | None = Field(
+        default=None, description="seconds of video bought upstream (clips, before trimming)"
+    )
     request_hash: str | None = None
     account_id: str | None = None
     webhook_deliveries: list[str] = Field(
@@ -222,6 +229,7 @@ class JobView(BaseModel):
             enhance_prompt=spec.enhance_prompt,
             has_image=spec.image is not None,
             segments_total=len(spec.segments) or None,
+            upstream_seconds=spec.upstream_seconds,
             request_hash=spec.request_hash,
             account_id=spec.account_id,
             estimated_cost_micro_usd=spec.estimated_cost_micro_usd,
@@ -231,6 +239,11 @@ class JobView(BaseModel):
 
 def micro_usd_to_usd(micro: int) -> float:
     return round(micro / 1_000_000, 6)
+
+
+def bought_seconds(route: Route, duration_seconds: int, segments: list[int]) -> int:
+    """Seconds of video a job buys upstream: a chain's clips, or its one (longer) clip."""
+    return sum(segments) or route.clip_seconds or duration_seconds
 
 
 def quoted_cost_micro_usd(price_micro_usd_per_second: int, duration_seconds: int) -> int:

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from providers.catalog.data import load_models
 from providers.catalog.schema import MAX_SEGMENTS, CatalogError, ModelSpec
 from providers.families import FAMILIES, Family
-from reelay.jobs import JobSpec, Route, quoted_cost_micro_usd
+from reelay.jobs import JobSpec, Route, bought_seconds, quoted_cost_micro_usd
 
 MODELS: tuple[ModelSpec, ...] = load_models()
 DEFAULT_MODEL = "runway-gen3"
@@ -65,6 +65,11 @@ class ResolvedRequest(BaseModel):
     @property
     def estimated_cost_micro_usd(self) -> int:
         return quoted_cost_micro_usd(self.price_micro_usd_per_second, self.duration_seconds)
+
+    @property
+    def upstream_seconds(self) -> int:
+        """Seconds bought upstream on the first route: the chain's clips, or the one clip."""
+        return bought_seconds(self.routes[0], self.duration_seconds, self.segments)
 
 
 def resolve_request(

@@ -166,19 +166,28 @@ class RouteSpec(BaseModel):
         """Clip lengths of a chain that makes `seconds`; None if the route cannot chain.
 
         Every clip is as long as the route makes, the last one just long enough. A
-        last-frame continuation repeats its first frame, which stitching drops.
+        last-frame continuation repeats its first frame, which stitching drops: the chain
+        may end that one frame short (SEAM_SECONDS) rather than buy a clip to cover it.
         """
         if self.continues_by is None:
             return None
         longest = max(self.lengths(resolution))
         seam = SEAM_SECONDS if self.continues_by is Continuation.LAST_FRAME else 0.0
+        target = seconds - seam
         clips = [longest]
         covered = float(longest)
-        while covered < seconds:
-            clip = self.clip_for(math.ceil(seconds - covered + seam), resolution) or longest
+        while covered < target:
+            clip = self.clip_for(math.ceil(target - covered + seam), resolution) or longest
             clips.append(clip)
             covered += clip - seam
         return clips
+
+    def upstream_seconds(self, seconds: int, resolution: str | None = None) -> int:
+        """Seconds bought upstream for a video of `seconds`: one clip, else the chain's."""
+        clip = self.clip_for(seconds, resolution)
+        if clip is not None:
+            return clip
+        return sum(self.plan_segments(seconds, resolution) or [])
 
     def chain_route(self, *, with_image: bool) -> Route:
         """The route of a chained job: the first segment as asked, the rest continuations."""
@@ -238,6 +247,11 @@ class ModelSpec(BaseModel):
     unavailable_reason: str | None = Field(
         default=None, description="why a model that clients know is not served"
     )
+    notes: str | None = Field(
+        default=None,
+        description="how Reelay serves what the upstream does not make as asked "
+        "(another route, a limit); shown in GET /v1/models",
+    )
 
     def price_micro_usd_per_second(self, resolution: str, audio: bool = False) -> int:
         price = self.price_by_resolution.get(resolution, self.price_usd_per_second)
@@ -277,6 +291,13 @@ class ModelSpec(BaseModel):
         if self.can_chain:
             return self.max_duration_seconds
         return min(self.max_duration_seconds, self.one_clip_seconds)
+
+    def upstream_seconds(self, seconds: int, resolution: str | None = None) -> int:
+        """Seconds the first route able to make `seconds` buys upstream (for /v1/models)."""
+        for route in self.routes:
+            if resolution is None or resolution in route.resolutions:
+                return route.upstream_seconds(seconds, resolution)
+        return 0
 
     @property
     def text_to_video(self) -> bool:
