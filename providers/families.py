@@ -62,6 +62,7 @@ class Family:
     resolutions: tuple[str, ...]
     aspect_ratios: tuple[str, ...]
     image_aspect_ratios: tuple[str, ...] | None = None  # with a source image, when wider
+    durations_by_resolution: Mapping[str, tuple[int, ...]] = field(default_factory=_frozen)
     text_to_video: bool = True
     image_to_video: bool = True
     audio: bool = False
@@ -72,6 +73,9 @@ class Family:
     frames: Mapping[Frame, str] = field(default_factory=_frozen)  # (ratio, res) -> upstream
     image_frames: Mapping[Frame, str] = field(default_factory=_frozen)
     fps: int = 0
+
+    def lengths(self, resolution: str) -> tuple[int, ...]:
+        return self.durations_by_resolution.get(resolution, self.durations)
 
     def ratios(self, *, with_image: bool) -> tuple[str, ...]:
         if with_image and self.image_aspect_ratios is not None:
@@ -99,8 +103,8 @@ class Family:
         self, seconds: int, resolution: str, aspect_ratio: str, *, with_image: bool
     ) -> str | None:
         """What of this clip the family cannot make, in words; None when it can."""
-        if seconds not in self.durations:
-            return f"{seconds} s clips"
+        if seconds not in self.lengths(resolution):
+            return f"{seconds} s clips" + (f" at {resolution}" if seconds in self.durations else "")
         return self.frame_refusal(resolution, aspect_ratio, with_image=with_image)
 
     def write_seconds(self, seconds: int) -> int | str:
@@ -155,6 +159,7 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 name="veo-3.1-gemini",  # Veo 3.1 extends its own videos
                 adapter="gemini",
                 durations=(4, 6, 8),
+                durations_by_resolution=_frozen({"1080p": (8,)}),  # 8 s required at 1080p
                 resolutions=("720p", "1080p"),
                 aspect_ratios=WIDE,
                 audio=True,
@@ -442,7 +447,7 @@ def input_body(
     names = family.fields
     with_image = image_url is not None
     if seconds not in family.durations:
-        raise Unexpressible(f"{seconds} s clips")
+        raise Unexpressible(f"{seconds} s clips")  # (per-resolution limits: the catalog's)
     sends_frame = names.resolution is not None or (names.size is not None and not with_image)
     sends_ratio = names.aspect_ratio is not None and not with_image
     if sends_frame and resolution not in family.resolutions:

@@ -91,6 +91,29 @@ def parse_task(body: dict[str, Any]) -> ProviderTaskStatus:
     return status
 
 
+def task_request(
+    job: JobSpec, route: Route, image: SourceImage | None
+) -> tuple[str, dict[str, Any]]:
+    """The create call: `/v1/text_to_video` or `/v1/image_to_video`, and its body."""
+    family = route_family(route) or FAMILY
+    with_image = image is not None
+    body: dict[str, Any] = {
+        "model": route.upstream_model,
+        "promptText": job.prompt,
+        "ratio": runway_ratio(job.aspect_ratio, job.resolution, family, with_image=with_image),
+        "duration": route.clip_seconds or job.duration_seconds,
+    }
+    if job.seed is not None:
+        body["seed"] = job.seed
+    if family.audio:  # the Veo models on Runway
+        if job.negative_prompt:
+            body["negativePrompt"] = job.negative_prompt
+        body["audio"] = job.audio
+    if image is None:
+        return "/v1/text_to_video", body
+    return "/v1/image_to_video", {**body, "promptImage": prompt_image(image)}
+
+
 class RunwayAdapter(HttpAdapter):
     name = "runway"
 
@@ -118,24 +141,7 @@ class RunwayAdapter(HttpAdapter):
         image: SourceImage | None = None,
         callback_url: str | None = None,
     ) -> str:
-        family = route_family(route) or FAMILY
-        ratio = runway_ratio(job.aspect_ratio, job.resolution, family, with_image=image is not None)
-        body: dict[str, Any] = {
-            "model": route.upstream_model,
-            "promptText": job.prompt,
-            "ratio": ratio,
-            "duration": route.clip_seconds or job.duration_seconds,
-        }
-        if job.seed is not None:
-            body["seed"] = job.seed
-        if family.audio:  # the Veo models on Runway
-            if job.negative_prompt:
-                body["negativePrompt"] = job.negative_prompt
-            body["audio"] = job.audio
-        path = "/v1/text_to_video"
-        if image is not None:
-            path = "/v1/image_to_video"
-            body["promptImage"] = prompt_image(image)
+        path, body = task_request(job, route, image)
         response = await self._http.request("POST", path, json=body)
         task_id = self._http.json_object(response).get("id")
         if not isinstance(task_id, str) or not task_id:

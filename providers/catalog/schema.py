@@ -77,6 +77,11 @@ class RouteSpec(BaseModel):
             "audio": family.audio,
             "enhance_prompt": family.enhance_prompt,
             "continuation": family.continuation,
+            "durations_by_resolution": {
+                r: d
+                for r, d in family.durations_by_resolution.items()
+                if r in data.get("resolutions", family.resolutions)
+            },
             **data,
         }
         if "durations" in data:
@@ -97,11 +102,15 @@ class RouteSpec(BaseModel):
         if self.adapter != family.adapter:
             raise ValueError(f"adapter: {self.adapter!r} is not family {family.name}'s")
         ratios = _union([family.aspect_ratios, family.image_aspect_ratios or ()])
-        lengths = {length for r in self.resolutions for length in self.lengths(r)}
+        lengths = {
+            length
+            for r in self.resolutions
+            for length in set(self.lengths(r)) - set(family.lengths(r))
+        }
         checks: list[tuple[str, set[Any]]] = [
             ("resolutions", set(self.resolutions) - set(family.resolutions)),
             ("aspect_ratios", set(self.aspect_ratios) - set(ratios)),
-            ("durations", lengths - set(family.durations)),
+            ("durations", lengths),
             ("durations_by_resolution", set(self.durations_by_resolution) - set(self.resolutions)),
         ]
         for name, extra in checks:
