@@ -35,10 +35,12 @@ from lumaai.types import generation_create_params
 from pydantic import TypeAdapter, ValidationError
 from runwayml.types import image_to_video_create_params, text_to_video_create_params
 
-from providers.base import SourceImage
+from providers.base import FailureKind, SourceImage, TaskState
 from providers.catalog import MODELS, ModelSpec, RouteSpec, route_family
+from providers.errors import ProviderError, ProviderUnavailableError, RetryableProviderError
 from providers.fal import FalAdapter, fal_input
 from providers.families import Family
+from providers.http import raise_for_status
 from providers.luma import LumaAdapter, generation_body
 from providers.replicate import ReplicateAdapter, replicate_input
 from providers.runway import RunwayAdapter, task_request
@@ -524,3 +526,80 @@ def test_seed_defaults_are_offered_by_a_route_the_provider_takes() -> None:
             route.fits(seconds, resolution, ratio, with_image=False, audio=False)
             for route in model.routes
         ), name
+
+
+# --- what the SDKs retry, and what they parse ---------------------------------------------
+
+
+@pytest.mark.parametrize("sdk", [runwayml.RunwayML, lumaai.LumaAI], ids=["runwayml", "lumaai"])
+def test_every_status_the_sdks_retry_is_retryable_here(sdk: type) -> None:
+    client = sdk(api_key=KEY) if sdk is runwayml.RunwayML else sdk(auth_token=KEY)
+    request = httpx.Request("POST", "https://api.test/v1/x")
+    retried = [
+        code
+        for code in range(400, 600)
+        if client._should_retry(httpx.Response(code, request=request))
+    ]
+    assert {501, 520} <= set(retried)
+    for code in range(400, 600):
+        response = httpx.Response(code, json={"error": "x"}, request=request)
+        try:
+            raise_for_status(response, "p")
+        except ProviderUnavailableError:
+            assert code in (401, 403), code  # a rejected key waits for the operator's fix
+        except RetryableProviderError:
+            assert code in retried or code == 425, code  # 425 Too Early: retried here too
+        except ProviderError:
+            assert code not in retried, code
+
+
+@pytest.mark.parametrize(
+    ("provider", "parse"),
+    [
+        ("luma", lambda body: lumaai.types.Generation.model_validate(body)),
+        ("replicate", lambda body: replicate.prediction.Prediction(**body)),
+    ],
+)
+def test_recorded_answers_parse_with_the_sdk_models(
+    provider: str, parse: Callable[[dict[str, Any]], Any]
+) -> None:
+    """The payloads the adapter tests replay are ones the SDK's own models accept."""
+    recorded = json.loads(PAYLOADS.joinpath(f"{provider}.json").read_text())
+    answers = {k: v for k, v in recorded.items() if not k.startswith("_") and "id" in v}
+    assert answers
+    for name, body in answers.items():
+        parsed = parse(body)
+        assert parsed.id == body["id"], name
+
+
+@pytest.mark.parametrize("name", ["running", "done", "rai_filtered", "error"])
+async def test_veo_operations_read_as_the_sdk_reads_them(name: str) -> None:
+    """Poll one recorded operation with the adapter and with google-genai's own
+    `operations.get`: the same state, video URI and filter verdict."""
+    body = payload("gemini", name)
+    recorder = Recorder(lambda r: httpx.Response(200, json=body))
+    adapter = VeoAdapter("https://g.test/v1beta", KEY, transport=recorder.transport)
+    ours = await adapter.poll(Route(adapter="gemini", upstream_model="m"), body["name"])
+    async with httpx.AsyncClient(transport=recorder.transport) as http:
+        client = genai.Client(
+            api_key=KEY,
+            http_options=genai_types.HttpOptions(
+                base_url="https://g.test", api_version="v1beta", httpx_async_client=http
+            ),
+        )
+        sdk = await client.aio.operations.get(
+            genai_types.GenerateVideosOperation(name=body["name"])
+        )
+    ours_request, sdk_request = recorder.seen
+    assert (ours_request.method, ours_request.url.path) == (
+        sdk_request.method,
+        sdk_request.url.path,
+    )
+    assert ours_request.headers["x-goog-api-key"] == sdk_request.headers["x-goog-api-key"]
+    videos = (sdk.response.generated_videos or []) if sdk.response else []
+    uri = videos[0].video.uri if videos and videos[0].video else None
+    filtered = bool(sdk.response and sdk.response.rai_media_filtered_count)
+    assert ours.output_url == uri
+    assert (ours.state is TaskState.RUNNING) == (not sdk.done)
+    assert (ours.failure_kind is FailureKind.CONTENT_REFUSED) == filtered
+    assert (ours.state is TaskState.FAILED) == bool(sdk.error or filtered)
