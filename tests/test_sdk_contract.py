@@ -95,12 +95,12 @@ class Recorder:
 
     def __init__(self, answer: Callable[[httpx.Request], httpx.Response]) -> None:
         self.seen: list[httpx.Request] = []
-        self._answer = answer
+        self.answer = answer
         self.transport = httpx.MockTransport(self._handle)
 
     def _handle(self, request: httpx.Request) -> httpx.Response:
         self.seen.append(request)
-        return self._answer(request)
+        return self.answer(request)
 
     def posts(self) -> list[httpx.Request]:
         return [r for r in self.seen if r.method == "POST"]
@@ -603,3 +603,124 @@ async def test_veo_operations_read_as_the_sdk_reads_them(name: str) -> None:
     assert (ours.state is TaskState.RUNNING) == (not sdk.done)
     assert (ours.failure_kind is FailureKind.CONTENT_REFUSED) == filtered
     assert (ours.state is TaskState.FAILED) == bool(sdk.error or filtered)
+
+
+# --- poll and cancel ------------------------------------------------------------------------
+
+RUNWAY_TASK = {"id": "task-1", "status": "RUNNING", "createdAt": "2026-01-01T00:00:00Z"}
+
+
+async def test_runway_poll_and_cancel_match_the_sdk() -> None:
+    recorder = Recorder(
+        lambda r: (
+            httpx.Response(204) if r.method == "DELETE" else httpx.Response(200, json=RUNWAY_TASK)
+        )
+    )
+    adapter = RunwayAdapter("https://runway.test", KEY, transport=recorder.transport)
+    route = Route(adapter="runway", upstream_model="gen4.5")
+    await adapter.poll(route, "task-1")
+    await adapter.cancel(route, "task-1")
+    async with httpx.AsyncClient(transport=recorder.transport) as http:
+        client = runwayml.AsyncRunwayML(
+            api_key=KEY, base_url="https://runway.test", http_client=http, max_retries=0
+        )
+        task = await client.tasks.retrieve("task-1")
+        await client.tasks.delete("task-1")
+    assert task.status == "RUNNING"
+    ours_poll, ours_cancel, sdk_poll, sdk_cancel = recorder.seen
+    for ours, sdk in ((ours_poll, sdk_poll), (ours_cancel, sdk_cancel)):
+        assert (ours.method, ours.url.path) == (sdk.method, sdk.url.path)
+        for header in ("authorization", "x-runway-version"):
+            assert ours.headers[header] == sdk.headers[header]
+
+
+async def test_luma_poll_and_cancel_match_the_sdk() -> None:
+    generation = payload("luma", "dreaming")
+    recorder = Recorder(
+        lambda r: (
+            httpx.Response(204) if r.method == "DELETE" else httpx.Response(200, json=generation)
+        )
+    )
+    base = "https://luma.test/dream-machine/v1"
+    adapter = LumaAdapter(base, KEY, transport=recorder.transport)
+    route = Route(adapter="luma", upstream_model="ray-2")
+    await adapter.poll(route, generation["id"])
+    await adapter.cancel(route, generation["id"])
+    async with httpx.AsyncClient(transport=recorder.transport) as http:
+        client = lumaai.AsyncLumaAI(auth_token=KEY, base_url=base, http_client=http, max_retries=0)
+        assert (await client.generations.get(generation["id"])).state == "dreaming"
+        await client.generations.delete(generation["id"])
+    ours_poll, ours_cancel, sdk_poll, sdk_cancel = recorder.seen
+    for ours, sdk in ((ours_poll, sdk_poll), (ours_cancel, sdk_cancel)):
+        assert (ours.method, ours.url.path) == (sdk.method, sdk.url.path)
+        assert ours.headers["authorization"] == sdk.headers["authorization"]
+
+
+async def test_replicate_poll_and_cancel_match_the_sdk() -> None:
+    prediction = payload("replicate", "processing")
+    recorder = Recorder(lambda r: httpx.Response(200, json=prediction))
+    base = "https://api.replicate.test"
+    adapter = ReplicateAdapter(base, KEY, transport=recorder.transport)
+    route = Route(adapter="replicate", upstream_model="minimax/hailuo-02")
+    await adapter.poll(route, prediction["id"])
+    await adapter.cancel(route, prediction["id"])
+    client = replicate.Client(api_token=KEY, base_url=base, transport=recorder.transport)
+    assert (await client.predictions.async_get(prediction["id"])).status == "processing"
+    await client.predictions.async_cancel(prediction["id"])
+    ours_poll, ours_cancel, sdk_poll, sdk_cancel = recorder.seen
+    for ours, sdk in ((ours_poll, sdk_poll), (ours_cancel, sdk_cancel)):
+        assert (ours.method, ours.url.path) == (sdk.method, sdk.url.path)
+        assert ours.headers["authorization"] == sdk.headers["authorization"]
+
+
+async def test_fal_poll_result_and_cancel_match_the_sdk(fal_on: Recorder) -> None:
+    """fal's status, result and cancel calls on the URLs its submit answer gave."""
+    submit = payload("fal", "submit")
+    completed, result = payload("fal", "status_completed"), payload("fal", "result")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.method == "PUT":
+            return httpx.Response(202, json={"status": "CANCELLATION_REQUESTED"})
+        if request.url.path.endswith("/status"):
+            return httpx.Response(200, json=completed)
+        return httpx.Response(200, json=result)
+
+    fal_on.answer = answer
+    adapter = FalAdapter("https://queue.fal.run", KEY, transport=fal_on.transport)
+    route = Route(adapter="fal", upstream_model="fal-ai/kling-video/v2.5-turbo/pro/text-to-video")
+    handle_text = json.dumps(
+        {k: submit[k] for k in ("request_id", "status_url", "response_url", "cancel_url")}
+    )
+    status = await adapter.poll(route, handle_text)
+    assert status.output_url == result["video"]["url"]
+    await adapter.cancel(route, handle_text)
+    # The SDK rebuilds the URLs from the app id; they are the ones fal's answer gave.
+    handle = await fal_client.AsyncClient(key=KEY).get_handle(
+        route.upstream_model, submit["request_id"]
+    )
+    assert (handle.status_url, handle.response_url, handle.cancel_url) == (
+        submit["status_url"],
+        submit["response_url"],
+        submit["cancel_url"],
+    )
+    assert isinstance(await handle.status(with_logs=True), fal_client.Completed)
+    assert (await handle.get())["video"]["url"] == result["video"]["url"]
+    await handle.cancel()
+    ours_status, ours_result, ours_cancel = fal_on.seen[:3]
+    sdk = fal_on.seen[3:]
+    sdk_status = next(r for r in sdk if r.url.path.endswith("/status"))
+    sdk_result = next(r for r in sdk if r.method == "GET" and not r.url.path.endswith("/status"))
+    sdk_cancel = next(r for r in sdk if r.method == "PUT")
+    for ours, theirs in (
+        (ours_status, sdk_status),
+        (ours_result, sdk_result),
+        (ours_cancel, sdk_cancel),
+    ):
+        assert (ours.method, ours.url.host, ours.url.path) == (
+            theirs.method,
+            theirs.url.host,
+            theirs.url.path,
+        )
+        assert ours.headers["authorization"] == theirs.headers["authorization"]
+    # fal documents `?logs=1`; its client sends `logs=true`: the same switch.
+    assert ours_status.url.params["logs"] == "1" and sdk_status.url.params["logs"] == "true"
