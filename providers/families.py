@@ -273,9 +273,9 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 ),
             ),
             Family(
-                name="fal-seedance",
+                name="fal-seedance",  # Seedance 1 (lite, pro, pro fast)
                 adapter="fal",
-                durations=tuple(range(2, 16)),
+                durations=tuple(range(2, 13)),
                 resolutions=SD_HD_FHD,
                 aspect_ratios=SEEDANCE_RATIOS,
                 continuation=Continuation.LAST_FRAME,

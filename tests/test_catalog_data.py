@@ -112,3 +112,18 @@ def test_an_unknown_family_and_a_missing_field_are_named() -> None:
                 for i in ("a", "b")
             )
         )
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_every_family_table_is_consistent(name: str) -> None:
+    family = FAMILIES[name]
+    assert family.name == name
+    assert family.text_to_video or family.image_to_video
+    ratios = {*family.aspect_ratios, *(family.image_aspect_ratios or ())}
+    for ratio, resolution in {**family.frames, **family.image_frames}:
+        assert ratio in ratios and resolution in family.resolutions, (ratio, resolution)
+    for resolution, lengths in family.durations_by_resolution.items():
+        assert resolution in family.resolutions and set(lengths) <= set(family.durations)
+    assert set(family.resolution_values) <= set(family.resolutions)
+    if family.fields.size is not None:
+        assert family.frames, "a size field needs the frame table"
