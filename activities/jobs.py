@@ -28,7 +28,7 @@ from activities.media import (
     write_thumbnail,
 )
 from providers.base import ProviderAdapter, ProviderTaskStatus, SourceImage, TaskState
-from providers.catalog import CatalogError, resolve_request
+from providers.catalog import CatalogError, check_job
 from providers.errors import RetryableProviderError
 from reelay.callbacks import callback_url
 from reelay.jobs import ImageRef, JobSpec, Route, StoredVideo
@@ -65,15 +65,7 @@ class JobActivities:
     async def validate_job(self, job: JobSpec) -> None:
         """Re-check a job against today's catalog (backfills start workflows without the API)."""
         try:
-            resolve_request(
-                prompt=job.prompt,
-                model=job.requested_model,
-                duration_seconds=job.duration_seconds,
-                resolution=job.resolution,
-                aspect_ratio=job.aspect_ratio,
-                audio=job.audio,
-                with_image=job.image is not None,
-            )
+            check_job(job)
         except CatalogError as exc:
             raise ApplicationError(exc.message, type="invalid_request", non_retryable=True) from exc
         for route in job.routes:

@@ -2,7 +2,7 @@
 
 The task handle is compact JSON holding the request id and those three URLs, used as given
 (fal's URLs drop the model path after `owner/app`, so they cannot be rebuilt reliably).
-Each model family takes its own input JSON: see `fal_input`.
+Each model family takes its own input JSON, spelled from `providers.families`.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ from providers.base import (
     SourceImage,
     TaskState,
 )
+from providers.catalog import route_family
 from providers.errors import InvalidProviderRequestError
+from providers.families import Unexpressible, input_body
 from providers.http import (
     HttpAdapter,
     ProviderHttp,
@@ -39,12 +41,6 @@ from providers.http import (
     raise_for_status,
 )
 from reelay.jobs import JobSpec, Route
-
-WIDE_SQUARE = frozenset({"16:9", "9:16", "1:1"})
-PIKA_RATIOS = frozenset({"16:9", "9:16", "1:1", "4:5", "5:4", "3:2", "2:3"})
-SEEDANCE_RATIOS = frozenset({"21:9", "16:9", "4:3", "1:1", "3:4", "9:16"})
-HAILUO_RESOLUTIONS = {"512p": "512P", "768p": "768P", "1080p": "1080P"}
-WAN_FPS = 16
 
 
 class FalHandle(BaseModel):
@@ -68,100 +64,29 @@ class FalHandle(BaseModel):
             ) from None
 
 
-def _invalid(model: str, what: str) -> InvalidProviderRequestError:
-    return InvalidProviderRequestError(f"fal {model} cannot make {what}", provider="fal")
-
-
-def _pick(model: str, allowed: Iterable[str], value: str, what: str) -> str:
-    if value not in allowed:
-        raise _invalid(model, f"{what} {value}")
-    return value
-
-
-def _seconds(model: str, seconds: int, low: int, high: int, *, allowed: Iterable[int] = ()) -> int:
-    choices = set(allowed) or set(range(low, high + 1))
-    if seconds not in choices:
-        raise _invalid(model, f"{seconds} s clips")
-    return seconds
-
-
 def fal_input(job: JobSpec, route: Route, image: SourceImage | None) -> dict[str, Any]:
-    """The model's input JSON, by family (keyed on the upstream model id)."""
+    """The model's input JSON, spelled by the route's family (`providers.families`)."""
     model = route.upstream_model
-    seconds = route.clip_seconds or job.duration_seconds
-    body: dict[str, Any] = {"prompt": job.prompt}
-    if "kling-video/" in model:
-        modern = "/v2.6/" in model or "/v3/" in model
-        if "/v3/" in model:
-            body["duration"] = str(_seconds(model, seconds, 3, 15))
-        else:
-            body["duration"] = str(_seconds(model, seconds, 5, 10, allowed=(5, 10)))
-        if modern:
-            body["generate_audio"] = job.audio
-        if image is not None:
-            # Kling 2.6 names the field start_image_url (v3 assumed alike, *unconfirmed*).
-            body["start_image_url" if modern else "image_url"] = image.url
-        else:
-            body["aspect_ratio"] = _pick(model, WIDE_SQUARE, job.aspect_ratio, "aspect ratio")
-        _optional(body, negative_prompt=job.negative_prompt)
-    elif "/hailuo" in model:
-        body["duration"] = str(_seconds(model, seconds, 6, 10, allowed=(6, 10)))
-        body["prompt_optimizer"] = job.enhance_prompt
-        resolution = _pick(model, HAILUO_RESOLUTIONS, job.resolution, "resolution")
-        body["resolution"] = HAILUO_RESOLUTIONS[resolution]
-        _optional(body, image_url=image.url if image else None)
-    elif "/pika/" in model:
-        body["duration"] = _seconds(model, seconds, 5, 10, allowed=(5, 10))  # an integer
-        body["resolution"] = _pick(model, ("720p", "1080p"), job.resolution, "resolution")
-        if image is None:
-            body["aspect_ratio"] = _pick(model, PIKA_RATIOS, job.aspect_ratio, "aspect ratio")
-        _optional(
-            body,
+    family = route_family(route)
+    if family is None or family.adapter != "fal":
+        raise InvalidProviderRequestError(f"no fal input mapping for {model}", provider="fal")
+    try:
+        return input_body(
+            family,
+            prompt=job.prompt,
+            seconds=route.clip_seconds or job.duration_seconds,
+            resolution=job.resolution,
+            aspect_ratio=job.aspect_ratio,
             image_url=image.url if image else None,
+            audio=job.audio,
+            enhance_prompt=job.enhance_prompt,
             negative_prompt=job.negative_prompt,
             seed=job.seed,
         )
-    elif "/seedance/" in model:
-        body["duration"] = str(_seconds(model, seconds, 2, 15))
-        body["resolution"] = _pick(model, ("480p", "720p", "1080p"), job.resolution, "resolution")
-        if image is None:
-            body["aspect_ratio"] = _pick(model, SEEDANCE_RATIOS, job.aspect_ratio, "aspect ratio")
-        if "/v1/" not in model:
-            body["generate_audio"] = job.audio  # Seedance 1.5 and 2: *unconfirmed* field
-        _optional(body, image_url=image.url if image else None, seed=job.seed)
-    elif model.startswith(("fal-ai/wan", "wan/")):
-        _wan_input(body, job, model, seconds, image)
-    else:
-        raise InvalidProviderRequestError(f"no fal input mapping for {model}", provider="fal")
-    return body
-
-
-def _wan_input(
-    body: dict[str, Any], job: JobSpec, model: str, seconds: int, image: SourceImage | None
-) -> None:
-    if "/v2.2" in model:
-        # Wan 2.2 counts frames: 16 fps, and 4k+1 frames (81 frames = 5 s).
-        body["frames_per_second"] = WAN_FPS
-        body["num_frames"] = WAN_FPS * _seconds(model, seconds, 2, 10) + 1
-        resolutions: tuple[str, ...] = ("480p", "580p", "720p")
-    else:
-        # Wan 2.5+ takes a duration in seconds (*unconfirmed* beyond fal's 2.5 preview).
-        body["duration"] = str(_seconds(model, seconds, 5, 15, allowed=(5, 10, 15)))
-        resolutions = ("480p", "720p", "1080p")
-    body["resolution"] = _pick(model, resolutions, job.resolution, "resolution")
-    body["enable_prompt_expansion"] = job.enhance_prompt
-    if image is None:
-        body["aspect_ratio"] = _pick(model, WIDE_SQUARE, job.aspect_ratio, "aspect ratio")
-    _optional(
-        body,
-        image_url=image.url if image else None,
-        negative_prompt=job.negative_prompt,
-        seed=job.seed,
-    )
-
-
-def _optional(body: dict[str, Any], **fields: Any) -> None:
-    body.update({key: value for key, value in fields.items() if value is not None})
+    except Unexpressible as exc:
+        raise InvalidProviderRequestError(
+            f"fal {model} cannot make {exc}", provider="fal"
+        ) from None
 
 
 def _failure_kind(text: str, types: Iterable[str]) -> FailureKind:

@@ -21,7 +21,9 @@ from providers.errors import (
     RetryableProviderError,
 )
 
-RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+# As both official SDK families retry (runwayml/lumaai's Stainless clients, replicate):
+# these, and every status >= 500.
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 MAX_REDIRECTS = 5
 
 
@@ -73,7 +75,7 @@ def raise_for_status(response: httpx.Response, provider: str) -> None:
     if response.is_success:
         return
     detail = f"{provider} answered {response.status_code}: {error_detail(response)}"
-    if response.status_code in RETRYABLE_STATUS:
+    if response.status_code in RETRYABLE_STATUS or response.status_code >= 500:
         raise RetryableProviderError(
             detail, provider=provider, retry_after=retry_after_seconds(response)
         )

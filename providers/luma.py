@@ -21,13 +21,13 @@ from providers.base import (
     SourceImage,
     TaskState,
 )
+from providers.catalog import route_family
 from providers.errors import InvalidProviderRequestError
+from providers.families import FAMILIES
 from providers.http import HttpAdapter, ProviderHttp, classify_failure
 from reelay.jobs import JobSpec, Route
 
-ASPECT_RATIOS = frozenset({"1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21"})
-RESOLUTIONS = frozenset({"540p", "720p", "1080p", "4k"})
-DURATIONS = frozenset({5, 9})
+FAMILY = FAMILIES["luma-ray"]
 
 _STATES = {
     "queued": TaskState.QUEUED,
@@ -43,18 +43,16 @@ def generation_body(
     """The `POST /generations/video` body. Luma has no seed, negative prompt, audio or
     prompt-enhancement switch, so those job fields are not sent."""
     seconds = route.clip_seconds or job.duration_seconds
-    if seconds not in DURATIONS:
-        raise _invalid(f"duration {seconds} s (Luma makes 5 s or 9 s)")
-    if job.aspect_ratio not in ASPECT_RATIOS:
-        raise _invalid(f"aspect ratio {job.aspect_ratio}")
-    if job.resolution not in RESOLUTIONS:
-        raise _invalid(f"resolution {job.resolution}")
+    family = route_family(route) or FAMILY
+    why = family.refusal(seconds, job.resolution, job.aspect_ratio, with_image=image is not None)
+    if why is not None:
+        raise _invalid(why)
     body: dict[str, Any] = {
         "model": route.upstream_model,
         "prompt": job.prompt,
         "aspect_ratio": job.aspect_ratio,
         "resolution": job.resolution,
-        "duration": f"{seconds}s",
+        "duration": family.write_seconds(seconds),
     }
     if job.continue_from is not None:
         # Extending an earlier generation: it becomes the first keyframe.

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import json
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
@@ -25,21 +25,12 @@ from providers.base import (
     SourceImage,
     TaskState,
 )
+from providers.catalog import route_family
 from providers.errors import InvalidProviderRequestError
+from providers.families import Unexpressible, input_body
 from providers.http import HttpAdapter, ProviderHttp, classify_failure, progress_from_logs
 from reelay.jobs import JobSpec, Route
 
-WIDE_SQUARE = frozenset({"16:9", "9:16", "1:1"})
-SEEDANCE_RATIOS = frozenset({"16:9", "4:3", "1:1", "3:4", "9:16", "21:9"})
-# Wan 2.5 text-to-video takes its frame as "W*H".
-WAN_SIZES = {
-    ("16:9", "480p"): "832*480",
-    ("9:16", "480p"): "480*832",
-    ("16:9", "720p"): "1280*720",
-    ("9:16", "720p"): "720*1280",
-    ("16:9", "1080p"): "1920*1080",
-    ("9:16", "1080p"): "1080*1920",
-}
 CONTENT_FLAGGED = "E005"  # Replicate's error code for input or output flagged as sensitive
 
 _STATES = {
@@ -52,64 +43,31 @@ _STATES = {
 }
 
 
-def _invalid(model: str, what: str) -> InvalidProviderRequestError:
-    return InvalidProviderRequestError(
-        f"Replicate {model} cannot make {what}", provider="replicate"
-    )
-
-
-def _pick(model: str, allowed: Iterable[Any], value: Any, what: str) -> Any:
-    if value not in allowed:
-        raise _invalid(model, f"{what} {value}")
-    return value
-
-
 def replicate_input(job: JobSpec, route: Route, image: SourceImage | None) -> dict[str, Any]:
-    """The model's `input`, by family (each Replicate model names its own fields)."""
+    """The model's `input`, spelled by the route's family (`providers.families`)."""
     model = route.upstream_model
-    seconds = route.clip_seconds or job.duration_seconds
-    body: dict[str, Any] = {"prompt": job.prompt}
-    image_url = image.url if image else None
-    if model.startswith("kwaivgi/kling"):
-        body["duration"] = _pick(model, (5, 10), seconds, "seconds")
-        if image_url is None:
-            body["aspect_ratio"] = _pick(model, WIDE_SQUARE, job.aspect_ratio, "aspect ratio")
-        if "v2.6" in model:
-            body["generate_audio"] = job.audio  # *unconfirmed* field name
-        _optional(body, start_image=image_url, negative_prompt=job.negative_prompt)
-    elif model.startswith("minimax/hailuo"):
-        body["duration"] = _pick(model, (6, 10), seconds, "seconds")
-        body["resolution"] = _pick(model, ("512p", "768p", "1080p"), job.resolution, "resolution")
-        body["prompt_optimizer"] = job.enhance_prompt
-        _optional(body, first_frame_image=image_url)
-    elif model.startswith("bytedance/seedance"):
-        body["duration"] = _pick(model, range(2, 13), seconds, "seconds")
-        body["resolution"] = _pick(model, ("480p", "720p", "1080p"), job.resolution, "resolution")
-        if image_url is None:
-            body["aspect_ratio"] = _pick(model, SEEDANCE_RATIOS, job.aspect_ratio, "aspect ratio")
-        if "1.5" in model:
-            body["generate_audio"] = job.audio  # *unconfirmed* field name
-        _optional(body, image=image_url, seed=job.seed)
-    elif model.startswith("wan-video/wan"):
-        body["duration"] = _pick(model, (5, 10), seconds, "seconds")
-        body["enable_prompt_expansion"] = job.enhance_prompt
-        if "-i2v" in model:
-            body["resolution"] = _pick(
-                model, ("480p", "720p", "1080p"), job.resolution, "resolution"
-            )
-        else:
-            frame = (job.aspect_ratio, job.resolution)
-            body["size"] = WAN_SIZES[_pick(model, WAN_SIZES, frame, "frame")]
-        _optional(body, image=image_url, negative_prompt=job.negative_prompt, seed=job.seed)
-    else:
+    family = route_family(route)
+    if family is None or family.adapter != "replicate":
         raise InvalidProviderRequestError(
             f"no Replicate input mapping for {model}", provider="replicate"
         )
-    return body
-
-
-def _optional(body: dict[str, Any], **fields: Any) -> None:
-    body.update({key: value for key, value in fields.items() if value is not None})
+    try:
+        return input_body(
+            family,
+            prompt=job.prompt,
+            seconds=route.clip_seconds or job.duration_seconds,
+            resolution=job.resolution,
+            aspect_ratio=job.aspect_ratio,
+            image_url=image.url if image else None,
+            audio=job.audio,
+            enhance_prompt=job.enhance_prompt,
+            negative_prompt=job.negative_prompt,
+            seed=job.seed,
+        )
+    except Unexpressible as exc:
+        raise InvalidProviderRequestError(
+            f"Replicate {model} cannot make {exc}", provider="replicate"
+        ) from None
 
 
 def parse_prediction(body: dict[str, Any]) -> ProviderTaskStatus:

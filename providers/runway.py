@@ -16,22 +16,16 @@ from providers.base import (
     SourceImage,
     TaskState,
 )
+from providers.catalog import route_family
 from providers.errors import InvalidProviderRequestError
+from providers.families import FAMILIES, Family
 from providers.http import HttpAdapter, ProviderHttp
 from reelay.jobs import JobSpec, Route
 
 API_VERSION = "2024-11-06"
 MAX_DATA_URI_BYTES = 3_500_000  # ~5 MB once base64-encoded
 
-# (aspect ratio, resolution) -> Runway pixel ratio
-_RATIOS: dict[tuple[str, str], str] = {
-    ("16:9", "720p"): "1280:720",
-    ("16:9", "1080p"): "1920:1080",
-    ("9:16", "720p"): "720:1280",
-    ("9:16", "1080p"): "1080:1920",
-    ("1:1", "720p"): "960:960",
-    ("1:1", "1080p"): "960:960",
-}
+FAMILY = FAMILIES["runway-gen4.5"]
 
 _STATES = {
     "PENDING": TaskState.QUEUED,
@@ -43,20 +37,29 @@ _STATES = {
 }
 
 
-def runway_ratio(aspect_ratio: str, resolution: str) -> str:
-    try:
-        return _RATIOS[(aspect_ratio, resolution)]
-    except KeyError:
+def runway_ratio(
+    aspect_ratio: str, resolution: str, family: Family, *, with_image: bool = False
+) -> str:
+    """Runway's pixel `ratio` for a frame, from the model family's table."""
+    ratio = family.frame(aspect_ratio, resolution, with_image=with_image)
+    if ratio is None:
         raise InvalidProviderRequestError(
             f"Runway has no ratio for {aspect_ratio} at {resolution}", provider="runway"
-        ) from None
+        )
+    return ratio
 
 
 def prompt_image(image: SourceImage) -> str:
-    """Runway fetches https URLs itself; anything else (a local, plain-http bucket) goes
-    inline as a data URI, which Runway takes up to about 5 MB."""
-    if image.url.startswith("https://") or len(image.data) > MAX_DATA_URI_BYTES:
+    """Runway fetches HTTPS URLs itself and takes nothing else but a data URI (up to about
+    5 MB encoded): a plain-http or local bucket's image goes inline, or is refused."""
+    if image.url.startswith("https://"):
         return image.url
+    if len(image.data) > MAX_DATA_URI_BYTES:
+        raise InvalidProviderRequestError(
+            f"Runway takes an image over {MAX_DATA_URI_BYTES / 1_000_000:g} MB only from an "
+            "HTTPS URL, and the image store is not served over HTTPS",
+            provider="runway",
+        )
     return f"data:{image.content_type};base64,{base64.b64encode(image.data).decode()}"
 
 
@@ -88,6 +91,29 @@ def parse_task(body: dict[str, Any]) -> ProviderTaskStatus:
     return status
 
 
+def task_request(
+    job: JobSpec, route: Route, image: SourceImage | None
+) -> tuple[str, dict[str, Any]]:
+    """The create call: `/v1/text_to_video` or `/v1/image_to_video`, and its body."""
+    family = route_family(route) or FAMILY
+    with_image = image is not None
+    body: dict[str, Any] = {
+        "model": route.upstream_model,
+        "promptText": job.prompt,
+        "ratio": runway_ratio(job.aspect_ratio, job.resolution, family, with_image=with_image),
+        "duration": route.clip_seconds or job.duration_seconds,
+    }
+    if job.seed is not None:
+        body["seed"] = job.seed
+    if family.audio:  # the Veo models on Runway
+        if job.negative_prompt:
+            body["negativePrompt"] = job.negative_prompt
+        body["audio"] = job.audio
+    if image is None:
+        return "/v1/text_to_video", body
+    return "/v1/image_to_video", {**body, "promptImage": prompt_image(image)}
+
+
 class RunwayAdapter(HttpAdapter):
     name = "runway"
 
@@ -115,22 +141,7 @@ class RunwayAdapter(HttpAdapter):
         image: SourceImage | None = None,
         callback_url: str | None = None,
     ) -> str:
-        body: dict[str, Any] = {
-            "model": route.upstream_model,
-            "promptText": job.prompt,
-            "ratio": runway_ratio(job.aspect_ratio, job.resolution),
-            "duration": route.clip_seconds or job.duration_seconds,
-        }
-        if job.seed is not None:
-            body["seed"] = job.seed
-        if route.upstream_model.startswith("veo3.1"):
-            if job.negative_prompt:
-                body["negativePrompt"] = job.negative_prompt
-            body["audio"] = job.audio
-        path = "/v1/text_to_video"
-        if image is not None:
-            path = "/v1/image_to_video"
-            body["promptImage"] = prompt_image(image)
+        path, body = task_request(job, route, image)
         response = await self._http.request("POST", path, json=body)
         task_id = self._http.json_object(response).get("id")
         if not isinstance(task_id, str) or not task_id:

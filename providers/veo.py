@@ -1,5 +1,9 @@
 """Google Veo through the Gemini API: `models/{model}:predictLongRunning` starts a
-long-running operation, whose name is the task handle; `GET /{name}` polls it."""
+long-running operation, whose name is the task handle; `GET /{name}` polls it.
+
+The body is what `google-genai` 2.x sends for the Gemini Developer API (checked in
+tests/test_sdk_contract.py): no `generateAudio` and no `seed`, which that API refuses
+(Veo 3 there always makes sound; a seed is a Vertex AI parameter)."""
 
 from __future__ import annotations
 
@@ -18,31 +22,31 @@ from providers.base import (
     SourceImage,
     TaskState,
 )
+from providers.catalog import route_family
 from providers.errors import InvalidProviderRequestError, RetryableProviderError
+from providers.families import FAMILIES, Family
 from providers.http import HttpAdapter, ProviderHttp, classify_failure, raise_for_status
 from reelay.jobs import JobSpec, Route
 
-ASPECT_RATIOS = frozenset({"16:9", "9:16"})
-RESOLUTIONS = frozenset({"720p", "1080p"})
-# Parameters Vertex AI documents for Veo but the Gemini API docs do not confirm: sent when
-# the job asks, and dropped (one resubmission) if a 400 names them.
-UNCONFIRMED = ("enhancePrompt", "generateAudio", "seed")
-_UNCONFIRMED_WORDS = re.compile(r"enhance_?prompt|generate_?audio|\bseed\b", re.IGNORECASE)
+FAMILY = FAMILIES["veo-gemini"]
 _GRPC_CANCELLED = 1
 _GRPC_INVALID = frozenset({3, 9, 11})  # INVALID_ARGUMENT, FAILED_PRECONDITION, OUT_OF_RANGE
 _DELAY = re.compile(r"^(\d+(?:\.\d+)?)s$")
 
 
+def _family(route: Route) -> Family:
+    return route_family(route) or FAMILY
+
+
 def makes_audio(model: str) -> bool:
-    return not model.startswith("veo-2")
+    return _family(Route(adapter="gemini", upstream_model=model)).audio
 
 
 def predict_body(job: JobSpec, route: Route, image: SourceImage | None) -> dict[str, Any]:
-    model = route.upstream_model
-    if job.aspect_ratio not in ASPECT_RATIOS:
-        raise _invalid(f"aspect ratio {job.aspect_ratio}")
-    if job.resolution not in RESOLUTIONS:
-        raise _invalid(f"resolution {job.resolution}")
+    family = _family(route)
+    why = family.frame_refusal(job.resolution, job.aspect_ratio, with_image=image is not None)
+    if why is not None:
+        raise _invalid(why)
     instance: dict[str, Any] = {"prompt": job.prompt}
     if image is not None:
         instance["image"] = {
@@ -54,22 +58,13 @@ def predict_body(job: JobSpec, route: Route, image: SourceImage | None) -> dict[
         "durationSeconds": route.clip_seconds or job.duration_seconds,
         "sampleCount": 1,
     }
-    if makes_audio(model):
+    if family.audio:
         parameters["resolution"] = job.resolution  # Veo 2 makes 720p only and takes no field
     if job.negative_prompt:
         parameters["negativePrompt"] = job.negative_prompt
     if job.enhance_prompt:
-        parameters["enhancePrompt"] = True  # *unconfirmed* for the Gemini API
-    if makes_audio(model):
-        parameters["generateAudio"] = job.audio  # *unconfirmed*: Veo 3 may always add audio
-    if job.seed is not None:
-        parameters["seed"] = job.seed  # *unconfirmed*
+        parameters["enhancePrompt"] = True
     return {"instances": [instance], "parameters": parameters}
-
-
-def without_unconfirmed(body: dict[str, Any]) -> dict[str, Any]:
-    parameters = {k: v for k, v in body["parameters"].items() if k not in UNCONFIRMED}
-    return {**body, "parameters": parameters}
 
 
 def _invalid(what: str) -> InvalidProviderRequestError:
@@ -171,13 +166,7 @@ class VeoAdapter(HttpAdapter):
                 )
             body["instances"][0]["video"] = {"uri": earlier.output_url}
         path = f"/models/{route.upstream_model}:predictLongRunning"
-        try:
-            response = await self._request("POST", path, json=body)
-        except InvalidProviderRequestError as exc:
-            lean = without_unconfirmed(body)
-            if lean == body or not _UNCONFIRMED_WORDS.search(exc.message):
-                raise
-            response = await self._request("POST", path, json=lean)  # nothing was created
+        response = await self._request("POST", path, json=body)
         name = self._http.json_object(response).get("name")
         if not isinstance(name, str) or not name:
             raise InvalidProviderRequestError("Veo returned no operation name", provider=self.name)

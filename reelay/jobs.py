@@ -42,6 +42,9 @@ class Route(BaseModel):
 
     adapter: str
     upstream_model: str
+    family: str | None = Field(
+        default=None, description="the upstream vocabulary (providers.families); None: look up"
+    )
     clip_seconds: int | None = None
     continuation: Continuation | None = Field(
         default=None, description="how this route carries a video on in a further segment"
@@ -124,7 +127,11 @@ class JobSpec(BaseModel):
 
     @property
     def estimated_cost_micro_usd(self) -> int:
-        return self.price_micro_usd_per_second * self.duration_seconds
+        return quoted_cost_micro_usd(self.price_micro_usd_per_second, self.duration_seconds)
+
+    @property
+    def upstream_seconds(self) -> int:
+        return bought_seconds(self.routes[0], self.duration_seconds, self.segments)
 
 
 class WebhookDeliveryState(BaseModel):
@@ -181,6 +188,9 @@ class JobView(BaseModel):
     queue_position: int | None = None
     segments_total: int | None = None
     segments_done: int = 0
+    upstream_seconds: int | None = Field(
+        default=None, description="seconds of video bought upstream (clips, before trimming)"
+    )
     request_hash: str | None = None
     account_id: str | None = None
     webhook_deliveries: list[str] = Field(
@@ -219,6 +229,7 @@ class JobView(BaseModel):
             enhance_prompt=spec.enhance_prompt,
             has_image=spec.image is not None,
             segments_total=len(spec.segments) or None,
+            upstream_seconds=spec.upstream_seconds,
             request_hash=spec.request_hash,
             account_id=spec.account_id,
             estimated_cost_micro_usd=spec.estimated_cost_micro_usd,
@@ -228,6 +239,16 @@ class JobView(BaseModel):
 
 def micro_usd_to_usd(micro: int) -> float:
     return round(micro / 1_000_000, 6)
+
+
+def bought_seconds(route: Route, duration_seconds: int, segments: list[int]) -> int:
+    """Seconds of video a job buys upstream: a chain's clips, or its one (longer) clip."""
+    return sum(segments) or route.clip_seconds or duration_seconds
+
+
+def quoted_cost_micro_usd(price_micro_usd_per_second: int, duration_seconds: int) -> int:
+    """The estimate: the asked length at the price (the most a job is ever billed)."""
+    return price_micro_usd_per_second * duration_seconds
 
 
 def settled_cost_micro_usd(spec: JobSpec, stored_duration_seconds: float) -> int:

@@ -165,32 +165,33 @@ def test_veo_request_body() -> None:
             "resolution": "1080p",
             "negativePrompt": "blur",
             "enhancePrompt": True,
-            "generateAudio": True,
-            "seed": 7,
         },
-    }
+    }  # no generateAudio or seed: the Gemini API refuses both (google-genai 2.x)
     veo2 = predict_body(job(), Route(adapter="gemini", upstream_model="veo-2.0-generate-001"), None)
     assert "generateAudio" not in veo2["parameters"] and "resolution" not in veo2["parameters"]
     with pytest.raises(InvalidProviderRequestError):
         predict_body(job(aspect_ratio="1:1"), route, None)
 
 
-async def test_veo_drops_unconfirmed_fields_once_when_refused() -> None:
+async def test_veo_submits_once_and_a_refusal_is_not_resubmitted() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
-        if "generateAudio" in json.loads(request.content)["parameters"]:
-            error = {"code": 400, "message": "generate_audio isn't supported by this model."}
+        if json.loads(request.content)["parameters"].get("enhancePrompt"):
+            error = {"code": 400, "message": "enhance_prompt isn't supported by this model."}
             return httpx.Response(400, json={"error": error})
         return httpx.Response(200, json=payload("gemini", "running"))
 
     seen, transport = recorder(answer)
     adapter = VeoAdapter("https://g.test/v1beta", "gk", transport=transport)
     route = Route(adapter="gemini", upstream_model="veo-3.0-generate-001")
-    name = await adapter.submit(job(audio=True), route)
+    name = await adapter.submit(job(audio=True, duration_seconds=8), route)
     assert name == payload("gemini", "running")["name"]
+    assert "generateAudio" not in json.loads(seen[0].content)["parameters"]
+    assert seen[0].headers["x-goog-api-key"] == "gk"
+    with pytest.raises(InvalidProviderRequestError, match="enhance_prompt"):
+        await adapter.submit(job(enhance_prompt=True, duration_seconds=8), route)
     assert [r.url.path for r in seen] == [
         "/v1beta/models/veo-3.0-generate-001:predictLongRunning"
-    ] * 2
-    assert seen[0].headers["x-goog-api-key"] == "gk"
+    ] * 2  # one each: nothing silently dropped and resent
 
 
 async def test_veo_429_retry_delay_and_poll_path() -> None:

@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 import pytest
 
 from providers.base import SourceImage
-from providers.catalog import MODELS, CatalogError, ModelSpec, find_model, resolve_request
+from providers.catalog import (
+    MODELS,
+    CatalogError,
+    ModelSpec,
+    find_model,
+    resolve_request,
+    route_family,
+)
 from providers.fal import fal_input
 from providers.luma import generation_body
 from providers.registry import PROVIDERS
@@ -103,8 +110,8 @@ def test_every_client_model_id_resolves_or_says_why_not(model_id: str) -> None:
 
 def test_seed_000_models_keep_their_prices_and_get_their_routes() -> None:
     expected = {
-        "veo-3": (60, 0.35, [("gemini", "veo-3.0-generate-001"), ("runway", "veo3")]),
-        "runway-gen3": (16, 0.10, [("runway", "gen4.5")]),
+        "veo-3": (60, 0.35, [("gemini", "veo-3.0-generate-001"), ("runway", "veo3.1")]),
+        "runway-gen3": (16, 0.10, [("runway", "gen4.5"), ("runway", "veo3.1_fast")]),
         "luma-dream-machine": (10, 0.06, [("luma", "ray-2")]),
         "pika": (4, 0.067, [("fal", "fal-ai/pika/v2.2/text-to-video")]),
     }
@@ -230,7 +237,9 @@ def _job(model: ModelSpec, resolved_route: Route, **fields: object) -> JobSpec:
 def _express(route: Route, job: JobSpec, image: SourceImage | None) -> None:
     """Build the adapter's request body (raises if the adapter cannot express the job)."""
     if route.adapter == "runway":
-        runway_ratio(job.aspect_ratio, job.resolution)
+        family = route_family(route)
+        assert family is not None
+        runway_ratio(job.aspect_ratio, job.resolution, family, with_image=image is not None)
     elif route.adapter == "luma":
         generation_body(job, route, image, None)
     elif route.adapter == "gemini":

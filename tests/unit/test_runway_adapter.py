@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 
-from providers.base import FailureKind, TaskState
+from providers.base import FailureKind, SourceImage, TaskState
 from providers.errors import (
     ContentRefusedError,
     InvalidProviderRequestError,
     ProviderUnavailableError,
     RetryableProviderError,
 )
-from providers.runway import RunwayAdapter, parse_task, runway_ratio
+from providers.families import FAMILIES
+from providers.runway import RunwayAdapter, parse_task, prompt_image, runway_ratio
 from reelay.jobs import JobSpec, Route
 
 ROUTE = Route(adapter="runway", upstream_model="gen4.5")
@@ -71,6 +73,8 @@ async def test_submit_sends_runway_fields_and_headers() -> None:
     [
         (429, {"Retry-After": "7"}, RetryableProviderError, 7.0),
         (503, {}, RetryableProviderError, None),
+        (501, {}, RetryableProviderError, None),  # every 5xx, as the official SDKs retry
+        (520, {}, RetryableProviderError, None),
         (401, {}, ProviderUnavailableError, None),
         (400, {}, InvalidProviderRequestError, None),
     ],
@@ -116,9 +120,29 @@ def test_parse_task_vocabulary() -> None:
 
 
 def test_unknown_ratio_is_refused_before_submitting() -> None:
-    assert runway_ratio("1:1", "1080p") == "960:960"
-    with pytest.raises(InvalidProviderRequestError):
-        runway_ratio("4:3", "1080p")
+    # Per model, as runwayml's typed params allow: gen4.5 makes 1:1 (960:960) only from an
+    # image and no 1080p at all; Veo 3.1 on Runway makes 1080p in 16:9 and 9:16.
+    gen45, veo31 = FAMILIES["runway-gen4.5"], FAMILIES["runway-veo3.1"]
+    assert runway_ratio("1:1", "720p", gen45, with_image=True) == "960:960"
+    assert runway_ratio("16:9", "1080p", veo31) == "1920:1080"
+    for ratio, resolution, family in [
+        ("4:3", "1080p", veo31),
+        ("1:1", "1080p", gen45),
+        ("16:9", "1080p", gen45),
+        ("1:1", "720p", gen45),
+    ]:
+        with pytest.raises(InvalidProviderRequestError):
+            runway_ratio(ratio, resolution, family)
+
+
+def test_a_plain_http_image_goes_inline_and_a_large_one_is_refused() -> None:
+    small = SourceImage(url="http://bucket.local/in.png", content_type="image/png", data=b"png")
+    assert prompt_image(small) == "data:image/png;base64,cG5n"
+    https = dataclasses.replace(small, url="https://bucket.test/in.png")
+    assert prompt_image(https) == "https://bucket.test/in.png"
+    large = dataclasses.replace(small, data=b"x" * 3_600_000)
+    with pytest.raises(InvalidProviderRequestError, match="HTTPS"):
+        prompt_image(large)
 
 
 async def test_a_refusal_at_submit_is_a_content_refusal() -> None:
