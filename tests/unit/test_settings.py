@@ -15,7 +15,7 @@ from providers.registry import endpoint
 from reelay.settings import Environment, Settings, get_settings
 from tests.conftest import clean_env, isolated_settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: Everything production asks for, set: the baseline each refusal changes one thing of.
 PRODUCTION: dict[str, Any] = {
     "env": "production",
