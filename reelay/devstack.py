@@ -645,8 +645,8 @@ def start_emulator(
     env: Mapping[str, str] | None = None,
     timeout: float = 60.0,
 ) -> ManagedProcess:
-    """`python -m providers.emulator` configured by `settings`; waits for GET /healthz."""
-    proc = _python_process("emulator", ["-m", "providers.emulator"], settings, log_path, env)
+    """`python -m emulator` configured by `settings`; waits for GET /healthz."""
+    proc = _python_process("emulator", ["-m", "emulator"], settings, log_path, env)
     try:
         url = f"http://{_connect_host(settings.emulator_host)}:{settings.emulator_port}/healthz"
         wait_for_http(url, timeout=timeout, process=proc)

@@ -173,14 +173,17 @@ def test_workers_scale_horizontally() -> None:
 def test_reelay_services_run_real_entry_points_from_this_repo_image() -> None:
     for service in REELAY_APPS:
         spec = SERVICES[service]
-        assert spec.get("build") in (".", {"context": "."}), service
+        if service == "emulator":
+            assert spec.get("build") == {"context": ".", "dockerfile": "emulator/Dockerfile"}
+        else:
+            assert spec.get("build") in (".", {"context": "."}), service
         command = spec["command"]
         assert command[0] == "python"
         if command[1] == "-m":
             assert importlib.util.find_spec(command[2]) is not None, command
         else:
             assert (ROOT / command[1]).is_file(), command
-    assert SERVICES["emulator"]["command"][1:] == ["-m", "providers.emulator"]
+    assert SERVICES["emulator"]["command"][1:] == ["-m", "emulator"]
     assert SERVICES["api"]["command"][1:] == ["-m", "api"]
     assert SERVICES["worker"]["command"][1:] == ["worker.py"]
 
@@ -214,3 +217,6 @@ def test_dockerfile_builds_the_package_on_python_311_slim() -> None:
     assert "pyproject.toml" in dockerfile
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".data", ".git", ".env"} <= set(ignored)
+    # The product image holds no emulator: COPY names what it takes, never the whole tree.
+    copies = [" ".join(rest) for keyword, *rest in instructions if keyword == "COPY"]
+    assert copies and not any(c.startswith(". ") or "emulator" in c for c in copies), copies

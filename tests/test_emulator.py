@@ -1,4 +1,4 @@
-"""The provider emulator, run as a real server (`python -m providers.emulator`) over a socket."""
+"""The provider emulator, run as a real server (`python -m emulator`) over a socket."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ import av
 import httpx
 import pytest
 
-from providers.emulator.directives import DirectiveError, Directives, parse_directives
-from providers.emulator.render import RenderCache
+from emulator.directives import DirectiveError, Directives, parse_directives
+from emulator.render import RenderCache
 
 T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FPS = 8
 HEADERS = {"Authorization": "Bearer test-key", "X-Runway-Version": "2024-11-06"}
@@ -50,9 +52,11 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     data_dir = tmp_path_factory.mktemp("emulator")
     # No inherited REELAY_* variable and no `.env` (cwd is the data dir): only what is set here.
+    # The emulator is not installed (not in the wheel): it runs from the source tree.
     inherited = {k: v for k, v in os.environ.items() if not k.upper().startswith("REELAY_")}
     env = {
         **inherited,
+        "PYTHONPATH": str(ROOT),
         "REELAY_EMULATOR_HOST": "127.0.0.1",
         "REELAY_EMULATOR_PORT": str(port),
         "REELAY_EMULATOR_DATA_DIR": str(data_dir),
@@ -62,7 +66,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     log = (data_dir / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "providers.emulator"],
+        [sys.executable, "-m", "emulator"],
         env=env,
         cwd=data_dir,
         stdout=log,
@@ -144,6 +148,24 @@ def output_url(client: httpx.Client, prompt: str, **fields: Any) -> tuple[str, s
     final = poll_to_end(client, task_id)[-1]
     assert final["status"] == "SUCCEEDED", final
     return task_id, str(final["output"][0])
+
+
+GATEWAY_PACKAGES = {"api", "workflows", "activities", "providers", "reelay", "worker"}
+
+
+def test_the_emulator_imports_nothing_of_the_gateway() -> None:
+    """A fresh interpreter loads every emulator module; no gateway module may come along."""
+    script = (
+        "import pkgutil, sys, importlib, emulator\n"
+        "for info in pkgutil.iter_modules(emulator.__path__):\n"
+        "    importlib.import_module(f'emulator.{info.name}')\n"
+        "print('\\n'.join(sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "emulator.runway" in loaded
+    assert not {name.split(".")[0] for name in loaded} & GATEWAY_PACKAGES
 
 
 def test_happy_path_renders_the_requested_video(client: httpx.Client, tmp_path: Path) -> None:

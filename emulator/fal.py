@@ -18,9 +18,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from providers.base import FailureKind, TaskState
-from providers.emulator.callbacks import Builder, Delivery
-from providers.emulator.protocol import (
+from emulator.callbacks import Builder, Delivery
+from emulator.protocol import (
     Body,
     Invalid,
     Rejected,
@@ -31,8 +30,9 @@ from providers.emulator.protocol import (
     place,
     progress_logs,
 )
-from providers.emulator.render import frame_size
-from providers.emulator.tasks import Task, TaskStore, iso_utc
+from emulator.render import frame_size
+from emulator.states import FailureKind, TaskState
+from emulator.tasks import Task, TaskStore, iso_utc
 
 PROVIDER = "fal"
 USER_ID = "emulator-user"

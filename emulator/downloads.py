@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.responses import FileResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from providers.emulator.tasks import Task, TaskStore
+from emulator.tasks import Task, TaskStore
 
 
 class TruncatedDownload(Exception):

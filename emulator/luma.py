@@ -12,9 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from providers.base import TaskState
-from providers.emulator.callbacks import Builder, Delivery
-from providers.emulator.protocol import (
+from emulator.callbacks import Builder, Delivery
+from emulator.protocol import (
     Body,
     Invalid,
     Rejected,
@@ -24,8 +23,9 @@ from providers.emulator.protocol import (
     output_url,
     place,
 )
-from providers.emulator.render import frame_size
-from providers.emulator.tasks import Task, TaskStore, iso_utc
+from emulator.render import frame_size
+from emulator.states import TaskState
+from emulator.tasks import Task, TaskStore, iso_utc
 
 PROVIDER = "luma"
 MODELS = ("ray-2", "ray-flash-2")

@@ -16,11 +16,11 @@ from urllib.parse import urlencode
 import httpx
 from fastapi import APIRouter, Response
 
-from providers.base import TaskState
-from providers.emulator.directives import DirectiveError, parse_directives
-from providers.emulator.downloads import serve_output, signed_query
-from providers.emulator.render import image_phase, scaled_size
-from providers.emulator.tasks import CreateFault, Snapshot, Task, TaskStore
+from emulator.directives import DirectiveError, parse_directives
+from emulator.downloads import serve_output, signed_query
+from emulator.render import image_phase, scaled_size
+from emulator.states import TaskState
+from emulator.tasks import CreateFault, Snapshot, Task, TaskStore
 
 IMAGE_FETCH_SECONDS = 10.0
 

@@ -14,8 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from providers.base import FailureKind, TaskState
-from providers.emulator.protocol import (
+from emulator.protocol import (
     Body,
     Invalid,
     Rejected,
@@ -25,8 +24,9 @@ from providers.emulator.protocol import (
     output_url,
     place,
 )
-from providers.emulator.render import frame_size
-from providers.emulator.tasks import Task, TaskStore
+from emulator.render import frame_size
+from emulator.states import FailureKind, TaskState
+from emulator.tasks import Task, TaskStore
 
 PROVIDER = "gemini"
 _FILE_ID = re.compile(r"/files/([0-9a-f-]+):download")

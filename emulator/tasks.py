@@ -16,11 +16,11 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from providers.base import FailureKind, TaskState
-from providers.emulator.callbacks import CallbackSender
-from providers.emulator.config import EmulatorConfig, RuntimeConfig
-from providers.emulator.directives import Directives
-from providers.emulator.render import RenderCache
+from emulator.callbacks import CallbackSender
+from emulator.config import EmulatorConfig, RuntimeConfig
+from emulator.directives import Directives
+from emulator.render import RenderCache
+from emulator.states import FailureKind, TaskState
 
 FAILURE_MESSAGES = {
     FailureKind.CONTENT_REFUSED: "Content moderation: the prompt was flagged",

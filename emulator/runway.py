@@ -8,12 +8,12 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from providers.base import FailureKind, TaskState
-from providers.emulator.directives import DirectiveError, parse_directives
-from providers.emulator.downloads import serve_output, signed_query
-from providers.emulator.protocol import Invalid, load_image
-from providers.emulator.render import image_phase, scaled_size
-from providers.emulator.tasks import CreateFault, TaskStore, iso_utc
+from emulator.directives import DirectiveError, parse_directives
+from emulator.downloads import serve_output, signed_query
+from emulator.protocol import Invalid, load_image
+from emulator.render import image_phase, scaled_size
+from emulator.states import FailureKind, TaskState
+from emulator.tasks import CreateFault, TaskStore, iso_utc
 
 PROVIDER = "runway"
 API_VERSION = "2024-11-06"

@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from providers.emulator import control, fal, gemini, luma, replicate, runway
-from providers.emulator.config import EmulatorConfig
-from providers.emulator.downloads import quiet_truncation_logs
-from providers.emulator.tasks import TaskStore
+from emulator import control, fal, gemini, luma, replicate, runway
+from emulator.config import EmulatorConfig
+from emulator.downloads import quiet_truncation_logs
+from emulator.tasks import TaskStore
 
 
 def create_app(config: EmulatorConfig) -> FastAPI:
