@@ -2,8 +2,9 @@
 
 Submit `POST /fal/{model_id}` (`?fal_webhook=`); the answer's status, response and cancel
 URLs drop the model path after `owner/app`. Status words IN_QUEUE / IN_PROGRESS / COMPLETED
-with `queue_position` and `logs`; a refusal is a 422 result with a typed `detail`; webhooks
-are signed with Ed25519 (key = sha256 of the configured seed).
+with `queue_position` and `logs` (always present, null unless `?logs=1`: fal-client 1.0.3
+`_BaseRequestHandle._parse_status` reads `data["logs"]`); a refusal is a 422 result with a
+typed `detail`; webhooks are signed with Ed25519 (key = sha256 of the configured seed).
 """
 
 from __future__ import annotations
@@ -149,7 +150,13 @@ def status_body(
 ) -> tuple[int, dict[str, Any]]:
     snap = task.snapshot()
     urls = _urls(task, base_url)
-    body: dict[str, Any] = {"request_id": task.id, "response_url": urls["response_url"]}
+    body: dict[str, Any] = {
+        "request_id": task.id,
+        "response_url": urls["response_url"],
+        "status_url": urls["status_url"],
+        "cancel_url": urls["cancel_url"],
+        "logs": None,
+    }
     if snap.state is TaskState.QUEUED:
         return 202, {"status": "IN_QUEUE", **body, "queue_position": _queue_position(store, task)}
     if logs:

@@ -1,13 +1,18 @@
-"""Veo through the Gemini API under `/gemini/v1beta`, as /work/shared/PROVIDERS.md describes it.
+"""Veo through the Gemini Developer API under `/gemini/v1beta`, as strict as `google-genai`.
 
 Long-running operations without progress; a safety block is a finished operation with
 `raiMediaFilteredCount` and no samples; 429s carry `google.rpc.RetryInfo` instead of a
-Retry-After header; a video URI needs the API key and redirects to the signed file.
+Retry-After header; a video URI needs the API key and redirects to the signed file. Only the
+fields google-genai 2.34 sends in Gemini Developer API mode are accepted (it refuses
+`generate_audio`, `seed` and the other Vertex-only options before sending); any other name
+is Google's 400 "Unknown name". File ids are lowercase alphanumerics: the SDK's
+`t_file_name` keeps only `[a-z0-9]+` of a URI's file name.
 """
 
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,21 +34,26 @@ from emulator.states import FailureKind, TaskState
 from emulator.tasks import Task, TaskStore
 
 PROVIDER = "gemini"
-_FILE_ID = re.compile(r"/files/([0-9a-f-]+):download")
+_FILE_ID = re.compile(r"/files/([0-9a-z]+):download")
 SHORT_SIDES = {"720p": 720, "1080p": 1080}
+# google-genai 2.34.0 models.py `_GenerateVideosConfig_to_mldev` / `_GenerateVideosParameters
+# _to_mldev` / `_GenerateVideosSource_to_mldev`: the names a Gemini Developer API request
+# can hold (the SDK raises ValueError for seed, generate_audio, fps, output_gcs_uri, ...).
+REQUEST_FIELDS = frozenset({"instances", "parameters", "webhookConfig"})
+INSTANCE_FIELDS = frozenset({"prompt", "image", "video", "lastFrame", "referenceImages"})
 PARAMETERS = frozenset(
     {
+        "sampleCount",
+        "durationSeconds",
         "aspectRatio",
         "resolution",
-        "durationSeconds",
-        "negativePrompt",
         "personGeneration",
-        "sampleCount",
+        "negativePrompt",
         "enhancePrompt",
-        "generateAudio",
-        "seed",
     }
 )
+ASPECT_RATIOS = ("16:9", "9:16")
+PERSON_GENERATION = ("allow_all", "allow_adult", "dont_allow")
 _STATUS_WORDS = {
     400: "INVALID_ARGUMENT",
     403: "PERMISSION_DENIED",
@@ -59,17 +69,18 @@ _GRPC_CANCELLED, _GRPC_INTERNAL = 1, 13
 @dataclass(frozen=True)
 class _Model:
     durations: tuple[int, ...]
-    audio: bool = True
     only_720p: bool = False
-    eight_at_1080p: bool = False
+    eight_at_1080p: bool = True
 
 
+# The Veo models of the Gemini API (ai.google.dev/gemini-api/docs/video, parameter table):
+# Veo 2 makes 5-8 s at 720p only; Veo 3.x makes 4, 6 or 8 s, and only 8 s at 1080p.
 MODELS = {
-    "veo-2.0-generate-001": _Model(durations=(5, 6, 7, 8), audio=False, only_720p=True),
+    "veo-2.0-generate-001": _Model(durations=(5, 6, 7, 8), only_720p=True, eight_at_1080p=False),
     "veo-3.0-generate-001": _Model(durations=(4, 6, 8)),
     "veo-3.0-fast-generate-001": _Model(durations=(4, 6, 8)),
-    "veo-3.1-generate-preview": _Model(durations=(4, 6, 8), eight_at_1080p=True),
-    "veo-3.1-fast-generate-preview": _Model(durations=(4, 6, 8), eight_at_1080p=True),
+    "veo-3.1-generate-preview": _Model(durations=(4, 6, 8)),
+    "veo-3.1-fast-generate-preview": _Model(durations=(4, 6, 8)),
 }
 
 
@@ -94,6 +105,25 @@ def _rejection(exc: Rejected) -> JSONResponse:
 def _authorized(request: Request) -> None:
     if not (request.headers.get("x-goog-api-key") or request.query_params.get("key")):
         raise Rejected(403, "Method doesn't allow unregistered callers: send x-goog-api-key")
+
+
+def _known_names(body: Body, allowed: frozenset[str], where: str) -> None:
+    """Google's answer to a field its API does not define (a 400, INVALID_ARGUMENT)."""
+    if unknown := sorted(set(body.data) - allowed):
+        at = f" at '{where}'" if where else ""
+        name = f'"{unknown[0]}"{at}'
+        message = f"Invalid JSON payload received. Unknown name {name}: Cannot find field."
+        raise Rejected(400, message)
+
+
+def _image(instance: Body, name: str) -> bytes | None:
+    picture = instance.child(name)
+    if picture is None:
+        return None
+    _known_names(picture, frozenset({"bytesBase64Encoded", "mimeType"}), f"instances[0].{name}")
+    picture.text("mimeType", required=True)
+    data = picture.text("bytesBase64Encoded", required=True) or ""
+    return decode_base64(f"instances[0].{name}.bytesBase64Encoded", data)
 
 
 def _duration(parameters: Body, rule: _Model) -> int:
@@ -141,42 +171,37 @@ async def _create(store: TaskStore, request: Request, model: str) -> Task:
         body = Body(await request.json())
     except ValueError:
         raise Invalid("body", "must be valid JSON") from None
+    _known_names(body, REQUEST_FIELDS, "")
     instances = body.data.get("instances")
     if not isinstance(instances, list) or len(instances) != 1:
         raise Invalid("instances", "must hold exactly one instance")
     instance = Body(instances[0], "instances[0]")
-    prompt = instance.text("prompt", required=True) or ""
-    image: bytes | None = None
-    if (picture := instance.child("image")) is not None:
-        picture.text("mimeType", required=True)
-        data = picture.text("bytesBase64Encoded", required=True) or ""
-        image = decode_base64("instances[0].image.bytesBase64Encoded", data)
+    _known_names(instance, INSTANCE_FIELDS, "instances[0]")
+    image = _image(instance, "image")
+    prompt = instance.text("prompt", required=image is None) or ""
+    _image(instance, "lastFrame")
     continues: Task | None = None
     if (video := instance.child("video")) is not None:
         # Video extension: the earlier output (by its URI) is carried on.
+        _known_names(video, frozenset({"uri", "encodedVideo", "encoding"}), "instances[0].video")
         uri = video.text("uri", required=True) or ""
         match = _FILE_ID.search(uri)
         continues = store.get(PROVIDER, match.group(1)) if match else None
         if continues is None or continues.output_path() is None:
             raise Invalid("instances[0].video.uri", "is not a video this API generated")
     parameters = Body(body.data.get("parameters", {}), "parameters")
-    if unknown := sorted(set(parameters.data) - PARAMETERS):
-        raise Invalid("parameters", f'Invalid JSON payload received. Unknown name "{unknown[0]}"')
-    ratio = parameters.text("aspectRatio", default="16:9", choices=("16:9", "9:16")) or "16:9"
+    _known_names(parameters, PARAMETERS, "parameters")
+    ratio = parameters.text("aspectRatio", default="16:9", choices=ASPECT_RATIOS) or "16:9"
     resolution = parameters.text("resolution", default="720p", choices=SHORT_SIDES) or "720p"
     if rule.only_720p and parameters.has("resolution"):
         raise Invalid("parameters.resolution", f"is not supported by {model}")
-    if not rule.audio and parameters.has("generateAudio"):
-        raise Invalid("parameters.generateAudio", f"is not supported by {model}")
     seconds = _duration(parameters, rule)
     if rule.eight_at_1080p and resolution == "1080p" and seconds != 8:
         raise Invalid("parameters.durationSeconds", "must be 8 at 1080p")
     parameters.text("negativePrompt")
-    parameters.text("personGeneration")
+    parameters.text("personGeneration", choices=PERSON_GENERATION)
     parameters.integer("sampleCount", choices=range(1, 5))
-    parameters.integer("seed")
     parameters.flag("enhancePrompt")
-    parameters.flag("generateAudio")
     return await place(
         store,
         PROVIDER,
@@ -187,6 +212,7 @@ async def _create(store: TaskStore, request: Request, model: str) -> Task:
         frame=frame_size(ratio, SHORT_SIDES[resolution]),
         image=image,
         continues=continues,
+        task_id=uuid.uuid4().hex,
     )
 
 

@@ -1,8 +1,11 @@
 """Replicate's predictions API under `/replicate`, as /work/shared/PROVIDERS.md describes it.
 
-Statuses starting / processing / succeeded / failed / canceled with tqdm-like `logs`;
-errors are problem JSON (`title`, `detail`, `status`); a throttled create answers 429 with
-Retry-After; the `completed` webhook is signed per Standard Webhooks.
+Statuses starting / processing / succeeded / failed / canceled with tqdm `logs`; every
+prediction carries each field replicate 1.0.7 `replicate.prediction.Prediction` requires
+(its Optional fields have no defaults: `started_at`, `completed_at`, `metrics` are null
+until known); errors are problem JSON (`title`, `detail`, `status`, and `invalid_fields` on
+a 422); a throttled create answers 429 with Retry-After; the `completed` webhook is signed
+per Standard Webhooks.
 """
 
 from __future__ import annotations
@@ -75,7 +78,13 @@ def _rejection(exc: Rejected) -> JSONResponse:
 
 
 def _invalid(exc: Invalid) -> JSONResponse:
-    return _problem(422, "Input validation failed", f"- {exc.field}: {exc.message}")
+    body = {
+        "title": "Input validation failed",
+        "detail": f"- {exc.field}: {exc.message}",
+        "status": 422,
+        "invalid_fields": [{"type": "invalid", "field": exc.field, "description": exc.message}],
+    }
+    return JSONResponse(body, status_code=422)
 
 
 def _authorized(request: Request) -> None:
@@ -140,6 +149,9 @@ def prediction(store: TaskStore, task: Task, base_url: str) -> dict[str, Any]:
         "error": None,
         "status": _STATUS[snap.state],
         "created_at": iso_utc(task.created_at),
+        "started_at": None,
+        "completed_at": None,
+        "metrics": None,
         "urls": {"get": root, "cancel": f"{root}/cancel"},
     }
     if snap.state is not TaskState.QUEUED:

@@ -268,7 +268,11 @@ def test_auth_and_version_headers_are_required(
         ({"duration": 4.5}, "duration"),
         ({"model": "gen3a_turbo"}, "model"),
         ({"model": "gen4_turbo"}, "model"),
-        ({"model": "veo3", "duration": 4}, "duration"),
+        ({"model": "veo3", "duration": 8}, "model"),
+        ({"ratio": "1920:1080"}, "ratio"),
+        ({"ratio": "960:960"}, "ratio"),
+        ({"negativePrompt": "blur"}, "negativePrompt"),
+        ({"model": "veo3.1", "duration": 8, "ratio": "960:960"}, "ratio"),
         ({"model": "veo3.1_fast", "duration": 5}, "duration"),
         ({"promptText": ""}, "promptText"),
         ({"promptText": "x" * 1001}, "promptText"),
@@ -289,7 +293,7 @@ def test_invalid_create_is_400_naming_the_field(
 def test_gen4_turbo_is_text_to_video_refused_with_the_reason(client: httpx.Client) -> None:
     response = create(client, "a cat", model="gen4_turbo")
     assert response.status_code == 400
-    assert "image_to_video" in response.json()["error"]
+    assert "text_to_video" in response.json()["error"]
 
 
 @pytest.mark.parametrize(
@@ -413,7 +417,7 @@ def test_expired_output_url_is_403(client: httpx.Client) -> None:
 
 def test_submissions_and_stats(client: httpx.Client) -> None:
     prompts = [unique(f"{FAST} first"), unique(f"{FAST} second")]
-    ids = [create_id(client, prompts[0]), create_id(client, prompts[1], ratio="960:960")]
+    ids = [create_id(client, prompts[0]), create_id(client, prompts[1], ratio="720:1280")]
     assert create(client, "bad", ratio="1:1").status_code == 400
 
     listed = client.get("/_emulator/submissions", params={"provider": "runway"}).json()
@@ -424,8 +428,10 @@ def test_submissions_and_stats(client: httpx.Client) -> None:
         "model": "gen4.5",
         "prompt": prompts[1],
         "duration": 2,
-        "ratio": "960:960",
+        "ratio": "720:1280",
         "received_at": None,
+        "credits": 24,
+        "image": False,
     }
     assert listed[0]["received_at"].endswith("Z")
     assert client.get("/_emulator/submissions", params={"provider": "luma"}).json() == []
