@@ -10,6 +10,7 @@ per Standard Webhooks.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -43,6 +44,7 @@ SEEDANCE_RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9")
 SHORT_SIDES = {"480p": 480, "512p": 512, "720p": 720, "768p": 768, "1080p": 1080}
 WAN_SIZES = ("832*480", "480*832", "1280*720", "720*1280", "1920*1080", "1080*1920")
 WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
+MAX_WAIT_SECONDS = 60.0
 FLAGGED = "The input or output was flagged as sensitive. Please try again with different inputs."
 _STATUS = {
     TaskState.QUEUED: "starting",
@@ -221,6 +223,29 @@ async def _create(store: TaskStore, request: Request, model: str) -> tuple[Task,
     return task, events
 
 
+def _prefer_wait(header: str | None) -> float | None:
+    """Seconds a create may block (`Prefer: wait` or `wait=N`, at most 60), else None."""
+    if header is None or not header.strip().startswith("wait"):
+        return None
+    _, _, seconds = header.strip().partition("=")
+    return min(float(seconds), MAX_WAIT_SECONDS) if seconds.isdigit() else MAX_WAIT_SECONDS
+
+
+async def _blocking_answer(store: TaskStore, task: Task, base_url: str, wait: float) -> Response:
+    """The create answer under `Prefer: wait`: held until the prediction ends or `wait` runs
+    out; one still unfinished then reads `starting` (as Replicate answers, per replicate
+    1.0.7 `run`)."""
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        if task.terminal:
+            break
+        await asyncio.sleep(min(left, 0.05))
+    body = prediction(store, task, base_url)
+    if not task.terminal:
+        body["status"] = "starting"
+    return JSONResponse(body, status_code=201)
+
+
 def build_router(store: TaskStore) -> APIRouter:
     router = APIRouter(prefix=f"/{PROVIDER}", tags=[PROVIDER])
 
@@ -235,6 +260,8 @@ def build_router(store: TaskStore) -> APIRouter:
         base_url = str(request.base_url)
         if task.callback_url and "completed" in events:
             store.callbacks.schedule(task, webhook_builder(store, base_url))
+        if (wait := _prefer_wait(request.headers.get("prefer"))) is not None:
+            return await _blocking_answer(store, task, base_url, wait)
         return JSONResponse(prediction(store, task, base_url), status_code=201)
 
     def find(request: Request, prediction_id: str) -> Task:
