@@ -71,12 +71,16 @@ class _Model:
     durations: tuple[int, ...]
     only_720p: bool = False
     eight_at_1080p: bool = True
+    max_samples: int = 1
 
 
 # The Veo models of the Gemini API (ai.google.dev/gemini-api/docs/video, parameter table):
-# Veo 2 makes 5-8 s at 720p only; Veo 3.x makes 4, 6 or 8 s, and only 8 s at 1080p.
+# Veo 2 makes 5-8 s at 720p only, one or two videos a request; Veo 3.x makes one video of
+# 4, 6 or 8 s, and only 8 s at 1080p.
 MODELS = {
-    "veo-2.0-generate-001": _Model(durations=(5, 6, 7, 8), only_720p=True, eight_at_1080p=False),
+    "veo-2.0-generate-001": _Model(
+        durations=(5, 6, 7, 8), only_720p=True, eight_at_1080p=False, max_samples=2
+    ),
     "veo-3.0-generate-001": _Model(durations=(4, 6, 8)),
     "veo-3.0-fast-generate-001": _Model(durations=(4, 6, 8)),
     "veo-3.1-generate-preview": _Model(durations=(4, 6, 8)),
@@ -200,7 +204,7 @@ async def _create(store: TaskStore, request: Request, model: str) -> Task:
         raise Invalid("parameters.durationSeconds", "must be 8 at 1080p")
     parameters.text("negativePrompt")
     parameters.text("personGeneration", choices=PERSON_GENERATION)
-    parameters.integer("sampleCount", choices=range(1, 5))
+    parameters.integer("sampleCount", between=(1, rule.max_samples))
     parameters.flag("enhancePrompt")
     return await place(
         store,

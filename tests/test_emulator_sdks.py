@@ -478,6 +478,7 @@ def test_gemini_operations_parse_in_every_state(gemini: genai.Client, http: http
         ("veo-2.0-generate-001", {"duration_seconds": 4}, {}, "durationSeconds"),
         ("veo-2.0-generate-001", {"resolution": "1080p"}, {}, "resolution"),
         ("veo-3.0-generate-001", {"aspect_ratio": "1:1"}, {}, "aspectRatio"),
+        ("veo-3.0-generate-001", {"number_of_videos": 2}, {}, "sampleCount"),
     ],
 )
 def test_gemini_refusals_are_the_sdks_client_errors(
