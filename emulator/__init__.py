@@ -2,7 +2,8 @@
 
 Run it with `python -m emulator`. Each protocol lives under its own prefix followed
 by the real API's paths: `/runway/v1/...`, `/luma/dream-machine/v1/...`, `/gemini/v1beta/...`,
-`/fal/{model_id}` (the queue), `/replicate/v1/...`. Prompts can carry behaviour directives
+`/vertex/v1/projects/...` (Veo on Vertex AI, with `/gcs/storage/v1/...` for its `gs://`
+outputs), `/fal/{model_id}` (the queue), `/replicate/v1/...`. Prompts can carry behaviour directives
 such as `[emu gen=2 refuse]` (see `directives.py`); every directive works on every protocol.
 Tasks created with a callback URL are reported to it as soon as they end (`callbacks.py`).
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import av
 import fal_client
@@ -28,6 +29,7 @@ import runwayml.lib.polling
 from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
+from google.oauth2.credentials import Credentials as OAuthCredentials
 from lumaai.types import Generation
 from PIL import Image
 from pydantic import BaseModel
@@ -656,3 +658,118 @@ def test_replicate_refusals_are_the_sdks_errors(replicate_client: replicate.Clie
             model="nobody/nothing", input={"prompt": "a cat"}
         )
     assert unknown.value.status == 404
+
+
+# --------------------------------------------------------------------------------------------
+# Veo on Vertex AI: google-genai 2.34 in Vertex AI mode
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def vertex(emulator_server: str) -> genai.Client:
+    options = genai_types.HttpOptions(
+        base_url=f"{emulator_server}/vertex/",
+        retry_options=genai_types.HttpRetryOptions(attempts=1),
+    )
+    return genai.Client(
+        vertexai=True,
+        project="emulator-project",
+        location="us-central1",
+        credentials=OAuthCredentials(token="emulator-access-token"),
+        http_options=options,
+    )
+
+
+def test_vertex_sdk_generates_inline_and_to_cloud_storage(
+    vertex: genai.Client, http: httpx.Client
+) -> None:
+    inline = generate(
+        vertex,
+        "veo-3.0-fast-generate-001",
+        unique(FAST),
+        genai_types.GenerateVideosConfig(
+            duration_seconds=4, generate_audio=True, seed=7, aspect_ratio="9:16"
+        ),
+    )
+    done = gemini_until_done(vertex, inline)
+    assert done.response is not None
+    [video] = done.response.generated_videos or []
+    assert video.video is not None and video.video.video_bytes is not None
+    assert_mp4(video.video.video_bytes, 4)
+
+    stored = generate(
+        vertex,
+        "veo-3.1-generate-preview",
+        unique(FAST),
+        genai_types.GenerateVideosConfig(output_gcs_uri="gs://reelay-test/out/"),
+    )
+    finished = gemini_until_done(vertex, stored)
+    assert finished.response is not None
+    [saved] = finished.response.generated_videos or []
+    assert saved.video is not None and saved.video.uri
+    bucket, _, name = saved.video.uri.removeprefix("gs://").partition("/")
+    assert bucket == "reelay-test" and name.startswith("out/")
+    media = http.get(
+        f"/gcs/storage/v1/b/{bucket}/o/{quote(name, safe='')}",
+        params={"alt": "media"},
+        headers={"Authorization": "Bearer emulator-access-token"},
+    )
+    assert_mp4(media.raise_for_status().content, 8)
+
+    extension = vertex.models.generate_videos(
+        model="veo-3.1-generate-preview",
+        source=genai_types.GenerateVideosSource(prompt=unique(FAST), video=saved.video),
+        config=genai_types.GenerateVideosConfig(output_gcs_uri="gs://reelay-test/out/"),
+    )
+    assert gemini_until_done(vertex, extension).response is not None
+
+
+def test_vertex_operations_end_refused_failed_or_cancelled(
+    vertex: genai.Client, http: httpx.Client
+) -> None:
+    refused = gemini_until_done(vertex, generate(vertex, "veo-3.0-generate-001", unique(REFUSE)))
+    assert refused.response is not None and refused.response.rai_media_filtered_count == 1
+    failed = gemini_until_done(vertex, generate(vertex, "veo-3.0-generate-001", unique(FAIL)))
+    assert failed.error is not None and failed.error["code"] == 13
+
+    pending = generate(vertex, "veo-2.0-generate-001", unique(PENDING))
+    assert not vertex.operations.get(pending).done
+    http.post(
+        f"/vertex/v1beta1/{pending.name}:cancel",
+        headers={"Authorization": "Bearer emulator-access-token"},
+    ).raise_for_status()
+    cancelled = vertex.operations.get(pending)
+    assert cancelled.done and cancelled.error is not None and cancelled.error["code"] == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "config", "message"),
+    [
+        ("veo-3.0-generate-001", {"duration_seconds": 5}, "durationSeconds"),
+        ("veo-3.1-generate-preview", {"resolution": "1080p", "duration_seconds": 6}, "1080p"),
+        ("veo-3.0-generate-001", {"output_gcs_uri": "s3://bucket/"}, "storageUri"),
+        ("veo-3.0-generate-001", {"fps": 30}, "fps"),
+        ("veo-2.0-generate-001", {"resolution": "720p"}, "resolution"),
+    ],
+)
+def test_vertex_refusals_are_the_sdks_client_errors(
+    vertex: genai.Client, model: str, config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(genai_errors.ClientError) as caught:
+        generate(vertex, model, "a cat", genai_types.GenerateVideosConfig(**config))
+    assert caught.value.code == 400 and caught.value.status == "INVALID_ARGUMENT"
+    assert message in str(caught.value.message)
+
+
+def test_vertex_wants_a_token_and_a_known_model(vertex: genai.Client, emulator_server: str) -> None:
+    with pytest.raises(genai_errors.ClientError) as unknown:
+        generate(vertex, "veo-9.0-generate-001", "a cat")
+    assert unknown.value.code == 404 and unknown.value.status == "NOT_FOUND"
+    with httpx.Client(base_url=emulator_server) as http:
+        path = (
+            "/vertex/v1/projects/p/locations/us-central1/publishers/google/models/"
+            "veo-3.0-generate-001:predictLongRunning"
+        )
+        answer = http.post(path, json={"instances": [{"prompt": "a cat"}]})
+    assert answer.status_code == 401
+    assert answer.json()["error"]["status"] == "UNAUTHENTICATED"
