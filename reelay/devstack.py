@@ -646,7 +646,11 @@ def start_emulator(
     timeout: float = 60.0,
 ) -> ManagedProcess:
     """`python -m emulator` configured by `settings`; waits for GET /healthz."""
-    proc = _python_process("emulator", ["-m", "emulator"], settings, log_path, env)
+    # Not installed (not part of the wheel): the emulator runs from the source tree.
+    source = {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = _python_process(
+        "emulator", ["-m", "emulator"], settings, log_path, {**(env or os.environ), **source}
+    )
     try:
         url = f"http://{_connect_host(settings.emulator_host)}:{settings.emulator_port}/healthz"
         wait_for_http(url, timeout=timeout, process=proc)
