@@ -103,6 +103,35 @@ def generation(store: TaskStore, task: Task, base_url: str) -> dict[str, Any]:
     return body
 
 
+async def _keyframes(store: TaskStore, keyframes: Body | None) -> tuple[bytes | None, Task | None]:
+    """The start image and the generation continued, from `keyframes.frame0` (an end frame,
+    `frame1`, is checked but does not move the start)."""
+    image: bytes | None = None
+    continues: Task | None = None
+    if keyframes is None:
+        return image, continues
+    if unknown := sorted(set(keyframes.data) - {"frame0", "frame1"}):
+        raise Invalid(f"keyframes.{unknown[0]}", "is not a keyframe")
+    for name in ("frame0", "frame1"):
+        if (frame := keyframes.child(name)) is None:
+            continue
+        kind = frame.text("type", required=True, choices=("image", "generation"))
+        reference = "id" if kind == "generation" else "url"
+        if set(frame.data) != {"type", reference}:
+            raise Invalid(f"keyframes.{name}", f"must hold exactly type and {reference}")
+        if kind == "generation":
+            # Extending an earlier generation: it must be ours and finished.
+            previous = store.get(PROVIDER, frame.text("id", required=True) or "")
+            if previous is None or previous.output_path() is None:
+                raise Invalid(f"keyframes.{name}.id", "is not a completed generation")
+            continues = previous if name == "frame0" else continues
+            continue
+        url = frame.text("url", required=True) or ""
+        picture = await load_image(f"keyframes.{name}.url", url, data_uri=False)
+        image = picture if name == "frame0" else image
+    return image, continues
+
+
 async def _create(store: TaskStore, request: Request) -> Task:
     _authorized(request)
     check_outage(store, PROVIDER)
@@ -129,29 +158,7 @@ async def _create(store: TaskStore, request: Request) -> Task:
         isinstance(c, dict) and set(c) == {"key"} and isinstance(c["key"], str) for c in concepts
     ):
         raise Invalid("concepts", "must be a list of {key}")
-    image: bytes | None = None
-    continues: Task | None = None
-    if (keyframes := body.child("keyframes")) is not None:
-        if unknown_frames := sorted(set(keyframes.data) - {"frame0", "frame1"}):
-            raise Invalid(f"keyframes.{unknown_frames[0]}", "is not a keyframe")
-        for name in ("frame0", "frame1"):
-            if (frame := keyframes.child(name)) is not None:
-                kind = frame.text("type", required=True, choices=("image", "generation"))
-                reference = "id" if kind == "generation" else "url"
-                if set(frame.data) != {"type", reference}:
-                    raise Invalid(f"keyframes.{name}", f"must hold exactly type and {reference}")
-                if kind == "generation":
-                    # Extending an earlier generation: it must be ours and finished.
-                    previous = store.get(PROVIDER, frame.text("id", required=True) or "")
-                    if previous is None or previous.output_path() is None:
-                        raise Invalid(f"keyframes.{name}.id", "is not a completed generation")
-                    if name == "frame0":
-                        continues = previous
-                    continue
-                url = frame.text("url", required=True) or ""
-                picture = await load_image(f"keyframes.{name}.url", url, data_uri=False)
-                if name == "frame0":  # the end frame (frame1) does not move the start
-                    image = picture
+    image, continues = await _keyframes(store, body.child("keyframes"))
     task = await place(
         store,
         PROVIDER,
