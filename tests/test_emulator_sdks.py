@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -35,6 +39,7 @@ from PIL import Image
 from pydantic import BaseModel
 from replicate.helpers import FileOutput
 from replicate.prediction import Prediction
+from replicate.webhook import Webhooks, WebhookSigningSecret
 from runwayml.types import ImageToVideoCreateResponse, TextToVideoCreateResponse
 from runwayml.types.task_retrieve_response import (
     Cancelled,
@@ -43,6 +48,8 @@ from runwayml.types.task_retrieve_response import (
     Running,
     Succeeded,
 )
+
+from emulator.config import EmulatorConfig
 
 T = TypeVar("T")
 
@@ -773,3 +780,73 @@ def test_vertex_wants_a_token_and_a_known_model(vertex: genai.Client, emulator_s
         answer = http.post(path, json={"instances": [{"prompt": "a cat"}]})
     assert answer.status_code == 401
     assert answer.json()["error"]["status"] == "UNAUTHENTICATED"
+
+
+# --------------------------------------------------------------------------------------------
+# Callbacks, as the SDKs read them
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Hook:
+    """A loopback server that records each POST (headers and body) by path."""
+
+    url: str = ""
+    posts: dict[str, list[tuple[dict[str, str], bytes]]] = field(default_factory=dict)
+
+    def wait(self, path: str) -> tuple[dict[str, str], bytes]:
+        return wait_for(lambda: (self.posts.get(path) or [None])[0], what=f"POST {path}")
+
+
+@pytest.fixture(scope="module")
+def hook() -> Iterator[Hook]:
+    state = Hook()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("content-length", 0)))
+            state.posts.setdefault(self.path, []).append((dict(self.headers), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_luma_callbacks_are_generations(luma: lumaai.LumaAI, hook: Hook) -> None:
+    path = f"/luma/{uuid.uuid4().hex}"
+    created = luma.generations.create(
+        model="ray-2", prompt=unique(FAST), callback_url=hook.url + path
+    )
+    _, body = hook.wait(path)
+    generation = strict(Generation, json.loads(body))
+    assert generation.id == created.id and generation.state == "completed"
+
+
+def test_replicate_webhooks_pass_the_sdks_signature_check(
+    replicate_client: replicate.Client, hook: Hook
+) -> None:
+    path = f"/replicate/{uuid.uuid4().hex}"
+    created = replicate_client.models.predictions.create(
+        model=REPLICATE_KLING,
+        input={"prompt": unique(FAST)},
+        webhook=hook.url + path,
+        webhook_events_filter=["completed"],
+    )
+    headers, body = hook.wait(path)
+    secret = EmulatorConfig.model_fields["replicate_webhook_secret"].default.get_secret_value()
+    Webhooks.validate(headers=headers, body=body.decode(), secret=WebhookSigningSecret(key=secret))
+    payload = json.loads(body)
+    assert set(Prediction.__fields__) - {"_client"} <= set(payload)
+    delivered = Prediction.parse_obj(payload)
+    assert delivered.id == created.id and delivered.status == "succeeded"
