@@ -17,8 +17,10 @@ import av
 import httpx
 import pytest
 
+from emulator.config import EmulatorSettings
 from emulator.directives import DirectiveError, Directives, parse_directives
 from emulator.render import RenderCache
+from reelay.settings import Settings
 
 T = TypeVar("T")
 
@@ -166,6 +168,16 @@ def test_the_emulator_imports_nothing_of_the_gateway() -> None:
     ).stdout.split()
     assert "emulator.runway" in loaded
     assert not {name.split(".")[0] for name in loaded} & GATEWAY_PACKAGES
+
+
+def test_the_emulator_reads_the_variables_the_gateway_stack_passes() -> None:
+    """devstack hands the emulator the gateway's `Settings` as `REELAY_*` variables; each of
+    the emulator's own settings must be one of them (or it would never be set)."""
+    passed = {f"REELAY_{name.upper()}" for name in Settings.model_fields}
+    for name, spec in EmulatorSettings.model_fields.items():
+        choices = getattr(spec.validation_alias, "choices", None)
+        names = set(choices) if choices else {f"REELAY_EMULATOR_{name.upper()}"}
+        assert names & passed, name
 
 
 def test_happy_path_renders_the_requested_video(client: httpx.Client, tmp_path: Path) -> None:
