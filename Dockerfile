@@ -1,4 +1,5 @@
-# One image for Reelay's API, worker and provider emulator (see docker-compose.yml).
+# One image for Reelay's API and worker (see docker-compose.yml). The provider emulator is not
+# part of the product: it has its own image, emulator/Dockerfile.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -15,18 +16,22 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
-COPY . .
+# The product only: no emulator, tests or benchmarks.
+COPY README.md worker.py ./
+COPY api ./api
+COPY workflows ./workflows
+COPY activities ./activities
+COPY providers ./providers
+COPY reelay ./reelay
 RUN pip install --no-deps . \
     && useradd --system --uid 10001 --no-create-home --home-dir /app reelay \
-    && mkdir -p /data/emulator \
+    && mkdir -p /data \
     && chown -R reelay /data
 
 USER reelay
 ENV REELAY_DATA_DIR=/data \
-    REELAY_EMULATOR_DATA_DIR=/data/emulator \
     REELAY_API_HOST=0.0.0.0
 
-EXPOSE 8000 8100
-# The API by default; docker-compose.yml runs `python worker.py` and `python -m providers.emulator`
-# from the same image.
+EXPOSE 8000
+# The API by default; docker-compose.yml runs `python worker.py` from the same image.
 CMD ["python", "-m", "api"]

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from activities.media import probe_video, stitch_videos
-from providers.emulator.render import render_mp4
+from emulator.render import render_mp4
 
 WIDTH, HEIGHT = 1920, 1080
 SEGMENT_SECONDS = 8

@@ -16,9 +16,11 @@ from reelay.devstack.waits import started, wait_for_http
 from reelay.settings import Settings
 
 #: The module `python -m` runs as the provider emulator.
-EMULATOR_MODULE = "providers.emulator"
+EMULATOR_MODULE = "emulator"
+#: The checkout's root: the emulator is not installed (not in the wheel) and runs from here.
+SOURCE_ROOT = Path(__file__).resolve().parents[2]
 #: `worker.py` of this checkout (run as a script; `-m worker` when installed as a module).
-WORKER_SCRIPT = Path(__file__).resolve().parents[2] / "worker.py"
+WORKER_SCRIPT = SOURCE_ROOT / "worker.py"
 
 
 def python_process(
@@ -37,7 +39,10 @@ def python_process(
 def emulator_process(
     settings: Settings, *, log_path: Path, env: Mapping[str, str] | None = None
 ) -> ManagedProcess:
-    return python_process("emulator", ["-m", EMULATOR_MODULE], settings, log_path, env)
+    source = {"PYTHONPATH": str(SOURCE_ROOT)}
+    return python_process(
+        "emulator", ["-m", EMULATOR_MODULE], settings, log_path, {**(env or os.environ), **source}
+    )
 
 
 def worker_process(

@@ -87,7 +87,7 @@ def _emulator_fields(stack_dir: Path) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def emulator_server(stack_dir: Path) -> Iterator[str]:
-    """`python -m providers.emulator` (1 s generations, 1/8 scale): its base URL."""
+    """`python -m emulator` (1 s generations, 1/8 scale): its base URL."""
     emulator = isolated_settings(emulator_port=devstack.free_port(), **_emulator_fields(stack_dir))
     proc = devstack.start_emulator(
         emulator, log_path=stack_dir / "logs" / "emulator.log", env=clean_env()

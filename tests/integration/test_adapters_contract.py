@@ -447,7 +447,7 @@ def test_registry_points_every_adapter_at_the_emulator(emulator: Settings) -> No
 
 def test_downloaded_mp4_is_decodable(tmp_path: Path) -> None:
     """Guard for `probe_video` above: PyAV reads what the emulator renders."""
-    from providers.emulator.render import render_mp4
+    from emulator.render import render_mp4
 
     path = render_mp4(tmp_path / "v.mp4", width=64, height=36, duration_seconds=1, fps=4)
     with av.open(str(path)) as container:

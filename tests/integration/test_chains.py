@@ -11,7 +11,7 @@ import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.service import RPCError
 
-from providers.emulator.render import PHASE_STEP, gradient_phase
+from emulator.render import PHASE_STEP, gradient_phase
 from reelay import devstack
 from reelay.jobs import Continuation, JobStatus
 from reelay.settings import Settings

@@ -1,4 +1,4 @@
-"""The provider emulator, run as a real server (`python -m providers.emulator`) over a socket."""
+"""The provider emulator, run as a real server (`python -m emulator`) over a socket."""
 
 from __future__ import annotations
 
@@ -17,10 +17,14 @@ import av
 import httpx
 import pytest
 
-from providers.emulator.directives import DirectiveError, Directives, parse_directives
-from providers.emulator.render import RenderCache
+from emulator.config import EmulatorSettings
+from emulator.directives import DirectiveError, Directives, parse_directives
+from emulator.render import RenderCache
+from reelay.settings import Settings
 
 T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FPS = 8
 HEADERS = {"Authorization": "Bearer test-key", "X-Runway-Version": "2024-11-06"}
@@ -50,9 +54,11 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     data_dir = tmp_path_factory.mktemp("emulator")
     # No inherited REELAY_* variable and no `.env` (cwd is the data dir): only what is set here.
+    # The emulator is not installed (not in the wheel): it runs from the source tree.
     inherited = {k: v for k, v in os.environ.items() if not k.upper().startswith("REELAY_")}
     env = {
         **inherited,
+        "PYTHONPATH": str(ROOT),
         "REELAY_EMULATOR_HOST": "127.0.0.1",
         "REELAY_EMULATOR_PORT": str(port),
         "REELAY_EMULATOR_DATA_DIR": str(data_dir),
@@ -62,7 +68,7 @@ def base_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     }
     log = (data_dir / "server.log").open("w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "providers.emulator"],
+        [sys.executable, "-m", "emulator"],
         env=env,
         cwd=data_dir,
         stdout=log,
@@ -144,6 +150,34 @@ def output_url(client: httpx.Client, prompt: str, **fields: Any) -> tuple[str, s
     final = poll_to_end(client, task_id)[-1]
     assert final["status"] == "SUCCEEDED", final
     return task_id, str(final["output"][0])
+
+
+GATEWAY_PACKAGES = {"api", "workflows", "activities", "providers", "reelay", "worker"}
+
+
+def test_the_emulator_imports_nothing_of_the_gateway() -> None:
+    """A fresh interpreter loads every emulator module; no gateway module may come along."""
+    script = (
+        "import pkgutil, sys, importlib, emulator\n"
+        "for info in pkgutil.iter_modules(emulator.__path__):\n"
+        "    importlib.import_module(f'emulator.{info.name}')\n"
+        "print('\\n'.join(sys.modules))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "emulator.runway" in loaded
+    assert not {name.split(".")[0] for name in loaded} & GATEWAY_PACKAGES
+
+
+def test_the_emulator_reads_the_variables_the_gateway_stack_passes() -> None:
+    """devstack hands the emulator the gateway's `Settings` as `REELAY_*` variables; each of
+    the emulator's own settings must be one of them (or it would never be set)."""
+    passed = {f"REELAY_{name.upper()}" for name in Settings.model_fields}
+    for name, spec in EmulatorSettings.model_fields.items():
+        choices = getattr(spec.validation_alias, "choices", None)
+        names = set(choices) if choices else {f"REELAY_EMULATOR_{name.upper()}"}
+        assert names & passed, name
 
 
 def test_happy_path_renders_the_requested_video(client: httpx.Client, tmp_path: Path) -> None:
@@ -246,7 +280,11 @@ def test_auth_and_version_headers_are_required(
         ({"duration": 4.5}, "duration"),
         ({"model": "gen3a_turbo"}, "model"),
         ({"model": "gen4_turbo"}, "model"),
-        ({"model": "veo3", "duration": 4}, "duration"),
+        ({"model": "veo3", "duration": 8}, "model"),
+        ({"ratio": "1920:1080"}, "ratio"),
+        ({"ratio": "960:960"}, "ratio"),
+        ({"negativePrompt": "blur"}, "negativePrompt"),
+        ({"model": "veo3.1", "duration": 8, "ratio": "960:960"}, "ratio"),
         ({"model": "veo3.1_fast", "duration": 5}, "duration"),
         ({"promptText": ""}, "promptText"),
         ({"promptText": "x" * 1001}, "promptText"),
@@ -267,7 +305,7 @@ def test_invalid_create_is_400_naming_the_field(
 def test_gen4_turbo_is_text_to_video_refused_with_the_reason(client: httpx.Client) -> None:
     response = create(client, "a cat", model="gen4_turbo")
     assert response.status_code == 400
-    assert "image_to_video" in response.json()["error"]
+    assert "text_to_video" in response.json()["error"]
 
 
 @pytest.mark.parametrize(
@@ -391,7 +429,7 @@ def test_expired_output_url_is_403(client: httpx.Client) -> None:
 
 def test_submissions_and_stats(client: httpx.Client) -> None:
     prompts = [unique(f"{FAST} first"), unique(f"{FAST} second")]
-    ids = [create_id(client, prompts[0]), create_id(client, prompts[1], ratio="960:960")]
+    ids = [create_id(client, prompts[0]), create_id(client, prompts[1], ratio="720:1280")]
     assert create(client, "bad", ratio="1:1").status_code == 400
 
     listed = client.get("/_emulator/submissions", params={"provider": "runway"}).json()
@@ -402,8 +440,10 @@ def test_submissions_and_stats(client: httpx.Client) -> None:
         "model": "gen4.5",
         "prompt": prompts[1],
         "duration": 2,
-        "ratio": "960:960",
+        "ratio": "720:1280",
         "received_at": None,
+        "credits": 24,
+        "image": False,
     }
     assert listed[0]["received_at"].endswith("Z")
     assert client.get("/_emulator/submissions", params={"provider": "luma"}).json() == []

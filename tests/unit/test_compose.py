@@ -310,3 +310,6 @@ def test_dockerfile_builds_the_package_on_python_311_slim() -> None:
     assert "pyproject.toml" in dockerfile
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".venv", ".data", ".git", ".env"} <= set(ignored)
+    # The product image holds no emulator: COPY names what it takes, never the whole tree.
+    copies = [" ".join(rest) for keyword, *rest in instructions if keyword == "COPY"]
+    assert copies and not any(c.startswith(". ") or "emulator" in c for c in copies), copies

@@ -7,10 +7,10 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from providers.emulator import control, fal, gemini, luma, replicate, runway
-from providers.emulator.config import EmulatorConfig
-from providers.emulator.downloads import quiet_truncation_logs
-from providers.emulator.tasks import TaskStore
+from emulator import control, fal, gemini, luma, replicate, runway, vertex
+from emulator.config import EmulatorConfig
+from emulator.downloads import quiet_truncation_logs
+from emulator.tasks import TaskStore
 
 
 def create_app(config: EmulatorConfig) -> FastAPI:
@@ -25,6 +25,6 @@ def create_app(config: EmulatorConfig) -> FastAPI:
     quiet_truncation_logs()
     app = FastAPI(title="Reelay provider emulator", lifespan=lifespan)
     app.include_router(control.build_router(store))
-    for protocol in (runway, luma, gemini, fal, replicate):
+    for protocol in (runway, luma, gemini, vertex, fal, replicate):
         app.include_router(protocol.build_router(store))
     return app

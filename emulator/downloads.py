@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.responses import FileResponse, Response
 from starlette.types import Message, Receive, Scope, Send
 
-from providers.emulator.tasks import Task, TaskStore
+from emulator.tasks import Task, TaskStore
 
 
 class TruncatedDownload(Exception):
@@ -44,6 +44,11 @@ def serve_output(store: TaskStore, task: Task | None, exp: str, sig: str) -> Res
         return JSONResponse({"error": "Invalid signature"}, status_code=403)
     if int(exp) <= time.time():
         return JSONResponse({"error": "URL expired"}, status_code=403)
+    return serve_file(store, task)
+
+
+def serve_file(store: TaskStore, task: Task) -> Response:
+    """The task's MP4 (404 until it exists), for a caller already authorized."""
     path = task.output_path()
     if path is None:
         return JSONResponse({"error": "Not found"}, status_code=404)

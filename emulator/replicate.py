@@ -1,12 +1,16 @@
 """Replicate's predictions API under `/replicate`, as /work/shared/PROVIDERS.md describes it.
 
-Statuses starting / processing / succeeded / failed / canceled with tqdm-like `logs`;
-errors are problem JSON (`title`, `detail`, `status`); a throttled create answers 429 with
-Retry-After; the `completed` webhook is signed per Standard Webhooks.
+Statuses starting / processing / succeeded / failed / canceled with tqdm `logs`; every
+prediction carries each field replicate 1.0.7 `replicate.prediction.Prediction` requires
+(its Optional fields have no defaults: `started_at`, `completed_at`, `metrics` are null
+until known); errors are problem JSON (`title`, `detail`, `status`, and `invalid_fields` on
+a 422); a throttled create answers 429 with Retry-After; the `completed` webhook is signed
+per Standard Webhooks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -18,9 +22,8 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from providers.base import FailureKind, TaskState
-from providers.emulator.callbacks import Builder, Delivery
-from providers.emulator.protocol import (
+from emulator.callbacks import Builder, Delivery
+from emulator.protocol import (
     Body,
     Invalid,
     Rejected,
@@ -31,8 +34,9 @@ from providers.emulator.protocol import (
     place,
     progress_logs,
 )
-from providers.emulator.render import frame_size
-from providers.emulator.tasks import Task, TaskStore, iso_utc
+from emulator.render import frame_size
+from emulator.states import FailureKind, TaskState
+from emulator.tasks import Task, TaskStore, iso_utc
 
 PROVIDER = "replicate"
 WIDE_SQUARE = ("16:9", "9:16", "1:1")
@@ -40,6 +44,7 @@ SEEDANCE_RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16", "21:9")
 SHORT_SIDES = {"480p": 480, "512p": 512, "720p": 720, "768p": 768, "1080p": 1080}
 WAN_SIZES = ("832*480", "480*832", "1280*720", "720*1280", "1920*1080", "1080*1920")
 WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
+MAX_WAIT_SECONDS = 60.0
 FLAGGED = "The input or output was flagged as sensitive. Please try again with different inputs."
 _STATUS = {
     TaskState.QUEUED: "starting",
@@ -75,7 +80,13 @@ def _rejection(exc: Rejected) -> JSONResponse:
 
 
 def _invalid(exc: Invalid) -> JSONResponse:
-    return _problem(422, "Input validation failed", f"- {exc.field}: {exc.message}")
+    body = {
+        "title": "Input validation failed",
+        "detail": f"- {exc.field}: {exc.message}",
+        "status": 422,
+        "invalid_fields": [{"type": "invalid", "field": exc.field, "description": exc.message}],
+    }
+    return JSONResponse(body, status_code=422)
 
 
 def _authorized(request: Request) -> None:
@@ -140,6 +151,9 @@ def prediction(store: TaskStore, task: Task, base_url: str) -> dict[str, Any]:
         "error": None,
         "status": _STATUS[snap.state],
         "created_at": iso_utc(task.created_at),
+        "started_at": None,
+        "completed_at": None,
+        "metrics": None,
         "urls": {"get": root, "cancel": f"{root}/cancel"},
     }
     if snap.state is not TaskState.QUEUED:
@@ -209,6 +223,29 @@ async def _create(store: TaskStore, request: Request, model: str) -> tuple[Task,
     return task, events
 
 
+def _prefer_wait(header: str | None) -> float | None:
+    """Seconds a create may block (`Prefer: wait` or `wait=N`, at most 60), else None."""
+    if header is None or not header.strip().startswith("wait"):
+        return None
+    _, _, seconds = header.strip().partition("=")
+    return min(float(seconds), MAX_WAIT_SECONDS) if seconds.isdigit() else MAX_WAIT_SECONDS
+
+
+async def _blocking_answer(store: TaskStore, task: Task, base_url: str, wait: float) -> Response:
+    """The create answer under `Prefer: wait`: held until the prediction ends or `wait` runs
+    out; one still unfinished then reads `starting` (as Replicate answers, per replicate
+    1.0.7 `run`)."""
+    deadline = time.monotonic() + wait
+    while (left := deadline - time.monotonic()) > 0:
+        if task.terminal:
+            break
+        await asyncio.sleep(min(left, 0.05))
+    body = prediction(store, task, base_url)
+    if not task.terminal:
+        body["status"] = "starting"
+    return JSONResponse(body, status_code=201)
+
+
 def build_router(store: TaskStore) -> APIRouter:
     router = APIRouter(prefix=f"/{PROVIDER}", tags=[PROVIDER])
 
@@ -223,6 +260,8 @@ def build_router(store: TaskStore) -> APIRouter:
         base_url = str(request.base_url)
         if task.callback_url and "completed" in events:
             store.callbacks.schedule(task, webhook_builder(store, base_url))
+        if (wait := _prefer_wait(request.headers.get("prefer"))) is not None:
+            return await _blocking_answer(store, task, base_url, wait)
         return JSONResponse(prediction(store, task, base_url), status_code=201)
 
     def find(request: Request, prediction_id: str) -> Task:

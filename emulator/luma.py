@@ -1,20 +1,21 @@
-"""Luma Dream Machine under `/luma/dream-machine/v1`, as /work/shared/PROVIDERS.md describes it.
+"""Luma Dream Machine under `/luma/dream-machine/v1`, as strict as the `lumaai` SDK's types.
 
 Generations report no progress; a deleted generation is gone (404). Callbacks carry the
-whole generation, unsigned.
+whole generation, unsigned. A create body may hold only the fields of lumaai 1.21.0
+`GenerationCreateParams` (model required); the generation echoes it as its `request`.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from providers.base import TaskState
-from providers.emulator.callbacks import Builder, Delivery
-from providers.emulator.protocol import (
+from emulator.callbacks import Builder, Delivery
+from emulator.protocol import (
     Body,
     Invalid,
     Rejected,
@@ -24,15 +25,46 @@ from providers.emulator.protocol import (
     output_url,
     place,
 )
-from providers.emulator.render import frame_size
-from providers.emulator.tasks import Task, TaskStore, iso_utc
+from emulator.render import frame_size
+from emulator.states import TaskState
+from emulator.tasks import Task, TaskStore, iso_utc
 
 PROVIDER = "luma"
-MODELS = ("ray-2", "ray-flash-2")
-ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
-SHORT_SIDES = {"540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}
-DURATIONS = {"5s": 5, "9s": 9}
 MAX_PROMPT_CHARS = 5000
+# lumaai 1.21.0 types/generation_create_params.py `GenerationCreateParams` (the video
+# generation body) and types/generation.py `RequestGenerationRequest` (its echo).
+FIELDS = frozenset(
+    {
+        "model",
+        "prompt",
+        "aspect_ratio",
+        "resolution",
+        "duration",
+        "loop",
+        "keyframes",
+        "callback_url",
+        "concepts",
+        "generation_type",
+    }
+)
+
+
+@dataclass(frozen=True)
+class _Model:
+    aspect_ratios: tuple[str, ...]
+    short_sides: dict[str, int]  # resolution -> pixels on the short side
+    durations: dict[str, int]
+
+
+_RAY_ASPECT_RATIOS = ("1:1", "16:9", "9:16", "4:3", "3:4", "21:9", "9:21")
+_RAY_RESOLUTIONS = {"540p": 540, "720p": 720, "1080p": 1080, "4k": 2160}
+_RAY_DURATIONS = {"5s": 5, "9s": 9}
+# `model: Literal["ray-2", "ray-flash-2"]`; the SDK types both models' `aspect_ratio`,
+# `resolution` ("540p" | "720p" | "1080p" | "4k") and `duration` ("5s" | "9s") alike.
+MODELS = {
+    "ray-2": _Model(_RAY_ASPECT_RATIOS, _RAY_RESOLUTIONS, _RAY_DURATIONS),
+    "ray-flash-2": _Model(_RAY_ASPECT_RATIOS, _RAY_RESOLUTIONS, _RAY_DURATIONS),
+}
 
 _STATES = {
     TaskState.QUEUED: "queued",
@@ -71,6 +103,35 @@ def generation(store: TaskStore, task: Task, base_url: str) -> dict[str, Any]:
     return body
 
 
+async def _keyframes(store: TaskStore, keyframes: Body | None) -> tuple[bytes | None, Task | None]:
+    """The start image and the generation continued, from `keyframes.frame0` (an end frame,
+    `frame1`, is checked but does not move the start)."""
+    image: bytes | None = None
+    continues: Task | None = None
+    if keyframes is None:
+        return image, continues
+    if unknown := sorted(set(keyframes.data) - {"frame0", "frame1"}):
+        raise Invalid(f"keyframes.{unknown[0]}", "is not a keyframe")
+    for name in ("frame0", "frame1"):
+        if (frame := keyframes.child(name)) is None:
+            continue
+        kind = frame.text("type", required=True, choices=("image", "generation"))
+        reference = "id" if kind == "generation" else "url"
+        if set(frame.data) != {"type", reference}:
+            raise Invalid(f"keyframes.{name}", f"must hold exactly type and {reference}")
+        if kind == "generation":
+            # Extending an earlier generation: it must be ours and finished.
+            previous = store.get(PROVIDER, frame.text("id", required=True) or "")
+            if previous is None or previous.output_path() is None:
+                raise Invalid(f"keyframes.{name}.id", "is not a completed generation")
+            continues = previous if name == "frame0" else continues
+            continue
+        url = frame.text("url", required=True) or ""
+        picture = await load_image(f"keyframes.{name}.url", url, data_uri=False)
+        image = picture if name == "frame0" else image
+    return image, continues
+
+
 async def _create(store: TaskStore, request: Request) -> Task:
     _authorized(request)
     check_outage(store, PROVIDER)
@@ -79,41 +140,33 @@ async def _create(store: TaskStore, request: Request) -> Task:
     except ValueError:
         raise Invalid("body", "must be valid JSON") from None
     body = Body(data)
-    model = body.text("model", default="ray-2", choices=MODELS)
-    prompt = body.text("prompt", required=True) or ""
+    if unknown := sorted(set(body.data) - FIELDS):
+        raise Invalid(unknown[0], "is not a field of a video generation request")
+    model = body.text("model", required=True, choices=MODELS) or ""
+    rule = MODELS[model]
+    body.text("generation_type", choices=("video",))
+    prompt = body.text("prompt", required=not body.has("keyframes")) or ""
     if len(prompt) > MAX_PROMPT_CHARS:
         raise Invalid("prompt", f"must be at most {MAX_PROMPT_CHARS} characters")
-    ratio = body.text("aspect_ratio", default="16:9", choices=ASPECT_RATIOS) or "16:9"
-    resolution = body.text("resolution", default="720p", choices=SHORT_SIDES) or "720p"
-    duration = body.text("duration", default="5s", choices=DURATIONS) or "5s"
+    ratio = body.text("aspect_ratio", default="16:9", choices=rule.aspect_ratios) or "16:9"
+    resolution = body.text("resolution", default="720p", choices=rule.short_sides) or "720p"
+    duration = body.text("duration", default="5s", choices=rule.durations) or "5s"
     body.flag("loop")
     callback_url = body.text("callback_url")
-    image: bytes | None = None
-    continues: Task | None = None
-    if (keyframes := body.child("keyframes")) is not None:
-        for name in ("frame0", "frame1"):
-            if (frame := keyframes.child(name)) is not None:
-                kind = frame.text("type", required=True, choices=("image", "generation"))
-                if kind == "generation":
-                    # Extending an earlier generation: it must be ours and finished.
-                    previous = store.get(PROVIDER, frame.text("id", required=True) or "")
-                    if previous is None or previous.output_path() is None:
-                        raise Invalid(f"keyframes.{name}.id", "is not a completed generation")
-                    if name == "frame0":
-                        continues = previous
-                    continue
-                url = frame.text("url", required=True) or ""
-                picture = await load_image(f"keyframes.{name}.url", url, data_uri=False)
-                if name == "frame0":  # the end frame (frame1) does not move the start
-                    image = picture
+    concepts = body.data.get("concepts", [])
+    if not isinstance(concepts, list) or not all(
+        isinstance(c, dict) and set(c) == {"key"} and isinstance(c["key"], str) for c in concepts
+    ):
+        raise Invalid("concepts", "must be a list of {key}")
+    image, continues = await _keyframes(store, body.child("keyframes"))
     task = await place(
         store,
         PROVIDER,
-        model=model or "ray-2",
+        model=model,
         prompt=prompt,
-        seconds=DURATIONS[duration],
+        seconds=rule.durations[duration],
         aspect_ratio=ratio,
-        frame=frame_size(ratio, SHORT_SIDES[resolution]),
+        frame=frame_size(ratio, rule.short_sides[resolution]),
         image=image,
         callback_url=callback_url,
         continues=continues,

@@ -16,11 +16,11 @@ from urllib.parse import urlencode
 import httpx
 from fastapi import APIRouter, Response
 
-from providers.base import TaskState
-from providers.emulator.directives import DirectiveError, parse_directives
-from providers.emulator.downloads import serve_output, signed_query
-from providers.emulator.render import image_phase, scaled_size
-from providers.emulator.tasks import CreateFault, Snapshot, Task, TaskStore
+from emulator.directives import DirectiveError, parse_directives
+from emulator.downloads import serve_output, signed_query
+from emulator.render import image_phase, scaled_size
+from emulator.states import TaskState
+from emulator.tasks import CreateFault, Snapshot, Task, TaskStore
 
 IMAGE_FETCH_SECONDS = 10.0
 
@@ -163,6 +163,7 @@ async def place(
     image: bytes | None,
     callback_url: str | None = None,
     continues: Task | None = None,
+    task_id: str | None = None,
 ) -> Task:
     """Apply the prompt's directives (maybe an injected error answer), then accept the task.
 
@@ -198,6 +199,7 @@ async def place(
         details=details,
         callback_url=callback_url,
         start_frame=start,
+        task_id=task_id,
     )
 
 
@@ -213,9 +215,19 @@ def add_file_route(router: APIRouter, store: TaskStore, provider: str) -> None:
         return serve_output(store, store.get(provider, task_id), exp, sig)
 
 
+PROGRESS_STEPS = 10
+
+
 def progress_logs(snap: Snapshot) -> list[str]:
-    """tqdm-like lines, one per 10% reached (what fal and Replicate stream as logs)."""
+    """tqdm lines, one per 10% reached (what fal and Replicate stream as logs), in the form
+    `replicate.Prediction.Progress.parse` reads: ` 40%|████      | 4/10 [...]`."""
     if snap.state is TaskState.QUEUED:
         return []
-    done = 100 if snap.state is TaskState.SUCCEEDED else round((snap.progress or 0) * 100)
-    return [f"Generating video: {pct}%" for pct in range(0, done + 1, 10)]
+    done = PROGRESS_STEPS
+    if snap.state is not TaskState.SUCCEEDED:
+        done = int((snap.progress or 0) * PROGRESS_STEPS)
+    return [
+        f"{step * 100 // PROGRESS_STEPS:3d}%|{'█' * step:<{PROGRESS_STEPS}}| "
+        f"{step}/{PROGRESS_STEPS} [00:{step:02d}<00:00,  1.00it/s]"
+        for step in range(done + 1)
+    ]

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from providers.emulator.tasks import TaskStore
+from emulator.tasks import TaskStore
 
 
 def build_router(store: TaskStore) -> APIRouter:

@@ -16,11 +16,11 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from providers.base import FailureKind, TaskState
-from providers.emulator.callbacks import CallbackSender
-from providers.emulator.config import EmulatorConfig, RuntimeConfig
-from providers.emulator.directives import Directives
-from providers.emulator.render import RenderCache
+from emulator.callbacks import CallbackSender
+from emulator.config import EmulatorConfig, RuntimeConfig
+from emulator.directives import Directives
+from emulator.render import RenderCache
+from emulator.states import FailureKind, TaskState
 
 FAILURE_MESSAGES = {
     FailureKind.CONTENT_REFUSED: "Content moderation: the prompt was flagged",
@@ -214,10 +214,12 @@ class TaskStore:
         details: dict[str, Any] | None = None,
         callback_url: str | None = None,
         start_frame: int = 0,
+        task_id: str | None = None,
     ) -> Task:
         """Accept a task and start rendering its video (unless it is set to fail).
 
-        `size` is the render size (already scaled); `details` are extra submission fields."""
+        `size` is the render size (already scaled); `details` are extra submission fields;
+        `task_id` overrides the default id (a UUID) where a provider's ids look different."""
         defaults = self.runtime
         outcome: Future[Path] | FailureKind
         if directives.refuse:
@@ -234,7 +236,7 @@ class TaskStore:
                 start_frame=start_frame,
             )
         task = Task(
-            id=str(uuid.uuid4()),
+            id=task_id or str(uuid.uuid4()),
             provider=provider,
             model=model,
             prompt=prompt,

@@ -2,8 +2,9 @@
 
 Submit `POST /fal/{model_id}` (`?fal_webhook=`); the answer's status, response and cancel
 URLs drop the model path after `owner/app`. Status words IN_QUEUE / IN_PROGRESS / COMPLETED
-with `queue_position` and `logs`; a refusal is a 422 result with a typed `detail`; webhooks
-are signed with Ed25519 (key = sha256 of the configured seed).
+with `queue_position` and `logs` (always present, null unless `?logs=1`: fal-client 1.0.3
+`_BaseRequestHandle._parse_status` reads `data["logs"]`); a refusal is a 422 result with a
+typed `detail`; webhooks are signed with Ed25519 (key = sha256 of the configured seed).
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from providers.base import FailureKind, TaskState
-from providers.emulator.callbacks import Builder, Delivery
-from providers.emulator.protocol import (
+from emulator.callbacks import Builder, Delivery
+from emulator.protocol import (
     Body,
     Invalid,
     Rejected,
@@ -31,8 +31,9 @@ from providers.emulator.protocol import (
     place,
     progress_logs,
 )
-from providers.emulator.render import frame_size
-from providers.emulator.tasks import Task, TaskStore, iso_utc
+from emulator.render import frame_size
+from emulator.states import FailureKind, TaskState
+from emulator.tasks import Task, TaskStore, iso_utc
 
 PROVIDER = "fal"
 USER_ID = "emulator-user"
@@ -149,7 +150,13 @@ def status_body(
 ) -> tuple[int, dict[str, Any]]:
     snap = task.snapshot()
     urls = _urls(task, base_url)
-    body: dict[str, Any] = {"request_id": task.id, "response_url": urls["response_url"]}
+    body: dict[str, Any] = {
+        "request_id": task.id,
+        "response_url": urls["response_url"],
+        "status_url": urls["status_url"],
+        "cancel_url": urls["cancel_url"],
+        "logs": None,
+    }
     if snap.state is TaskState.QUEUED:
         return 202, {"status": "IN_QUEUE", **body, "queue_position": _queue_position(store, task)}
     if logs:

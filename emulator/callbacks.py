@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 if TYPE_CHECKING:
-    from providers.emulator.tasks import Task
+    from emulator.tasks import Task
 
 log = logging.getLogger(__name__)
 BACKOFF_SECONDS = (0.2, 0.5, 1.0, 2.0, 4.0)
