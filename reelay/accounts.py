@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
+from reelay import idempotency
+from reelay.errors import ErrorCode
 from reelay.jobs import JobSpec
 from reelay.tenants import Limits
 
@@ -88,6 +90,9 @@ class SubmitJob(BaseModel):
 
 class SubmitOutcome(BaseModel):
     job_id: str
+    request_id: str | None = Field(
+        default=None, description="of the submit that made the job (tells a replayed update)"
+    )
     queue_position: int | None = Field(description="None when running, 1.. when waiting")
     available_micro_usd: int
     duplicate: bool = False
@@ -155,11 +160,8 @@ class Ledger:
         seen = self.state.jobs.get(job_id)
         if seen is None:
             return None
-        if seen.request_hash != request.request_hash:
-            raise Refusal(
-                "idempotency_conflict",
-                "Idempotency-Key was already used with a different request body",
-            )
+        if not idempotency.same_request(seen.request_hash, request.request_hash):
+            raise Refusal(ErrorCode.IDEMPOTENCY_CONFLICT, idempotency.CONFLICT_MESSAGE)
         return SubmitOutcome(
             job_id=job_id,
             queue_position=self.position(job_id),
@@ -222,6 +224,7 @@ class Ledger:
             self.state.queue.append(spec.job_id)
         return SubmitOutcome(
             job_id=spec.job_id,
+            request_id=spec.request_id,
             queue_position=self.position(spec.job_id),
             available_micro_usd=self.state.available_micro_usd,
         )

@@ -1,4 +1,4 @@
-"""Request and response bodies of the native dialect (seed 000)."""
+"""The native dialect (seed 000): request and response bodies, status words, rendering."""
 
 from __future__ import annotations
 
@@ -6,7 +6,30 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
-from reelay.jobs import WebhookDeliveryState
+from api.dialects.links import signed_links
+from reelay.jobs import JobStatus, JobView, WebhookDeliveryState, micro_usd_to_usd
+from reelay.settings import Settings
+
+DIALECT = "native"
+STATUS_WORDS = {
+    JobStatus.QUEUED: "pending",
+    JobStatus.PROCESSING: "processing",
+    JobStatus.STORING: "processing",
+    JobStatus.COMPLETED: "complete",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
+}
+# Words the listing's `status` filter takes (the statuses of other dialects too).
+STATUS_FROM_WORD = {
+    "pending": JobStatus.QUEUED,
+    "queued": JobStatus.QUEUED,
+    "processing": JobStatus.PROCESSING,
+    "storing": JobStatus.STORING,
+    "complete": JobStatus.COMPLETED,
+    "completed": JobStatus.COMPLETED,
+    "failed": JobStatus.FAILED,
+    "cancelled": JobStatus.CANCELLED,
+}
 
 
 class CreateGeneration(BaseModel):
@@ -96,44 +119,54 @@ class Generation(BaseModel):
     perf: Perf
 
 
-class ModelRoute(BaseModel):
-    provider: str
-    upstream_model: str
-    min_seconds: int
-    max_seconds: int
-    durations: list[int] | None
-    resolutions: list[str]
-    aspect_ratios: list[str]
-    image_to_video: bool
-    continuation: str | None = Field(
-        description="how this route continues a video longer than one clip: extend, keyframe, "
-        "last_frame; null: it cannot"
-    )
-    available: bool
-
-
-class ModelInfo(BaseModel):
-    id: str
-    object: str = "model"
-    name: str
-    vendor: str
-    aliases: list[str]
-    max_duration_seconds: int = Field(description="the longest video Reelay makes of this model")
-    max_clip_seconds: int = Field(description="the longest one upstream clip makes")
-    chained: bool = Field(description="longer videos are made as continued, stitched segments")
-    min_duration_seconds: int
-    default_duration_seconds: int
-    resolutions: list[str]
-    default_resolution: str
-    aspect_ratios: list[str]
-    default_aspect_ratio: str
-    max_prompt_chars: int
-    price_usd_per_second: float
-    status: str = Field(default="available", description="available, retired or unavailable")
-    reason: str | None = None
-    routes: list[ModelRoute]
-
-
-class ModelList(BaseModel):
+class GenerationList(BaseModel):
     object: str = "list"
-    data: list[ModelInfo]
+    data: list[Generation]
+    has_more: bool
+    next_cursor: str | None = None
+
+
+def render(view: JobView, settings: Settings, *, latency_ms: int | None = None) -> Generation:
+    perf = Perf(
+        request_id=view.request_id,
+        model_used=view.model_used,
+        provider=view.provider,
+        latency_ms=latency_ms,
+    )
+    body = Generation(
+        id=view.job_id,
+        status=STATUS_WORDS[view.status],
+        model=view.requested_model,
+        prompt=view.prompt,
+        negative_prompt=view.negative_prompt,
+        duration_seconds=view.duration_seconds,
+        resolution=view.resolution,
+        aspect_ratio=view.aspect_ratio,
+        created_at=view.created_at,
+        estimated_cost_usd=micro_usd_to_usd(view.estimated_cost_micro_usd),
+        perf=perf,
+    )
+    if view.status is JobStatus.QUEUED:
+        body.queue_position = view.queue_position
+    if view.status in (JobStatus.PROCESSING, JobStatus.STORING):
+        body.progress_percent = round(view.progress * 100)
+        if view.eta_seconds is not None:
+            body.estimated_remaining_seconds = round(view.eta_seconds)
+    links = signed_links(view, settings)
+    if view.status is JobStatus.COMPLETED and view.video is not None and links is not None:
+        body.video_url, body.thumbnail_url = links
+        body.video = VideoInfo.model_validate(view.video, from_attributes=True)
+        body.progress_percent = 100
+    if view.completed_at is not None and view.status is JobStatus.COMPLETED:
+        perf.generation_time_ms = round(
+            (view.completed_at - view.created_at).total_seconds() * 1000
+        )
+    if view.cost_micro_usd is not None:
+        perf.cost_usd = micro_usd_to_usd(view.cost_micro_usd)
+    if view.error is not None:
+        body.error_message = view.error.message
+        body.error_code = view.error.code
+    if view.segments_total:
+        body.segments = Segments(total=view.segments_total, completed=view.segments_done)
+    body.webhooks = view.webhooks or None
+    return body
