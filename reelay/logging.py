@@ -13,7 +13,7 @@ import logging
 import logging.handlers
 import queue
 import sys
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -33,25 +33,33 @@ def _cap(_: Any, __: str, event_dict: structlog.types.EventDict) -> structlog.ty
     return event_dict
 
 
-def _background_root(level: int) -> None:
-    """The root logger writes through a queue to stderr on a thread of its own."""
+def _background_root(level: int, stream: TextIO) -> None:
+    """The root logger writes through a queue to `stream` on a thread of its own."""
     global _listener
-    if _listener is not None:
-        _listener.stop()
+    shutdown_logging()
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(logging.Formatter("%(message)s"))
-    _listener = logging.handlers.QueueListener(records, stream, respect_handler_level=False)
+    writer = logging.StreamHandler(stream)
+    writer.setFormatter(logging.Formatter("%(message)s"))
+    _listener = logging.handlers.QueueListener(records, writer, respect_handler_level=False)
     _listener.start()
-    atexit.register(_listener.stop)
+    atexit.register(shutdown_logging)
     root = logging.getLogger()
     root.handlers = [logging.handlers.QueueHandler(records)]
     root.setLevel(level)
 
 
-def configure_logging(settings: Settings) -> None:
+def shutdown_logging() -> None:
+    """Write out what is queued and stop the writer thread."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+        _listener = None
+
+
+def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
+    """Logs to `stream` (stderr by default), JSON when `log_json`."""
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
-    _background_root(level)
+    _background_root(level, stream or sys.stderr)
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if settings.log_json

@@ -34,7 +34,8 @@ _PRIVATE = "a private or loopback address"
 
 
 # A DNS host name (IDNs arrive in their ASCII form); IP literals are checked apart.
-_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,62}\.)*[a-z0-9_-]{0,63}")
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
 # How long a submit waits for the webhook host to resolve before letting delivery check it.
 SUBMIT_RESOLVE_SECONDS = 2.0
 
