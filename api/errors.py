@@ -14,6 +14,7 @@ went away mid-body is not an error at all.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 import structlog
@@ -54,6 +55,12 @@ def shaped_route(choose: Callable[[Request], ErrorShape]) -> type[APIRoute]:
         error_shape = staticmethod(choose)
 
     return ShapedRoute
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a route: the error statuses it answers (`api.openapi` adds the body
+    schema of the route's dialect)."""
+    return {status: {"description": HTTPStatus(status).phrase} for status in statuses}
 
 
 def answer_errors_in(request: Request, shape: ErrorShape) -> None:

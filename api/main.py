@@ -16,6 +16,7 @@ from api.dialects.seed002 import routes as seed002
 from api.dialects.seed003 import routes as seed003
 from api.dialects.seed004 import routes as seed004
 from api.errors import install_error_handlers
+from api.openapi import install_openapi
 from api.routers import account, callbacks, health, media, models
 from providers.registry import build_adapters
 from reelay.logging import configure_logging
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.s3 = s3_client(settings, http_client=api_http_client())
     app.state.tenants = TenantDirectory(settings)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     app.include_router(models.router)
     app.include_router(native.router)

@@ -24,9 +24,9 @@ REMEMBER_DAYS = 2
 class Refusal(Exception):
     """A submit the account refuses; `kind` becomes the client's error type."""
 
-    def __init__(self, kind: str, message: str, retry_after: int | None = None) -> None:
+    def __init__(self, kind: ErrorCode, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = str(kind)  # a plain string in Temporal failures
         self.message = message
         self.retry_after = retry_after
 
@@ -177,14 +177,14 @@ class Ledger:
         jobs_today = self.state.today.jobs if self.state.today.day == day_of(now) else 0
         if jobs_today >= limits.jobs_per_day:
             raise Refusal(
-                "daily_quota_exceeded",
+                ErrorCode.DAILY_QUOTA_EXCEEDED,
                 f"daily limit of {limits.jobs_per_day} jobs reached; it resets at 00:00 UTC",
                 retry_after=seconds_to_next_day(now),
             )
         estimate = request.spec.estimated_cost_micro_usd
         if estimate > self.state.available_micro_usd:
             raise Refusal(
-                "insufficient_credits",
+                ErrorCode.INSUFFICIENT_CREDITS,
                 f"Insufficient credits: this job costs ${estimate / 1e6:.2f}, "
                 f"available balance is ${self.state.available_micro_usd / 1e6:.2f}",
             )
@@ -192,7 +192,7 @@ class Ledger:
             len(self.state.queue) >= request.queue_cap
         ):
             raise Refusal(
-                "queue_full",
+                ErrorCode.QUEUE_FULL,
                 f"{len(self.state.queue)} jobs are already waiting for one of "
                 f"{limits.concurrent_jobs} concurrent slots; try again when one finishes",
                 retry_after=30,

@@ -395,3 +395,42 @@ def test_status_reads_keep_working_while_s3_is_down(
             assert int(response.headers["retry-after"]) > 0
             for secret in ("127.0.0.1", closed_port, stack.s3_bucket, "videos/"):
                 assert secret not in response.text
+
+
+# --- the OpenAPI document (item 9) -----------------------------------------------------------
+
+
+def _fits(schema: dict[str, Any], body: dict[str, Any]) -> bool:
+    """`body`'s top-level fields are the schema's: all required present, none unknown."""
+    options = schema.get("oneOf", [schema])
+    return any(
+        set(option.get("required", ())) <= body.keys() <= option["properties"].keys()
+        for option in options
+    )
+
+
+def test_the_openapi_document_tells_the_truth(api: httpx.Client, stack: Settings) -> None:
+    doc = httpx.get(f"{stack.public_url}/openapi.json").json()
+    assert {"bearer", "apiKey"} <= doc["components"]["securitySchemes"].keys()
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            assert "422" not in operation["responses"], (method, path)
+            if operation.get("security"):
+                assert "401" in operation["responses"], (method, path)
+    # Real error answers, each documented for its route with its dialect's body.
+    samples = [
+        ("/v1/video/generations", "post", submit_raw(api, "native", b"[1]")),
+        ("/v1/video/generations", "post", submit_raw(api, "seed001", b"[1]")),
+        ("/v2/videos/generate", "post", submit_raw(api, "seed002", b"[1]")),
+        ("/api/v1/videos/generate", "post", submit_raw(api, "seed003", b"[1]")),
+        ("/v1/videos", "post", submit_raw(api, "openai", b"[1]")),
+        ("/v1/videos", "post", submit_raw(api, "openai", b"{}", **{"Content-Type": "text/plain"})),
+        ("/v2/jobs/{jobId}", "get", api.get(f"/v2/jobs/job_vid_{'0' * 32}")),
+        ("/v1/videos/{video_id}", "get", httpx.get(f"{stack.public_url}/v1/videos/x")),
+        ("/v1/video/generations", "get", api.get("/v1/video/generations?limit=0")),
+    ]
+    for path, method, response in samples:
+        documented = doc["paths"][path][method]["responses"]
+        assert str(response.status_code) in documented, (path, response.status_code)
+        schema = documented[str(response.status_code)]["content"]["application/json"]["schema"]
+        assert _fits(schema, response.json()), (path, response.json())

@@ -18,7 +18,7 @@ from api.dialects.openai import routes as openai_routes
 from api.dialects.openai import shapes as openai
 from api.dialects.seed004 import routes as seed004_routes
 from api.dialects.seed004 import shapes as seed004
-from api.errors import shaped_route
+from api.errors import errors, shaped_route
 
 router = APIRouter(
     prefix="/v1/videos",
@@ -30,7 +30,10 @@ router = APIRouter(
 @router.post(
     "",
     response_model=None,
-    responses={200: {"model": openai.OpenAIVideo | seed004.Seed004Video}},
+    responses={
+        200: {"model": openai.OpenAIVideo | seed004.Seed004Video},
+        **errors(400, 401, 409, 413, 415, 429, 503),
+    },
     openapi_extra=request_body_doc(
         [openai.OpenAICreateVideo, seed004.Seed004CreateVideo],
         form_model=openai.OpenAICreateVideoForm,
@@ -59,7 +62,10 @@ async def create_video(
 @router.get(
     "/{video_id}",
     response_model=None,
-    responses={200: {"model": openai.OpenAIVideo | seed004.Seed004Video}},
+    responses={
+        200: {"model": openai.OpenAIVideo | seed004.Seed004Video},
+        **errors(401, 404, 503),
+    },
 )
 async def retrieve_video(
     video_id: str,

@@ -12,6 +12,7 @@ from temporalio.service import RPCError
 from api import accounts
 from api.deps import CurrentTenant, SettingsDep, TemporalClient, api_key_from
 from api.dialects.bodies import json_object, parse, request_body_doc
+from api.errors import errors
 from api.problem import APIError
 from reelay.accounts import AccountSnapshot, TopUp, Usage
 from reelay.errors import ErrorCode
@@ -75,7 +76,7 @@ def render(
     )
 
 
-@router.get("/v1/account")
+@router.get("/v1/account", responses=errors(401, 503))
 async def get_account(
     tenant: CurrentTenant, client: TemporalClient, settings: SettingsDep
 ) -> Account:
@@ -100,7 +101,11 @@ class CreditTopUp(BaseModel):
     )
 
 
-@router.post("/v1/admin/tenants/{tenant_id}/credits", openapi_extra=request_body_doc([CreditTopUp]))
+@router.post(
+    "/v1/admin/tenants/{tenant_id}/credits",
+    responses=errors(400, 401, 404, 413, 415, 503),
+    openapi_extra=request_body_doc([CreditTopUp]),
+)
 async def add_credits(
     tenant_id: str,
     request: Request,

@@ -16,6 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SettingsDep, TemporalClient
 from api.dialects.bodies import read_body
+from api.errors import errors
 from api.problem import APIError
 from providers.base import CallbackRejected, ProviderAdapter
 from reelay.callbacks import token_matches
@@ -29,7 +30,9 @@ class CallbackAccepted(BaseModel):
     received: bool = True
 
 
-@router.post("/v1/providers/{provider}/callbacks/{job_id}")
+@router.post(
+    "/v1/providers/{provider}/callbacks/{job_id}", responses=errors(400, 401, 404, 409, 413, 503)
+)
 async def provider_callback(
     provider: str,
     job_id: str,

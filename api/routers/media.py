@@ -7,6 +7,7 @@ from pydantic import BaseModel, Field
 
 from api.deps import CurrentTenant, S3Client, SettingsDep, authenticate
 from api.dialects.bodies import form_fields, inline_schema, is_form
+from api.errors import errors
 from api.problem import APIError, invalid, not_found
 from reelay.errors import ErrorCode
 from reelay.media import InvalidMediaError, MediaTooLargeError, StoredMedia, get_media, store_upload
@@ -35,6 +36,7 @@ class MediaUpload(BaseModel):
 @router.post(
     "",
     status_code=201,
+    responses=errors(400, 401, 413, 415, 503),
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -61,7 +63,7 @@ async def upload_media(request: Request, s3: S3Client, settings: SettingsDep) ->
     return _info(media)
 
 
-@router.get("/{media_id}")
+@router.get("/{media_id}", responses=errors(401, 404, 503))
 async def read_media(
     media_id: str, tenant: CurrentTenant, s3: S3Client, settings: SettingsDep
 ) -> MediaInfo:

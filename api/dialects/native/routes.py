@@ -37,7 +37,7 @@ from api.dialects.native.shapes import (
 from api.dialects.seed001 import routes as seed001_routes
 from api.dialects.seed001 import shapes as seed001
 from api.dialects.webhooks import webhook_target
-from api.errors import ErrorShape, native_error, shaped_route
+from api.errors import ErrorShape, errors, native_error, shaped_route
 from api.problem import APIError
 from api.signing import verify
 from providers.catalog import resolve_request
@@ -68,7 +68,10 @@ router = APIRouter(
     status_code=202,
     tags=["seed 001"],
     response_model=None,
-    responses={202: {"model": Generation | seed001.VideoOperation}},
+    responses={
+        202: {"model": Generation | seed001.VideoOperation},
+        **errors(400, 401, 402, 409, 413, 415, 429, 503),
+    },
     openapi_extra=request_body_doc([CreateGeneration, seed001.CreateVideoOperation]),
 )
 async def create_generation(
@@ -109,7 +112,7 @@ async def create_generation(
     return respond(render(admission.view, settings, latency_ms=elapsed_ms(started)), 202)
 
 
-@router.get("", response_model_exclude_none=True)
+@router.get("", response_model_exclude_none=True, responses=errors(400, 401, 503))
 async def list_generations(
     tenant: CurrentTenant,
     client: TemporalClient,
@@ -154,7 +157,7 @@ def _status(word: str | None) -> JobStatus | None:
     "/{job_id}",
     tags=["seed 001"],
     response_model=None,
-    responses={200: {"model": Generation | seed001.VideoOperation}},
+    responses={200: {"model": Generation | seed001.VideoOperation}, **errors(401, 404, 503)},
 )
 async def get_generation(
     job_id: str,
@@ -171,7 +174,12 @@ async def get_generation(
     return respond(render(view, settings))
 
 
-@router.post("/{job_id}/cancel", status_code=202, response_model_exclude_none=True)
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model_exclude_none=True,
+    responses=errors(401, 404, 409, 503),
+)
 async def cancel_generation(
     job_id: str,
     tenant: CurrentTenant,
@@ -205,7 +213,11 @@ async def _finished_video(
 @router.get(
     "/{job_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"video/mp4": {}}}, 206: {"content": {"video/mp4": {}}}},
+    responses={
+        200: {"content": {"video/mp4": {}}},
+        206: {"content": {"video/mp4": {}}},
+        **errors(401, 403, 404, 416, 503),
+    },
 )
 async def get_generation_content(
     request: Request, job_id: str, client: TemporalClient, s3: S3Client, settings: SettingsDep
@@ -220,7 +232,7 @@ async def get_generation_content(
 @router.get(
     "/{job_id}/thumbnail",
     response_class=StreamingResponse,
-    responses={200: {"content": {"image/jpeg": {}}}},
+    responses={200: {"content": {"image/jpeg": {}}}, **errors(401, 403, 404, 416, 503)},
 )
 async def get_generation_thumbnail(
     request: Request, job_id: str, client: TemporalClient, s3: S3Client, settings: SettingsDep

@@ -64,6 +64,17 @@ class CreateGeneration(BaseModel):
     )
 
 
+class ErrorDetail(BaseModel):
+    type: str = Field(description="the error code, e.g. invalid_request")
+    message: str
+
+
+class NativeErrorBody(BaseModel):
+    """An error as the native dialect answers it."""
+
+    error: ErrorDetail
+
+
 class Perf(BaseModel):
     request_id: str
     model_used: str

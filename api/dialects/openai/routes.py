@@ -28,7 +28,7 @@ from api.dialects.openai.shapes import (
     seconds_of,
     shape_of,
 )
-from api.errors import shaped_route
+from api.errors import errors, shaped_route
 from api.problem import APIError, invalid
 from providers.catalog import DEFAULT_MODEL, find_model, resolve_request
 from reelay.errors import ErrorCode
@@ -118,7 +118,7 @@ async def create(
     return render(admission.view)
 
 
-@router.get("/v1/videos")
+@router.get("/v1/videos", responses=errors(400, 401, 404, 503))
 async def list_videos(
     tenant: CurrentTenant,
     client: TemporalClient,
@@ -158,7 +158,7 @@ async def list_videos(
     )
 
 
-@router.delete("/v1/videos/{video_id}")
+@router.delete("/v1/videos/{video_id}", responses=errors(401, 404, 503))
 async def delete_video(
     video_id: str,
     tenant: CurrentTenant,
@@ -175,7 +175,11 @@ async def delete_video(
 @router.get(
     "/v1/videos/{video_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"video/mp4": {}, "image/jpeg": {}}}},
+    responses={
+        200: {"content": {"video/mp4": {}, "image/jpeg": {}}},
+        206: {"content": {"video/mp4": {}}},
+        **errors(400, 401, 404, 416, 503),
+    },
 )
 async def download_content(
     request: Request,

@@ -99,6 +99,19 @@ class OpenAICreateVideoForm(BaseModel):
     )
 
 
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIErrorBody(BaseModel):
+    """An error as OpenAI's API answers it."""
+
+    error: OpenAIErrorDetail
+
+
 class OpenAIVideoError(BaseModel):
     code: str
     message: str

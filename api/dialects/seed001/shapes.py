@@ -73,6 +73,12 @@ class CreateVideoOperation(BaseModel):
     appId: str | None = Field(default=None, description="when the X-App-ID header is absent")
 
 
+class Seed001ErrorBody(BaseModel):
+    """An error as seed 001 answers it."""
+
+    error: str
+
+
 class VideoOperation(BaseModel):
     """A job as seed 001 shows it."""
 

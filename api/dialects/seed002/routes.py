@@ -30,7 +30,7 @@ from api.dialects.seed002.shapes import (
     render,
 )
 from api.dialects.webhooks import webhook_target
-from api.errors import shaped_route
+from api.errors import errors, shaped_route
 from api.problem import APIError
 from providers.catalog import resolve_request
 from reelay.media import resolve_image
@@ -51,6 +51,7 @@ router = APIRouter(tags=["seed 002"], route_class=shaped_route(lambda _: error_r
 @router.post(
     "/v2/videos/generate",
     status_code=202,
+    responses=errors(400, 401, 402, 409, 413, 415, 429, 503),
     openapi_extra=request_body_doc([Seed002GenerateVideo]),
 )
 async def generate_video(
@@ -102,7 +103,7 @@ async def generate_video(
     return Seed002Accepted(jobId=admission.view.job_id, status=STATUS_WORDS[admission.view.status])
 
 
-@router.get("/v2/jobs/{jobId}", response_model_exclude_none=True)
+@router.get("/v2/jobs/{jobId}", response_model_exclude_none=True, responses=errors(401, 404, 503))
 async def get_job(
     jobId: Annotated[str, Path(description="the id from POST /v2/videos/generate")],
     tenant: CurrentTenant,

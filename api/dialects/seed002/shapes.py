@@ -98,6 +98,14 @@ class Seed002GenerateVideo(BaseModel):
     parameters: Seed002Parameters | None = None
 
 
+class Seed002ErrorBody(BaseModel):
+    """An error as seed 002 answers it."""
+
+    error: str = Field(description="the title, e.g. Validation error")
+    message: str
+    status: int
+
+
 class Seed002Accepted(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"jobId": "job_vid_b2c3", "status": "QUEUED"}]}

@@ -31,7 +31,7 @@ from api.dialects.seed003.shapes import (
     render,
     seed_durations,
 )
-from api.errors import shaped_route
+from api.errors import errors, shaped_route
 from api.problem import APIError, invalid
 from providers.catalog import find_model, resolve_request
 from reelay.errors import ErrorCode
@@ -48,7 +48,11 @@ def error_response(exc: APIError) -> JSONResponse:
 router = APIRouter(tags=["seed 003"], route_class=shaped_route(lambda _: error_response))
 
 
-@router.post("/api/v1/videos/generate", openapi_extra=request_body_doc([Seed003GenerateVideo]))
+@router.post(
+    "/api/v1/videos/generate",
+    responses=errors(400, 401, 402, 409, 413, 415, 429, 503),
+    openapi_extra=request_body_doc([Seed003GenerateVideo]),
+)
 async def generate_video(
     request: Request,
     client: TemporalClient,
@@ -107,7 +111,11 @@ async def generate_video(
     )
 
 
-@router.get(STATUS_PREFIX + "/{video_generation_id}", response_model_exclude_none=True)
+@router.get(
+    STATUS_PREFIX + "/{video_generation_id}",
+    response_model_exclude_none=True,
+    responses=errors(401, 404, 503),
+)
 async def get_video_generation(
     video_generation_id: str,
     tenant: CurrentTenant,

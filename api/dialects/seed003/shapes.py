@@ -112,6 +112,12 @@ class Seed003Error(BaseModel):
     message: str
 
 
+class Seed003ErrorBody(BaseModel):
+    """An error as seed 003 answers it."""
+
+    error: Seed003Error
+
+
 class Seed003VideoGeneration(BaseModel):
     video_generation_id: str
     status: str = Field(description="processing, completed or failed")

@@ -14,7 +14,7 @@ from api.dialects.bodies import parse
 from api.dialects.common import read_live_job, stream_video, submit
 from api.dialects.openai.routes import error_response
 from api.dialects.seed004.shapes import DIALECT, NAMES, Seed004CreateVideo, Seed004Video, render
-from api.errors import shaped_route
+from api.errors import errors, shaped_route
 from providers.catalog import resolve_request
 from reelay.settings import Settings
 from reelay.tenants import Tenant
@@ -46,7 +46,11 @@ async def create(
 @router.get(
     "/v1/videos/{video_id}/download",
     response_class=StreamingResponse,
-    responses={200: {"content": {"video/mp4": {}}}, 206: {"content": {"video/mp4": {}}}},
+    responses={
+        200: {"content": {"video/mp4": {}}},
+        206: {"content": {"video/mp4": {}}},
+        **errors(401, 404, 416, 503),
+    },
 )
 async def download_video(
     request: Request,
