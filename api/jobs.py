@@ -349,8 +349,11 @@ async def _listed_view(execution: WorkflowExecution) -> JobView:
     return view
 
 
+MAX_FILTER_CHARS = 256
+
+
 def _quoted(value: str, field: str | None = None) -> str:
-    if "'" in value or "\\" in value or not value.isprintable():
+    if len(value) > MAX_FILTER_CHARS or "'" in value or "\\" in value or not value.isprintable():
         raise APIError(
             ErrorCode.INVALID_REQUEST, f"{field or 'filter'} has invalid characters", param=field
         )

@@ -263,6 +263,7 @@ def test_a_non_ascii_callback_token_is_refused(stack: Settings) -> None:
         {"created_before": "9999-12-31T23:59:59-14:00"},
         {"model": "veo\x003"},
         {"app_id": "a\x00b"},
+        {"model": "m" * 300},
         # base64 of ["2026-01-01T00:00:00", "job"]: a naive datetime
         {"cursor": "WyIyMDI2LTAxLTAxVDAwOjAwOjAwIiwgImpvYiJd"},
         # base64 of ["0001-01-01T00:00:00+14:00", "job"]

@@ -3,6 +3,7 @@ tell them apart by the body), validating them with a dialect's model, and docume
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, TypeVar
 
@@ -22,6 +23,7 @@ FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
 # A JSON body is a few fields and a prompt; anything bigger is refused before parsing.
 MAX_JSON_BYTES = 256 * 1024
 MAX_DEPTH = 16
+BODY_TIMEOUT_SECONDS = 30.0
 # Longer integers are no duration or seed; they are refused by field, not parsed.
 MAX_INT_DIGITS = 30
 # Form fields other than the file stay small.
@@ -53,17 +55,26 @@ def _is_json(content_type: str) -> bool:
 
 
 async def read_body(request: Request, limit: int = MAX_JSON_BYTES) -> bytes:
-    """The raw body, refused with 413 as soon as it grows past `limit` bytes."""
+    """The raw body, refused with 413 as soon as it grows past `limit` bytes, and with 408
+    when it takes longer than `BODY_TIMEOUT_SECONDS` to arrive."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit)
+                chunks.append(chunk)
+    except TimeoutError:
+        raise APIError(
+            ErrorCode.REQUEST_TIMEOUT,
+            f"request body did not arrive within {BODY_TIMEOUT_SECONDS:g} seconds",
+            headers={"Connection": "close"},
+        ) from None
     return b"".join(chunks)
 
 
