@@ -188,17 +188,33 @@ def inline_schema(model: type[BaseModel]) -> dict[str, Any]:
     return resolved
 
 
+IDEMPOTENCY_KEY_DOC = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "retry-safe submits: the same key and request return the first job",
+    "schema": {"type": "string", "maxLength": 255},
+}
+
+
 def request_body_doc(
-    json_models: list[type[BaseModel]], form_model: type[BaseModel] | None = None
+    json_models: list[type[BaseModel]],
+    form_model: type[BaseModel] | None = None,
+    *,
+    idempotency_key: bool = False,
 ) -> dict[str, Any]:
-    """`openapi_extra` documenting a hand-parsed body: one of `json_models` (or a form)."""
+    """`openapi_extra` documenting a hand-parsed body: one of `json_models` (or a form), and
+    the `Idempotency-Key` header when the route reads it by hand."""
     schemas = [inline_schema(model) for model in json_models]
     content: dict[str, Any] = {
         "application/json": {"schema": schemas[0] if len(schemas) == 1 else {"oneOf": schemas}}
     }
     if form_model is not None:
         content["multipart/form-data"] = {"schema": inline_schema(form_model)}
-    return {"requestBody": {"required": True, "content": content}}
+    doc: dict[str, Any] = {"requestBody": {"required": True, "content": content}}
+    if idempotency_key:
+        doc["parameters"] = [IDEMPOTENCY_KEY_DOC]
+    return doc
 
 
 def respond(

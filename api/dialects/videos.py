@@ -37,6 +37,7 @@ router = APIRouter(
     openapi_extra=request_body_doc(
         [openai.OpenAICreateVideo, seed004.Seed004CreateVideo],
         form_model=openai.OpenAICreateVideoForm,
+        idempotency_key=True,
     ),
 )
 async def create_video(

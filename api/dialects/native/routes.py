@@ -72,7 +72,9 @@ router = APIRouter(
         202: {"model": Generation | seed001.VideoOperation},
         **errors(400, 401, 402, 409, 413, 415, 429, 503),
     },
-    openapi_extra=request_body_doc([CreateGeneration, seed001.CreateVideoOperation]),
+    openapi_extra=request_body_doc(
+        [CreateGeneration, seed001.CreateVideoOperation], idempotency_key=True
+    ),
 )
 async def create_generation(
     request: Request, client: TemporalClient, settings: SettingsDep, app_id: AppHeader = None
