@@ -9,9 +9,11 @@ import logging
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import structlog
 
+from api.main import create_app
 from reelay.logging import MAX_FRAMES, configure_logging, shutdown_logging
 from tests.conftest import isolated_settings
 
@@ -57,3 +59,21 @@ def test_an_exception_is_logged_as_one_bounded_json_line_without_locals(
     assert len(frames) <= MAX_FRAMES + 1
     assert all("locals" not in frame or not frame["locals"] for frame in frames)
     assert elapsed < 0.5
+
+
+async def test_an_unexpected_error_is_a_500_in_the_dialects_shape_and_goes_no_further() -> None:
+    """The server's own error logging (a traceback per 500) is never reached: the app
+    answers the 500 itself and raises nothing."""
+    app = create_app(isolated_settings())
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("secret detail")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=True)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/boom")
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"type": "internal_error", "message": "internal server error"}
+    }
