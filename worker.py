@@ -14,7 +14,7 @@ from temporalio.worker import Worker
 
 from activities.jobs import JobActivities
 from activities.webhooks import WebhookActivities
-from api.dialects.rendering import webhook_renderer
+from api.dialects.registry import webhook_renderer
 from providers.registry import PROVIDERS, build_adapters
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings

@@ -10,6 +10,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
+from reelay import idempotency
 from reelay.accounts import AccountSnapshot, SubmitJob, SubmitOutcome, TopUp
 from reelay.jobs import JobSpec
 from reelay.settings import Settings
@@ -57,7 +58,7 @@ async def submit(
                     AccountWorkflow.submit,
                     request,
                     start_workflow_operation=_start(settings, tenant),
-                    id=spec.job_id,
+                    id=idempotency.update_id(spec.job_id, spec.request_hash),
                 )
                 return outcome
             except RPCError as exc:

@@ -8,7 +8,8 @@ from fastapi import Depends, Header, Request
 from minio import Minio
 from temporalio.client import Client
 
-from api.errors import APIError
+from api.problem import APIError
+from reelay.errors import ErrorCode
 from reelay.settings import Settings
 from reelay.tenants import Tenant, TenantDirectory
 
@@ -40,11 +41,11 @@ def api_key_from(request: Request) -> str | None:
 def authenticate(request: Request) -> Tenant:
     key = api_key_from(request)
     if key is None:
-        raise APIError(401, "unauthorized", "Missing API key: send Authorization: Bearer <key>")
+        raise APIError(ErrorCode.UNAUTHORIZED, "Missing API key: send Authorization: Bearer <key>")
     directory: TenantDirectory = request.app.state.tenants
     tenant = directory.authenticate(key)
     if tenant is None:
-        raise APIError(401, "unauthorized", "Invalid API key")
+        raise APIError(ErrorCode.UNAUTHORIZED, "Invalid API key")
     return tenant
 
 

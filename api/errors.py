@@ -5,11 +5,16 @@ Each dialect answers errors in its own shape. A dialect's routes use a route cla
 (this covers FastAPI's own validation errors and 405s too); a route shared by two dialects
 that tells them apart by the body calls `answer_errors_in` once it knows. Anything else is
 answered in the native shape.
+
+An unexpected exception is answered 500 by `ContainErrors`, logged as one bounded structured
+line, and never reaches the server's own (synchronous, verbose) error logging; a client that
+went away mid-body is not an error at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from http import HTTPStatus
 from typing import Any
 
 import structlog
@@ -18,42 +23,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.problem import APIError
 from providers.catalog import CatalogError
+from reelay.errors import ErrorCode, code_for_status
 from reelay.media import InvalidMediaError, MediaTooLargeError
 
 log = structlog.get_logger()
 
-
-class APIError(Exception):
-    """An error a client gets, with its HTTP status, error type and a message.
-
-    `param` names the request field at fault, when there is one.
-    """
-
-    def __init__(
-        self,
-        status_code: int,
-        error_type: str,
-        message: str,
-        headers: dict[str, str] | None = None,
-        *,
-        param: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.error_type = error_type
-        self.message = message
-        self.headers = headers
-        self.param = param
-
-
 # Renders an error in one dialect's shape.
 ErrorShape = Callable[[APIError], JSONResponse]
-
-
-def not_found(what: str = "Video generation job not found") -> APIError:
-    return APIError(404, "not_found", what)
 
 
 def error_body(error_type: str, message: str) -> dict[str, Any]:
@@ -74,6 +55,12 @@ def shaped_route(choose: Callable[[Request], ErrorShape]) -> type[APIRoute]:
         error_shape = staticmethod(choose)
 
     return ShapedRoute
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` of a route: the error statuses it answers (`api.openapi` adds the body
+    schema of the route's dialect)."""
+    return {status: {"description": HTTPStatus(status).phrase} for status in statuses}
 
 
 def answer_errors_in(request: Request, shape: ErrorShape) -> None:
@@ -111,39 +98,58 @@ def validation_error(errors: Sequence[Mapping[str, Any]]) -> APIError:
             message = "request body must be a JSON object"
         else:
             message = f"{field}: {error.get('msg', 'is invalid')}"
-        return APIError(400, "invalid_request", message, param=field or None)
-    return APIError(400, "invalid_request", "invalid request")
+        return APIError(ErrorCode.INVALID_REQUEST, message, param=field or None)
+    return APIError(ErrorCode.INVALID_REQUEST, "invalid request")
 
 
-_STATUS_TYPES = {
-    400: "invalid_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    429: "rate_limited",
-}
+class ContainErrors:
+    """ASGI middleware: an exception no handler took becomes a 500 in the route's dialect."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except ClientDisconnect:
+            log.info("client disconnected", path=scope.get("path"))
+        except Exception as exc:  # the last line of defence
+            log.error("unhandled error", path=scope.get("path"), exc_info=exc)
+            if not started:
+                request = Request(scope)
+                error = APIError(ErrorCode.INTERNAL_ERROR, "internal server error")
+                await _shape_of(request)(error)(scope, receive, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_middleware(ContainErrors)
+
     @app.exception_handler(APIError)
     async def api_error(request: Request, exc: APIError) -> JSONResponse:
         return _shape_of(request)(exc)
 
     @app.exception_handler(CatalogError)
     async def catalog_error(request: Request, exc: CatalogError) -> JSONResponse:
-        return _shape_of(request)(APIError(400, "invalid_request", exc.message, param=exc.field))
+        error = APIError(ErrorCode.INVALID_REQUEST, exc.message, param=exc.field)
+        return _shape_of(request)(error)
 
     @app.exception_handler(MediaTooLargeError)
     async def media_too_large(request: Request, exc: MediaTooLargeError) -> JSONResponse:
-        return _shape_of(request)(APIError(413, "payload_too_large", str(exc)))
+        return _shape_of(request)(APIError(ErrorCode.PAYLOAD_TOO_LARGE, str(exc)))
 
     @app.exception_handler(InvalidMediaError)
     async def media_invalid(request: Request, exc: InvalidMediaError) -> JSONResponse:
-        return _shape_of(request)(APIError(400, "invalid_request", str(exc)))
+        return _shape_of(request)(APIError(ErrorCode.INVALID_REQUEST, str(exc)))
 
     @app.exception_handler(RequestValidationError)
     async def request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -151,17 +157,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        error_type = _STATUS_TYPES.get(exc.status_code, "error")
-        return _shape_of(request)(
-            APIError(
-                exc.status_code,
-                error_type,
-                str(exc.detail),
-                headers=dict(exc.headers) if exc.headers else None,
-            )
+        error = APIError(
+            code_for_status(exc.status_code),
+            str(exc.detail),
+            headers=dict(exc.headers) if exc.headers else None,
+            status_code=exc.status_code,
         )
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error", path=request.url.path)
-        return _shape_of(request)(APIError(500, "internal_error", "internal server error"))
+        return _shape_of(request)(error)

@@ -3,22 +3,30 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
-from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WorkflowExecution,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import accounts
-from api.errors import APIError, not_found
+from api.problem import APIError, not_found, unavailable
 from providers.catalog import ResolvedRequest
 from providers.registry import configured_providers
+from reelay import idempotency
+from reelay.errors import ErrorCode
 from reelay.jobs import (
     ImageRef,
     JobSpec,
@@ -35,6 +43,7 @@ from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=5)
 JOB_ID_PREFIX = "job_vid_"
+_JOB_ID = re.compile(r"job_vid_[0-9a-f]{32}")
 
 
 class Admission(BaseModel):
@@ -49,19 +58,17 @@ class Admission(BaseModel):
 def new_job_id(tenant: Tenant | None = None, idempotency_key: str | None = None) -> str:
     """A fresh id; with an idempotency key, the same id for the same tenant and key."""
     if tenant is not None and idempotency_key:
-        digest = hashlib.sha256(f"{tenant.id}\n{idempotency_key}".encode()).hexdigest()
-        return JOB_ID_PREFIX + digest[:32]
+        return JOB_ID_PREFIX + idempotency.job_digest(tenant.id, idempotency_key)
     return JOB_ID_PREFIX + uuid.uuid4().hex
+
+
+def is_job_id(job_id: str) -> bool:
+    """Only top-level job ids name jobs (not a chain's segments, not webhook deliveries)."""
+    return _JOB_ID.fullmatch(job_id) is not None
 
 
 def new_request_id() -> str:
     return f"req_vid_{uuid.uuid4().hex[:24]}"
-
-
-def request_hash(dialect: str, body: Any) -> str:
-    """Fingerprint of a request, to tell a retry from a different request under one key."""
-    canonical = json.dumps({"dialect": dialect, "body": body}, sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def build_spec(
@@ -82,8 +89,7 @@ def build_spec(
     routes = [route for route in resolved.routes if route.adapter in available]
     if not routes:
         raise APIError(
-            400,
-            "invalid_request",
+            ErrorCode.INVALID_REQUEST,
             f"model '{resolved.requested_model}' is not available: no provider route is "
             "configured for it (see GET /v1/models)",
         )
@@ -121,10 +127,30 @@ async def start_job(
     client: Client, settings: Settings, spec: JobSpec, tenant: Tenant | None = None
 ) -> Admission:
     """Admit and start a job: through the tenant's account (credits, limits, queue) when
-    limits are on, else directly. Raises APIError 402 / 409 / 429 / 503 on refusal."""
+    limits are on, else directly. Raises APIError 402 / 409 / 429 / 503 on refusal.
+
+    With an idempotency key (`spec.request_hash`), a job that exists under the key answers
+    for itself: the same request gets it back, another request a 409."""
+    if spec.request_hash is not None:
+        existing = await _existing_job(client, spec, tenant)
+        if existing is not None:
+            return existing
     if settings.limits_enabled and tenant is not None:
         return await _start_through_account(client, settings, spec, tenant)
-    return await _start_directly(client, settings, spec)
+    return await _start_directly(client, settings, spec, tenant)
+
+
+async def _existing_job(client: Client, spec: JobSpec, tenant: Tenant | None) -> Admission | None:
+    """The job already made under this idempotency key, or None; 409 for another request."""
+    try:
+        view, _ = await read_job(client, spec.job_id, tenant)
+    except APIError as exc:
+        if exc.code is ErrorCode.NOT_FOUND:
+            return None
+        raise
+    if not idempotency.same_request(view.request_hash, spec.request_hash):
+        raise APIError(ErrorCode.IDEMPOTENCY_CONFLICT, idempotency.CONFLICT_MESSAGE)
+    return Admission(view=view, queue_position=view.queue_position, duplicate=True)
 
 
 async def _start_through_account(
@@ -135,35 +161,43 @@ async def _start_through_account(
     except WorkflowUpdateFailedError as exc:
         raise _refusal(exc.cause) from exc
     except RPCError as exc:
-        raise APIError(503, "service_unavailable", "job queue temporarily unavailable") from exc
+        raise unavailable("job queue") from exc
+    # A replayed update answers with the first submit's outcome: show the job that exists.
+    duplicate = outcome.duplicate or outcome.request_id not in (None, spec.request_id)
     view = JobView.from_spec(spec)
-    if outcome.duplicate:
+    if duplicate:
         view, _ = await read_job(client, spec.job_id, tenant)
     view.queue_position = outcome.queue_position
     return Admission(
         view=view,
         queue_position=outcome.queue_position,
         available_micro_usd=outcome.available_micro_usd,
-        duplicate=outcome.duplicate,
+        duplicate=duplicate,
     )
 
 
+_REFUSALS = frozenset(
+    {
+        ErrorCode.INSUFFICIENT_CREDITS,
+        ErrorCode.DAILY_QUOTA_EXCEEDED,
+        ErrorCode.QUEUE_FULL,
+        ErrorCode.IDEMPOTENCY_CONFLICT,
+    }
+)
+
+
 def _refusal(cause: BaseException | None) -> APIError:
-    if not isinstance(cause, ApplicationError):
-        return APIError(503, "service_unavailable", "job queue temporarily unavailable")
+    if not isinstance(cause, ApplicationError) or cause.type not in _REFUSALS:
+        return unavailable("job queue")
     details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
     retry_after = details.get("retry_after")
     headers = {"Retry-After": str(retry_after)} if retry_after else None
-    status = {
-        "insufficient_credits": 402,
-        "daily_quota_exceeded": 429,
-        "queue_full": 429,
-        "idempotency_conflict": 409,
-    }.get(cause.type or "", 503)
-    return APIError(status, cause.type or "error", cause.message, headers=headers)
+    return APIError(ErrorCode(cause.type), cause.message, headers=headers)
 
 
-async def _start_directly(client: Client, settings: Settings, spec: JobSpec) -> Admission:
+async def _start_directly(
+    client: Client, settings: Settings, spec: JobSpec, tenant: Tenant | None
+) -> Admission:
     view = JobView.from_spec(spec)
     try:
         await client.start_workflow(
@@ -176,16 +210,12 @@ async def _start_directly(client: Client, settings: Settings, spec: JobSpec) -> 
             memo={MEMO_VIEW: view},
         )
     except WorkflowAlreadyStartedError:
-        existing, _ = await read_job(client, spec.job_id, None)
-        if spec.request_hash is None or existing.request_hash != spec.request_hash:
-            raise APIError(
-                409,
-                "idempotency_conflict",
-                "Idempotency-Key was already used with a different request body",
-            ) from None
-        return Admission(view=existing, duplicate=True)
+        existing = await _existing_job(client, spec, tenant)
+        if existing is None:
+            raise unavailable("job queue") from None
+        return existing
     except RPCError as exc:
-        raise APIError(503, "service_unavailable", "job queue temporarily unavailable") from exc
+        raise unavailable("job queue") from exc
     return Admission(view=view)
 
 
@@ -196,11 +226,13 @@ async def read_job(
 
     `tenant=None` skips the ownership check; only for callers holding a signed link.
     """
-    if not job_id.startswith(JOB_ID_PREFIX):
+    if not is_job_id(job_id):
         raise not_found()
     handle = client.get_workflow_handle_for(VideoGenerationWorkflow.run, job_id)
     try:
         view = await handle.query(VideoGenerationWorkflow.view, rpc_timeout=QUERY_TIMEOUT)
+    except WorkflowQueryFailedError as exc:  # not a job workflow
+        raise not_found() from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise not_found() from exc
@@ -243,7 +275,7 @@ async def _view_without_worker(handle: WorkflowHandle[Any, JobView]) -> JobView:
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise not_found() from exc
-        raise APIError(503, "service_unavailable", "job store temporarily unavailable") from exc
+        raise unavailable("job store") from exc
     view = await description.memo_value(MEMO_VIEW, type_hint=JobView)
     status = description.typed_search_attributes.get(search_attributes.STATUS)
     if status:
@@ -272,48 +304,81 @@ LIST_SCAN_LIMIT = 1000
 async def list_jobs(
     client: Client, tenant: Tenant, where: JobFilter, *, cursor: str | None, limit: int
 ) -> JobPage:
-    """A tenant's jobs, newest first, from Temporal visibility (what operators see in the UI)."""
+    """A tenant's jobs, newest first, from Temporal visibility (what operators see in the UI).
+
+    Only the page's own jobs have their memo decoded, so a call costs little beyond the scan."""
     clauses = [
         "WorkflowType = 'VideoGenerationWorkflow'",
-        f"{search_attributes.TENANT.name} = {_quoted(tenant.id)}",
+        f"{search_attributes.TENANT.name} = {_quoted(tenant.id, 'tenant')}",
     ]
     if where.status is not None:
-        clauses.append(f"{search_attributes.STATUS.name} = {_quoted(where.status.value)}")
+        clauses.append(f"{search_attributes.STATUS.name} = {_quoted(where.status.value, 'status')}")
     if where.model:
-        clauses.append(f"{search_attributes.MODEL.name} = {_quoted(where.model)}")
+        clauses.append(f"{search_attributes.MODEL.name} = {_quoted(where.model, 'model')}")
     if where.app_id:
-        clauses.append(f"{search_attributes.APP.name} = {_quoted(where.app_id)}")
+        clauses.append(f"{search_attributes.APP.name} = {_quoted(where.app_id, 'app_id')}")
     if where.created_after:
-        clauses.append(f"StartTime >= {_quoted(_iso(where.created_after))}")
+        clauses.append(f"StartTime >= {_quoted(_iso(where.created_after, 'created_after'))}")
     if where.created_before:
-        clauses.append(f"StartTime < {_quoted(_iso(where.created_before))}")
+        clauses.append(f"StartTime < {_quoted(_iso(where.created_before, 'created_before'))}")
     after = _decode_cursor(cursor) if cursor else None
     if after is not None:
-        clauses.append(f"StartTime <= {_quoted(_iso(after[0]))}")
-    found: list[tuple[datetime, str, JobView]] = []
-    async for execution in client.list_workflows(" AND ".join(clauses), limit=LIST_SCAN_LIMIT):
-        key = (execution.start_time, execution.id)
-        if after is not None and key >= after:
-            continue
-        view = await execution.memo_value(MEMO_VIEW, type_hint=JobView)
-        status = execution.typed_search_attributes.get(search_attributes.STATUS)
-        if status:
-            view.status = JobStatus(status)
-        found.append((execution.start_time, execution.id, view))
+        clauses.append(f"StartTime <= {_quoted(_iso(after[0], 'cursor'))}")
+    found: list[tuple[datetime, str, WorkflowExecution]] = []
+    query = " AND ".join(clauses)
+    try:
+        async for execution in client.list_workflows(query, limit=LIST_SCAN_LIMIT):
+            key = (execution.start_time, execution.id)
+            if after is not None and key >= after:
+                continue
+            found.append((execution.start_time, execution.id, execution))
+    except RPCError as exc:
+        raise unavailable("job listing") from exc
     found.sort(key=lambda item: (item[0], item[1]), reverse=True)
     page = found[:limit]
+    views = [await _listed_view(execution) for _, _, execution in page]
     next_cursor = _encode_cursor(page[-1][0], page[-1][1]) if len(found) > limit else None
-    return JobPage(views=[view for _, _, view in page], next_cursor=next_cursor)
+    return JobPage(views=views, next_cursor=next_cursor)
 
 
-def _quoted(value: str) -> str:
-    if "'" in value or "\\" in value:
-        raise APIError(400, "invalid_request", f"filter value {value!r} has invalid characters")
+async def _listed_view(execution: WorkflowExecution) -> JobView:
+    view = await execution.memo_value(MEMO_VIEW, type_hint=JobView)
+    status = execution.typed_search_attributes.get(search_attributes.STATUS)
+    if status:
+        view.status = JobStatus(status)
+    return view
+
+
+MAX_FILTER_CHARS = 256
+
+
+def _quoted(value: str, field: str | None = None) -> str:
+    if len(value) > MAX_FILTER_CHARS or "'" in value or "\\" in value or not value.isprintable():
+        raise APIError(
+            ErrorCode.INVALID_REQUEST, f"{field or 'filter'} has invalid characters", param=field
+        )
     return f"'{value}'"
 
 
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+# Visibility stores times as UTC timestamps; anything outside these years cannot be a job's.
+_EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
+_LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+
+
+def _iso(moment: datetime, field: str) -> str:
+    """`moment` in UTC for a visibility query (a naive time is taken as UTC)."""
+    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        inside = _EARLIEST <= aware <= _LATEST
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise APIError(
+            ErrorCode.INVALID_REQUEST,
+            f"{field} must be between {_EARLIEST.year} and {_LATEST.year}",
+            param=field,
+        )
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _encode_cursor(start: datetime, job_id: str) -> str:
@@ -325,6 +390,10 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         start, job_id = json.loads(base64.urlsafe_b64decode(padded))
-        return datetime.fromisoformat(start), str(job_id)
+        moment = datetime.fromisoformat(start)
     except (ValueError, TypeError) as exc:
-        raise APIError(400, "invalid_request", "cursor is not valid") from exc
+        raise APIError(ErrorCode.INVALID_REQUEST, "cursor is not valid", param="cursor") from exc
+    if moment.tzinfo is None or not isinstance(job_id, str):
+        raise APIError(ErrorCode.INVALID_REQUEST, "cursor is not valid", param="cursor")
+    _iso(moment, "cursor")
+    return moment, job_id

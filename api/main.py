@@ -8,9 +8,16 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from api.dialects import openai, seed002, seed003, seed004, videos
+from api.content import api_http_client
+from api.dialects import videos
+from api.dialects.native import routes as native
+from api.dialects.openai import routes as openai
+from api.dialects.seed002 import routes as seed002
+from api.dialects.seed003 import routes as seed003
+from api.dialects.seed004 import routes as seed004
 from api.errors import install_error_handlers
-from api.routers import account, callbacks, generation_list, generations, health, media, models
+from api.openapi import install_openapi
+from api.routers import account, callbacks, health, media, models
 from providers.registry import build_adapters
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
@@ -41,13 +48,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.s3 = s3_client(settings)
+    app.state.s3 = s3_client(settings, http_client=api_http_client())
     app.state.tenants = TenantDirectory(settings)
     install_error_handlers(app)
+    install_openapi(app)
     app.include_router(health.router)
     app.include_router(models.router)
-    app.include_router(generation_list.router)
-    app.include_router(generations.router)
+    app.include_router(native.router)
     app.include_router(seed002.router)
     app.include_router(seed003.router)
     app.include_router(videos.router)

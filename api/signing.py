@@ -16,7 +16,12 @@ def signed_query(key: bytes, job_id: str, ttl_seconds: int) -> str:
     return f"expires={expires}&signature={sign(key, job_id, expires)}"
 
 
-def verify(key: bytes, job_id: str, expires: int, signature: str) -> bool:
-    if expires < time.time():
+def verify(key: bytes, job_id: str, expires: str, signature: str) -> bool:
+    """Whether a link's `expires` and `signature` (as sent, unchecked) are valid and current.
+
+    Anything malformed (not ASCII digits, a non-ASCII signature) is simply invalid."""
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= 12):
         return False
-    return hmac.compare_digest(sign(key, job_id, expires), signature)
+    if int(expires) < time.time():
+        return False
+    return hmac.compare_digest(sign(key, job_id, int(expires)).encode(), signature.encode())

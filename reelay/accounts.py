@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 
 from pydantic import BaseModel, Field
 
+from reelay import idempotency
+from reelay.errors import ErrorCode
 from reelay.jobs import JobSpec
 from reelay.tenants import Limits
 
@@ -22,9 +24,9 @@ REMEMBER_DAYS = 2
 class Refusal(Exception):
     """A submit the account refuses; `kind` becomes the client's error type."""
 
-    def __init__(self, kind: str, message: str, retry_after: int | None = None) -> None:
+    def __init__(self, kind: ErrorCode, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
-        self.kind = kind
+        self.kind = str(kind)  # a plain string in Temporal failures
         self.message = message
         self.retry_after = retry_after
 
@@ -88,6 +90,9 @@ class SubmitJob(BaseModel):
 
 class SubmitOutcome(BaseModel):
     job_id: str
+    request_id: str | None = Field(
+        default=None, description="of the submit that made the job (tells a replayed update)"
+    )
     queue_position: int | None = Field(description="None when running, 1.. when waiting")
     available_micro_usd: int
     duplicate: bool = False
@@ -155,11 +160,8 @@ class Ledger:
         seen = self.state.jobs.get(job_id)
         if seen is None:
             return None
-        if seen.request_hash != request.request_hash:
-            raise Refusal(
-                "idempotency_conflict",
-                "Idempotency-Key was already used with a different request body",
-            )
+        if not idempotency.same_request(seen.request_hash, request.request_hash):
+            raise Refusal(ErrorCode.IDEMPOTENCY_CONFLICT, idempotency.CONFLICT_MESSAGE)
         return SubmitOutcome(
             job_id=job_id,
             queue_position=self.position(job_id),
@@ -175,14 +177,14 @@ class Ledger:
         jobs_today = self.state.today.jobs if self.state.today.day == day_of(now) else 0
         if jobs_today >= limits.jobs_per_day:
             raise Refusal(
-                "daily_quota_exceeded",
+                ErrorCode.DAILY_QUOTA_EXCEEDED,
                 f"daily limit of {limits.jobs_per_day} jobs reached; it resets at 00:00 UTC",
                 retry_after=seconds_to_next_day(now),
             )
         estimate = request.spec.estimated_cost_micro_usd
         if estimate > self.state.available_micro_usd:
             raise Refusal(
-                "insufficient_credits",
+                ErrorCode.INSUFFICIENT_CREDITS,
                 f"Insufficient credits: this job costs ${estimate / 1e6:.2f}, "
                 f"available balance is ${self.state.available_micro_usd / 1e6:.2f}",
             )
@@ -190,7 +192,7 @@ class Ledger:
             len(self.state.queue) >= request.queue_cap
         ):
             raise Refusal(
-                "queue_full",
+                ErrorCode.QUEUE_FULL,
                 f"{len(self.state.queue)} jobs are already waiting for one of "
                 f"{limits.concurrent_jobs} concurrent slots; try again when one finishes",
                 retry_after=30,
@@ -222,6 +224,7 @@ class Ledger:
             self.state.queue.append(spec.job_id)
         return SubmitOutcome(
             job_id=spec.job_id,
+            request_id=spec.request_id,
             queue_position=self.position(spec.job_id),
             available_micro_usd=self.state.available_micro_usd,
         )

@@ -24,4 +24,6 @@ def callback_url(settings: Settings, provider: str, job_id: str) -> str | None:
 
 
 def token_matches(settings: Settings, job_id: str, token: str) -> bool:
-    return hmac.compare_digest(callback_token(settings, job_id), token)
+    """Constant-time comparison of bytes (a token with non-ASCII characters simply fails)."""
+    expected = callback_token(settings, job_id).encode()
+    return hmac.compare_digest(expected, token.encode("utf-8", "surrogatepass"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -30,6 +31,13 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _CGNAT = ipaddress.IPv4Network("100.64.0.0/10")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _PRIVATE = "a private or loopback address"
+
+
+# A DNS host name (IDNs arrive in their ASCII form); IP literals are checked apart.
+_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+_HOST_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
+# How long a submit waits for the webhook host to resolve before letting delivery check it.
+SUBMIT_RESOLVE_SECONDS = 2.0
 
 
 class UnsafeURLError(ValueError):
@@ -67,6 +75,27 @@ def check_webhook_url(url: str, settings: Settings, *, field: str = "webhook_url
     unless the host is allow-listed. Each delivery checks again, resolving the host.
     """
     _check_syntax(url, settings, field=field)
+
+
+async def check_webhook_host(
+    url: str,
+    settings: Settings,
+    *,
+    field: str = "webhook_url",
+    resolver: Resolver | None = None,
+    timeout_seconds: float = SUBMIT_RESOLVE_SECONDS,
+) -> None:
+    """Submit-time check with DNS: `check_webhook_url`, then every address the host resolves
+    to must be public; raises `UnsafeURLError`.
+
+    A host that does not resolve (yet), or not within `timeout_seconds`, passes: the URL may
+    be valid later, and each delivery checks again before it connects."""
+    check_webhook_url(url, settings, field=field)
+    try:
+        async with asyncio.timeout(timeout_seconds):
+            await check_url(url, settings, field=field, resolver=resolver)
+    except (httpx.ConnectError, TimeoutError):
+        return
 
 
 async def check_url(
@@ -139,6 +168,8 @@ def _check_syntax(url: str, settings: Settings, *, field: str) -> tuple[httpx.UR
         raise UnsafeURLError(f"{field} is not a valid URL: {exc}") from exc
     if parsed.scheme not in _DEFAULT_PORTS or not host:
         raise UnsafeURLError(f"{field} must be an absolute https:// URL")
+    if _HOST_NAME.fullmatch(host) is None and _ip_literal(host) is None:
+        raise UnsafeURLError(f"{field} has an invalid host name")
     allow_listed = host in _allow_list(settings)
     if parsed.scheme == "http" and not allow_listed:
         raise UnsafeURLError(

@@ -4,18 +4,25 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import urllib3
 from minio import Minio
 
 from reelay.settings import Settings
 
 
-def s3_client(settings: Settings, *, endpoint: str | None = None) -> Minio:
+def s3_client(
+    settings: Settings,
+    *,
+    endpoint: str | None = None,
+    http_client: urllib3.PoolManager | None = None,
+) -> Minio:
     return Minio(
         endpoint or settings.s3_endpoint,
         access_key=settings.s3_access_key,
         secret_key=settings.s3_secret_key.get_secret_value(),
         secure=settings.s3_secure,
         region=settings.s3_region,
+        http_client=http_client,
     )
 
 

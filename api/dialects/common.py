@@ -1,5 +1,5 @@
 """What every dialect does the same way: submit a resolved request, read a job that was not
-deleted, sign its download links, stream its files."""
+deleted, stream its files."""
 
 from __future__ import annotations
 
@@ -13,15 +13,13 @@ from temporalio.client import Client, WorkflowHandle
 from api import jobs
 from api.content import stream_object
 from api.dialects import deletion
-from api.errors import APIError, not_found
-from api.signing import signed_query
+from api.problem import APIError, invalid, not_found
 from providers.catalog import ResolvedRequest
+from reelay import idempotency
+from reelay.errors import ErrorCode
 from reelay.jobs import ImageRef, JobView, WebhookTarget
 from reelay.settings import Settings
 from reelay.tenants import Tenant
-
-# The one signed download endpoint (the native dialect's), whatever dialect made the job.
-CONTENT_PREFIX = "/v1/video/generations"
 
 
 async def submit(
@@ -41,7 +39,11 @@ async def submit(
     a 409."""
     fingerprint = None
     if idempotency_key:
-        fingerprint = jobs.request_hash(
+        try:
+            idempotency.check_key(idempotency_key)
+        except idempotency.InvalidKeyError as exc:
+            raise invalid(str(exc), "Idempotency-Key") from exc
+        fingerprint = idempotency.fingerprint(
             dialect,
             {
                 "request": resolved.model_dump(mode="json", exclude={"model"}),
@@ -75,21 +77,10 @@ async def read_live_job(
     return view, handle
 
 
-def signed_links(view: JobView, settings: Settings) -> tuple[str, str | None] | None:
-    """(video URL, thumbnail URL) that work without a key until `video_url_ttl_seconds`
-    from now; None until the video is stored."""
-    if view.video is None:
-        return None
-    query = signed_query(settings.signing_key(), view.job_id, settings.video_url_ttl_seconds)
-    base = f"{settings.public_url.rstrip('/')}{CONTENT_PREFIX}/{view.job_id}"
-    thumbnail = f"{base}/thumbnail?{query}" if view.video.thumbnail_key else None
-    return f"{base}/content?{query}", thumbnail
-
-
 async def stream_video(view: JobView, s3: Minio, settings: Settings, request: Request) -> Response:
     """The job's MP4 from object storage (honours `Range`); 404 until it is stored."""
     if view.video is None:
-        raise APIError(404, "not_found", f"video of job {view.job_id} is not ready")
+        raise APIError(ErrorCode.NOT_FOUND, f"video of job {view.job_id} is not ready")
     return await stream_object(
         s3,
         settings.s3_bucket,
@@ -104,7 +95,7 @@ async def stream_thumbnail(
     view: JobView, s3: Minio, settings: Settings, request: Request
 ) -> Response:
     if view.video is None:
-        raise APIError(404, "not_found", f"video of job {view.job_id} is not ready")
+        raise APIError(ErrorCode.NOT_FOUND, f"video of job {view.job_id} is not ready")
     if not view.video.thumbnail_key:
         raise not_found(f"job {view.job_id} has no thumbnail")
     return await stream_object(

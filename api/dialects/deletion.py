@@ -15,17 +15,18 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import structlog
 from minio import Minio
 from minio.error import S3Error
 from temporalio.client import WorkflowHandle
 from temporalio.service import RPCError
 
-from api.errors import APIError
+from api.content import STORAGE_DOWN, is_missing, storage_unavailable
 from reelay.jobs import JobView
 from reelay.settings import Settings
 from reelay.storage import thumbnail_key, video_key
 
-_NOT_FOUND_CODES = ("NoSuchKey", "NoSuchObject", "ResourceNotFound")
+log = structlog.get_logger()
 
 
 def tombstone_key(job_id: str) -> str:
@@ -33,12 +34,17 @@ def tombstone_key(job_id: str) -> str:
 
 
 async def is_deleted(s3: Minio, settings: Settings, job_id: str) -> bool:
+    """Whether the job was deleted. While S3 cannot answer, a job counts as not deleted: its
+    status lives in Temporal, and reads must keep working through an S3 outage."""
     try:
         await asyncio.to_thread(s3.stat_object, settings.s3_bucket, tombstone_key(job_id))
     except S3Error as exc:
-        if exc.code in _NOT_FOUND_CODES:
-            return False
-        raise _storage_unavailable() from exc
+        if not is_missing(exc):
+            log.warning("tombstone check failed", job_id=job_id, s3_code=exc.code)
+        return False
+    except STORAGE_DOWN as exc:
+        log.warning("tombstone check failed", job_id=job_id, error=type(exc).__name__)
+        return False
     return True
 
 
@@ -72,9 +78,5 @@ async def delete_job(
         )
         for key in sorted(keys):
             await asyncio.to_thread(s3.remove_object, settings.s3_bucket, key)
-    except S3Error as exc:
-        raise _storage_unavailable() from exc
-
-
-def _storage_unavailable() -> APIError:
-    return APIError(503, "service_unavailable", "video storage temporarily unavailable")
+    except (S3Error, *STORAGE_DOWN) as exc:
+        raise storage_unavailable() from exc

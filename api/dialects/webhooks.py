@@ -7,17 +7,18 @@ from collections.abc import Sequence
 
 import httpx
 
-from api.errors import APIError
+from api.problem import APIError
+from reelay.errors import ErrorCode
 from reelay.jobs import WebhookTarget
 from reelay.settings import Settings
-from reelay.ssrf import check_webhook_url
+from reelay.ssrf import check_webhook_host
 
 EVENTS = ("progress", "completed", "failed", "cancelled")
 # Without a list of events a webhook gets the job's end, whichever it is.
 DEFAULT_EVENTS = ("completed", "failed", "cancelled")
 
 
-def webhook_target(
+async def webhook_target(
     url: str | None,
     events: Sequence[str] | None,
     settings: Settings,
@@ -42,11 +43,11 @@ def webhook_target(
     if scheme not in ("http", "https"):
         raise _invalid(f"{url_field} must be an http(s) URL", url_field)
     try:
-        check_webhook_url(url, settings)  # the SSRF check, without DNS
+        await check_webhook_host(url, settings, field=url_field)
     except ValueError as exc:
-        raise _invalid(str(exc).replace("webhook_url", url_field, 1), url_field) from exc
+        raise _invalid(str(exc), url_field) from exc
     return WebhookTarget(url=url, events=list(dict.fromkeys(events or DEFAULT_EVENTS)))
 
 
 def _invalid(message: str, field: str) -> APIError:
-    return APIError(400, "invalid_request", message, param=field)
+    return APIError(ErrorCode.INVALID_REQUEST, message, param=field)

@@ -5,14 +5,17 @@ from __future__ import annotations
 import hmac
 import uuid
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from temporalio.service import RPCError
 
 from api import accounts
 from api.deps import CurrentTenant, SettingsDep, TemporalClient, api_key_from
-from api.errors import APIError
+from api.dialects.bodies import json_object, parse, request_body_doc
+from api.errors import errors
+from api.problem import APIError
 from reelay.accounts import AccountSnapshot, TopUp, Usage
+from reelay.errors import ErrorCode
 from reelay.jobs import micro_usd_to_usd
 from reelay.settings import Settings
 from reelay.tenants import Limits, TenantDirectory
@@ -73,14 +76,14 @@ def render(
     )
 
 
-@router.get("/v1/account")
+@router.get("/v1/account", responses=errors(401, 503))
 async def get_account(
     tenant: CurrentTenant, client: TemporalClient, settings: SettingsDep
 ) -> Account:
     try:
         snap = await accounts.snapshot(client, settings, tenant)
     except RPCError as exc:
-        raise APIError(503, "service_unavailable", "account temporarily unavailable") from exc
+        raise APIError(ErrorCode.SERVICE_UNAVAILABLE, "account temporarily unavailable") from exc
     return render(tenant.id, tenant.tier, tenant.limits, snap, settings)
 
 
@@ -88,7 +91,7 @@ def _admin(request: Request, settings: SettingsDep) -> None:
     expected = settings.admin_api_key.get_secret_value()
     given = api_key_from(request) or ""
     if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise APIError(401, "unauthorized", "admin key required")
+        raise APIError(ErrorCode.UNAUTHORIZED, "admin key required")
 
 
 class CreditTopUp(BaseModel):
@@ -98,18 +101,23 @@ class CreditTopUp(BaseModel):
     )
 
 
-@router.post("/v1/admin/tenants/{tenant_id}/credits", dependencies=[Depends(_admin)])
+@router.post(
+    "/v1/admin/tenants/{tenant_id}/credits",
+    responses=errors(400, 401, 404, 413, 415, 503),
+    openapi_extra=request_body_doc([CreditTopUp]),
+)
 async def add_credits(
     tenant_id: str,
-    body: CreditTopUp,
     request: Request,
     client: TemporalClient,
     settings: SettingsDep,
 ) -> Account:
+    _admin(request, settings)
+    body = parse(CreditTopUp, await json_object(request))
     directory: TenantDirectory = request.app.state.tenants
     tenant = directory.get(tenant_id)
     if tenant is None:
-        raise APIError(404, "not_found", f"tenant {tenant_id} not found")
+        raise APIError(ErrorCode.NOT_FOUND, f"tenant {tenant_id} not found")
     top_up = TopUp(
         reference=body.reference or uuid.uuid4().hex,
         amount_micro_usd=round(body.amount_usd * 1_000_000),
@@ -117,5 +125,5 @@ async def add_credits(
     try:
         snap = await accounts.top_up(client, settings, tenant, top_up)
     except RPCError as exc:
-        raise APIError(503, "service_unavailable", "account temporarily unavailable") from exc
+        raise APIError(ErrorCode.SERVICE_UNAVAILABLE, "account temporarily unavailable") from exc
     return render(tenant.id, tenant.tier, tenant.limits, snap, settings)

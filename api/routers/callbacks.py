@@ -15,9 +15,12 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.deps import SettingsDep, TemporalClient
-from api.errors import APIError
+from api.dialects.bodies import read_body
+from api.errors import errors
+from api.problem import APIError
 from providers.base import CallbackRejected, ProviderAdapter
 from reelay.callbacks import token_matches
+from reelay.errors import ErrorCode
 from workflows.video_generation import VideoGenerationWorkflow
 
 router = APIRouter(tags=["provider callbacks"])
@@ -27,7 +30,9 @@ class CallbackAccepted(BaseModel):
     received: bool = True
 
 
-@router.post("/v1/providers/{provider}/callbacks/{job_id}")
+@router.post(
+    "/v1/providers/{provider}/callbacks/{job_id}", responses=errors(400, 401, 404, 409, 413, 503)
+)
 async def provider_callback(
     provider: str,
     job_id: str,
@@ -39,19 +44,19 @@ async def provider_callback(
     adapters: dict[str, ProviderAdapter] = request.app.state.adapters
     adapter = adapters.get(provider)
     if adapter is None or not token_matches(settings, job_id, token):
-        raise APIError(404, "not_found", "unknown callback")
+        raise APIError(ErrorCode.NOT_FOUND, "unknown callback")
     try:
-        event = adapter.verify_callback(request.headers, await request.body())
+        event = adapter.verify_callback(request.headers, await read_body(request))
     except CallbackRejected as exc:
-        raise APIError(401, "unauthorized", f"callback rejected: {exc}") from exc
+        raise APIError(ErrorCode.UNAUTHORIZED, f"callback rejected: {exc}") from exc
     handle = client.get_workflow_handle(job_id)
     try:
         await handle.execute_update(VideoGenerationWorkflow.provider_callback, event.event_id)
     except WorkflowUpdateFailedError as exc:
-        raise APIError(409, "conflict", "callback already received") from exc
+        raise APIError(ErrorCode.CONFLICT, "callback already received") from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             # The job already finished: nothing left to wake.
             return CallbackAccepted(received=False)
-        raise APIError(503, "service_unavailable", "try again later") from exc
+        raise APIError(ErrorCode.SERVICE_UNAVAILABLE, "try again later") from exc
     return CallbackAccepted()

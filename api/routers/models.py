@@ -3,13 +3,56 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
+from pydantic import BaseModel, Field
 
 from api.deps import SettingsDep
-from api.schemas import ModelInfo, ModelList, ModelRoute
 from providers.catalog import MODELS, ModelSpec
 from providers.registry import configured_providers
 
 router = APIRouter(tags=["models"])
+
+
+class ModelRoute(BaseModel):
+    provider: str
+    upstream_model: str
+    min_seconds: int
+    max_seconds: int
+    durations: list[int] | None
+    resolutions: list[str]
+    aspect_ratios: list[str]
+    image_to_video: bool
+    continuation: str | None = Field(
+        description="how this route continues a video longer than one clip: extend, keyframe, "
+        "last_frame; null: it cannot"
+    )
+    available: bool
+
+
+class ModelInfo(BaseModel):
+    id: str
+    object: str = "model"
+    name: str
+    vendor: str
+    aliases: list[str]
+    max_duration_seconds: int = Field(description="the longest video Reelay makes of this model")
+    max_clip_seconds: int = Field(description="the longest one upstream clip makes")
+    chained: bool = Field(description="longer videos are made as continued, stitched segments")
+    min_duration_seconds: int
+    default_duration_seconds: int
+    resolutions: list[str]
+    default_resolution: str
+    aspect_ratios: list[str]
+    default_aspect_ratio: str
+    max_prompt_chars: int
+    price_usd_per_second: float
+    status: str = Field(default="available", description="available, retired or unavailable")
+    reason: str | None = None
+    routes: list[ModelRoute]
+
+
+class ModelList(BaseModel):
+    object: str = "list"
+    data: list[ModelInfo]
 
 
 def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:

@@ -13,7 +13,13 @@ import httpx
 import pytest
 
 from reelay.settings import Settings
-from reelay.ssrf import UnsafeURLError, check_url, check_webhook_url, pinned_stream
+from reelay.ssrf import (
+    UnsafeURLError,
+    check_url,
+    check_webhook_host,
+    check_webhook_url,
+    pinned_stream,
+)
 from tests.conftest import isolated_settings
 from tests.support import Receiver, Reply, resolver_for
 
@@ -226,3 +232,41 @@ async def test_tls_to_the_pinned_address_verifies_the_original_hostname(
             async with pinned_stream(wrong, "POST", time_limit=5):
                 pass
     assert [r.headers["host"] for r in receiver.requests] == [f"hooks.test:{receiver.port}"]
+
+
+def resolving_to(*addresses: str) -> Any:
+    async def resolve(host: str, port: int) -> list[str]:
+        return list(addresses)
+
+    return resolve
+
+
+def not_resolving() -> Any:
+    async def resolve(host: str, port: int) -> list[str]:
+        raise OSError("no such host")
+
+    return resolve
+
+
+async def test_submit_check_refuses_a_host_that_resolves_to_loopback() -> None:
+    with pytest.raises(UnsafeURLError, match=r"^webhook_url must not point to .*127\.0\.0\.1"):
+        await check_webhook_host(
+            "https://sneaky.example.com/hook",
+            plain_settings(),
+            resolver=resolving_to("93.184.216.34", "127.0.0.1"),
+        )
+
+
+async def test_submit_check_lets_a_host_that_does_not_resolve_yet_pass() -> None:
+    await check_webhook_host(
+        "https://later.example.com/hook", plain_settings(), resolver=not_resolving()
+    )
+    await check_webhook_host(
+        "https://public.example.com/hook", plain_settings(), resolver=resolving_to("8.8.8.8")
+    )
+
+
+@pytest.mark.parametrize("url", ["https://exa mple.com/", "https://a..b/", "https://a%00b.com/"])
+def test_submit_check_refuses_malformed_host_names(url: str) -> None:
+    with pytest.raises(UnsafeURLError, match=r"^webhook_url "):
+        check_webhook_url(url, plain_settings())

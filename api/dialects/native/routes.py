@@ -1,46 +1,59 @@
 """`/v1/video/generations`: the native dialect (seed 000) and seed 001, which share the path.
 
 `POST` tells them apart by the `X-App-ID` header or seed 001's `parameters` /
-`response_format` fields (`api.dialects.seed001.speaks`). `GET` answers in the dialect that
-created the job; a job of another dialect answers in seed 001's shape when the request has
-`X-App-ID`, else in the native shape. Errors before the body is read follow the header too.
+`response_format` fields (`api.dialects.seed001.shapes.speaks`). `GET` answers in the dialect
+that created the job; a job of another dialect answers in seed 001's shape when the request
+has `X-App-ID`, else in the native shape. Errors before the body is read follow the header.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from api import jobs
 from api.deps import CurrentTenant, S3Client, SettingsDep, TemporalClient, authenticate
-from api.dialects import seed001
 from api.dialects.bodies import json_object, parse, request_body_doc, respond
 from api.dialects.common import (
     elapsed_ms,
     read_live_job,
-    signed_links,
     stream_thumbnail,
     stream_video,
     submit,
 )
+from api.dialects.native.shapes import (
+    DIALECT,
+    STATUS_FROM_WORD,
+    STATUS_WORDS,
+    CreateGeneration,
+    Generation,
+    GenerationList,
+    render,
+)
+from api.dialects.seed001 import routes as seed001_routes
+from api.dialects.seed001 import shapes as seed001
 from api.dialects.webhooks import webhook_target
-from api.errors import APIError, ErrorShape, native_error, shaped_route
-from api.schemas import CreateGeneration, Generation, Perf, Segments, VideoInfo
+from api.errors import ErrorShape, errors, native_error, shaped_route
+from api.problem import APIError
 from api.signing import verify
 from providers.catalog import resolve_request
-from reelay.jobs import JobStatus, JobView, micro_usd_to_usd
+from reelay.errors import ErrorCode
+from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
 from reelay.tenants import Tenant
 
-DIALECT = "native"
 # Seed 001's header: the job's app id, and the sign of a seed 001 client.
 AppHeader = Annotated[str | None, Header(alias="X-App-ID", description="seed 001: app id")]
 
 
 def _error_shape(request: Request) -> ErrorShape:
-    return seed001.error_response if seed001.APP_HEADER in request.headers else native_error
+    if seed001.APP_HEADER in request.headers:
+        return seed001_routes.error_response
+    return native_error
 
 
 router = APIRouter(
@@ -49,69 +62,19 @@ router = APIRouter(
     route_class=shaped_route(_error_shape),
 )
 
-_STATUS_WORDS = {
-    JobStatus.QUEUED: "pending",
-    JobStatus.PROCESSING: "processing",
-    JobStatus.STORING: "processing",
-    JobStatus.COMPLETED: "complete",
-    JobStatus.FAILED: "failed",
-    JobStatus.CANCELLED: "cancelled",
-}
-
-
-def render(view: JobView, settings: Settings, *, latency_ms: int | None = None) -> Generation:
-    perf = Perf(
-        request_id=view.request_id,
-        model_used=view.model_used,
-        provider=view.provider,
-        latency_ms=latency_ms,
-    )
-    body = Generation(
-        id=view.job_id,
-        status=_STATUS_WORDS[view.status],
-        model=view.requested_model,
-        prompt=view.prompt,
-        negative_prompt=view.negative_prompt,
-        duration_seconds=view.duration_seconds,
-        resolution=view.resolution,
-        aspect_ratio=view.aspect_ratio,
-        created_at=view.created_at,
-        estimated_cost_usd=micro_usd_to_usd(view.estimated_cost_micro_usd),
-        perf=perf,
-    )
-    if view.status is JobStatus.QUEUED:
-        body.queue_position = view.queue_position
-    if view.status in (JobStatus.PROCESSING, JobStatus.STORING):
-        body.progress_percent = round(view.progress * 100)
-        if view.eta_seconds is not None:
-            body.estimated_remaining_seconds = round(view.eta_seconds)
-    links = signed_links(view, settings)
-    if view.status is JobStatus.COMPLETED and view.video is not None and links is not None:
-        body.video_url, body.thumbnail_url = links
-        body.video = VideoInfo.model_validate(view.video, from_attributes=True)
-        body.progress_percent = 100
-    if view.completed_at is not None and view.status is JobStatus.COMPLETED:
-        perf.generation_time_ms = round(
-            (view.completed_at - view.created_at).total_seconds() * 1000
-        )
-    if view.cost_micro_usd is not None:
-        perf.cost_usd = micro_usd_to_usd(view.cost_micro_usd)
-    if view.error is not None:
-        body.error_message = view.error.message
-        body.error_code = view.error.code
-    if view.segments_total:
-        body.segments = Segments(total=view.segments_total, completed=view.segments_done)
-    body.webhooks = view.webhooks or None
-    return body
-
 
 @router.post(
     "",
     status_code=202,
     tags=["seed 001"],
     response_model=None,
-    responses={202: {"model": Generation | seed001.VideoOperation}},
-    openapi_extra=request_body_doc([CreateGeneration, seed001.CreateVideoOperation]),
+    responses={
+        202: {"model": Generation | seed001.VideoOperation},
+        **errors(400, 401, 402, 409, 413, 415, 429, 503),
+    },
+    openapi_extra=request_body_doc(
+        [CreateGeneration, seed001.CreateVideoOperation], idempotency_key=True
+    ),
 )
 async def create_generation(
     request: Request, client: TemporalClient, settings: SettingsDep, app_id: AppHeader = None
@@ -119,10 +82,10 @@ async def create_generation(
     """Submit a job. Seed 000's body, or seed 001's (`X-App-ID`, `parameters`,
     `response_format`), which is answered in seed 001's shape."""
     started = time.perf_counter()
-    body = await json_object(request)
-    if seed001.speaks(request, body):
-        return await seed001.create(request, body, client, settings, app_id=app_id)
     tenant = authenticate(request)
+    body = await json_object(request)
+    if seed001.speaks(request.headers, body):
+        return await seed001_routes.create(request, body, tenant, client, settings, app_id=app_id)
     order = parse(CreateGeneration, body)
     resolved = resolve_request(
         prompt=order.prompt,
@@ -132,7 +95,7 @@ async def create_generation(
         aspect_ratio=order.aspect_ratio,
         negative_prompt=order.negative_prompt,
     )
-    webhook = webhook_target(
+    webhook = await webhook_target(
         order.webhook_url,
         order.webhook_events,
         settings,
@@ -151,11 +114,52 @@ async def create_generation(
     return respond(render(admission.view, settings, latency_ms=elapsed_ms(started)), 202)
 
 
+@router.get("", response_model_exclude_none=True, responses=errors(400, 401, 503))
+async def list_generations(
+    tenant: CurrentTenant,
+    client: TemporalClient,
+    settings: SettingsDep,
+    status: Annotated[str | None, Query(description="pending, processing, complete, ...")] = None,
+    model: str | None = None,
+    app_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> GenerationList:
+    """The tenant's jobs, newest first, filtered, cursor-paginated."""
+    where = jobs.JobFilter(
+        status=_status(status),
+        model=model,
+        app_id=app_id,
+        created_after=created_after,
+        created_before=created_before,
+    )
+    page = await jobs.list_jobs(client, tenant, where, cursor=cursor, limit=limit)
+    return GenerationList(
+        data=[render(view, settings) for view in page.views],
+        has_more=page.next_cursor is not None,
+        next_cursor=page.next_cursor,
+    )
+
+
+def _status(word: str | None) -> JobStatus | None:
+    if word is None:
+        return None
+    try:
+        return STATUS_FROM_WORD[word.lower()]
+    except KeyError:
+        allowed = ", ".join(sorted(STATUS_FROM_WORD))
+        raise APIError(
+            ErrorCode.INVALID_REQUEST, f"status must be one of {allowed}", param="status"
+        ) from None
+
+
 @router.get(
     "/{job_id}",
     tags=["seed 001"],
     response_model=None,
-    responses={200: {"model": Generation | seed001.VideoOperation}},
+    responses={200: {"model": Generation | seed001.VideoOperation}, **errors(401, 404, 503)},
 )
 async def get_generation(
     job_id: str,
@@ -172,7 +176,12 @@ async def get_generation(
     return respond(render(view, settings))
 
 
-@router.post("/{job_id}/cancel", status_code=202, response_model_exclude_none=True)
+@router.post(
+    "/{job_id}/cancel",
+    status_code=202,
+    response_model_exclude_none=True,
+    responses=errors(401, 404, 409, 503),
+)
 async def cancel_generation(
     job_id: str,
     tenant: CurrentTenant,
@@ -182,7 +191,7 @@ async def cancel_generation(
 ) -> Generation:
     view, handle = await read_live_job(client, s3, settings, job_id, tenant)
     if view.status.is_terminal:
-        raise APIError(409, "conflict", f"job is already {_STATUS_WORDS[view.status]}")
+        raise APIError(ErrorCode.CONFLICT, f"job is already {STATUS_WORDS[view.status]}")
     await handle.cancel()
     return render(view, settings)
 
@@ -195,10 +204,8 @@ async def _finished_video(
     signature = request.query_params.get("signature", "")
     owner: Tenant | None = None
     if expires or signature:
-        if not expires.isdigit() or not verify(
-            settings.signing_key(), job_id, int(expires), signature
-        ):
-            raise APIError(403, "forbidden", "download link is invalid or expired")
+        if not verify(settings.signing_key(), job_id, expires, signature):
+            raise APIError(ErrorCode.FORBIDDEN, "download link is invalid or expired")
     else:
         owner = authenticate(request)
     view, _ = await read_live_job(client, s3, settings, job_id, owner)
@@ -208,7 +215,11 @@ async def _finished_video(
 @router.get(
     "/{job_id}/content",
     response_class=StreamingResponse,
-    responses={200: {"content": {"video/mp4": {}}}, 206: {"content": {"video/mp4": {}}}},
+    responses={
+        200: {"content": {"video/mp4": {}}},
+        206: {"content": {"video/mp4": {}}},
+        **errors(401, 403, 404, 416, 503),
+    },
 )
 async def get_generation_content(
     request: Request, job_id: str, client: TemporalClient, s3: S3Client, settings: SettingsDep
@@ -223,7 +234,7 @@ async def get_generation_content(
 @router.get(
     "/{job_id}/thumbnail",
     response_class=StreamingResponse,
-    responses={200: {"content": {"image/jpeg": {}}}},
+    responses={200: {"content": {"image/jpeg": {}}}, **errors(401, 403, 404, 416, 503)},
 )
 async def get_generation_thumbnail(
     request: Request, job_id: str, client: TemporalClient, s3: S3Client, settings: SettingsDep

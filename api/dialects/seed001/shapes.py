@@ -8,34 +8,32 @@ field (see `speaks`). The job id is Reelay's; `operation_name` is derived from i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from temporalio.client import Client
 
-from api.deps import authenticate
-from api.dialects.bodies import parse, respond
-from api.dialects.common import signed_links, submit
-from api.errors import APIError, answer_errors_in
-from providers.catalog import find_model, resolve_request
+from api.dialects.links import signed_links
+from api.dialects.outcome import failure_of
+from reelay.errors import ErrorCode
 from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
 
 DIALECT = "seed001"
 APP_HEADER = "x-app-id"
 MISSING_FIELDS = "Missing required fields: model and prompt"
+CANCELLED_MESSAGE = "Video generation was cancelled"
 
-_NAMES = {
+NAMES = {
     "aspect_ratio": "parameters.aspectRatio",
     "negative_prompt": "parameters.negativePrompt",
     "duration_seconds": "parameters.durationSeconds",
     "resolution": "parameters.resolution",
 }
-_MESSAGES = {
-    "insufficient_credits": "Insufficient balance",
-    "service_unavailable": "Failed to start video generation",
+# The seed's own wording of some errors.
+MESSAGES = {
+    ErrorCode.INSUFFICIENT_CREDITS: "Insufficient balance",
+    ErrorCode.SERVICE_UNAVAILABLE: "Failed to start video generation",
 }
 
 
@@ -75,6 +73,12 @@ class CreateVideoOperation(BaseModel):
     appId: str | None = Field(default=None, description="when the X-App-ID header is absent")
 
 
+class Seed001ErrorBody(BaseModel):
+    """An error as seed 001 answers it."""
+
+    error: str
+
+
 class VideoOperation(BaseModel):
     """A job as seed 001 shows it."""
 
@@ -98,58 +102,8 @@ class VideoOperation(BaseModel):
     error: str | None = None
 
 
-def speaks(request: Request, body: dict[str, Any]) -> bool:
-    return APP_HEADER in request.headers or "parameters" in body or "response_format" in body
-
-
-def error_response(exc: APIError) -> JSONResponse:
-    """`{"error": "<message>"}` with the seed's wording where it has one."""
-    message = _MESSAGES.get(exc.error_type, exc.message)
-    return JSONResponse({"error": message}, exc.status_code, headers=exc.headers)
-
-
-async def create(
-    request: Request,
-    body: dict[str, Any],
-    client: Client,
-    settings: Settings,
-    *,
-    app_id: str | None,
-) -> JSONResponse:
-    """Submit `body` (seed 001's) for `X-App-ID` `app_id`; errors from here on in its shape."""
-    answer_errors_in(request, error_response)
-    tenant = authenticate(request)
-    if not body.get("model") or not body.get("prompt"):
-        raise APIError(400, "invalid_request", MISSING_FIELDS)
-    order = parse(CreateVideoOperation, body)
-    if order.response_format not in (None, "mp4"):
-        raise APIError(
-            400,
-            "invalid_request",
-            f"Unsupported response_format '{order.response_format}': only mp4 is supported",
-        )
-    if find_model(order.model) is None:
-        raise APIError(400, "invalid_request", "Model not found")
-    parameters = order.parameters or Seed001Parameters()
-    resolved = resolve_request(
-        prompt=order.prompt,
-        model=order.model,
-        duration_seconds=parameters.durationSeconds,
-        resolution=parameters.resolution,
-        aspect_ratio=parameters.aspectRatio,
-        negative_prompt=parameters.negativePrompt,
-        names=_NAMES,
-    )
-    admission = await submit(
-        client,
-        settings,
-        tenant,
-        resolved,
-        dialect=DIALECT,
-        app_id=app_id or order.appId,
-        idempotency_key=request.headers.get("idempotency-key"),
-    )
-    return respond(render(admission.view, settings), 202)
+def speaks(headers: Mapping[str, str], body: dict[str, Any]) -> bool:
+    return APP_HEADER in headers or "parameters" in body or "response_format" in body
 
 
 def render(view: JobView, settings: Settings) -> VideoOperation:
@@ -163,10 +117,8 @@ def render(view: JobView, settings: Settings) -> VideoOperation:
         body.status = "completed"
         links = signed_links(view, settings)
         body.video_url = links[0] if links else None
-    elif view.status is JobStatus.FAILED:
-        body.status = "failed"
-        body.error = view.error.message if view.error else "Video generation failed"
     elif view.status is JobStatus.CANCELLED:
-        body.status = "failed"
-        body.error = "Video generation was cancelled"
+        body.status, body.error = "failed", CANCELLED_MESSAGE
+    elif (failure := failure_of(view)) is not None:
+        body.status, body.error = "failed", failure.message
     return body

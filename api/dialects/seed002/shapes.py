@@ -9,25 +9,18 @@ video is stored), COMPLETED, FAILED, CANCELLED.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Path
-from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictInt
 
-from api.deps import CurrentTenant, IdempotencyKey, S3Client, SettingsDep, TemporalClient
-from api.dialects.common import read_live_job, signed_links, submit
-from api.dialects.webhooks import webhook_target
-from api.errors import APIError, shaped_route
-from providers.catalog import resolve_request
+from api.dialects.links import signed_links
+from api.dialects.outcome import failure_of
 from reelay.jobs import JobStatus, JobView
-from reelay.media import resolve_image
 from reelay.settings import Settings
 
 DIALECT = "seed002"
 MAX_PROMPT_CHARS = 4000
 
-_TITLES = {
+TITLES = {
     400: "Validation error",
     401: "Unauthorized",
     402: "Insufficient credits",
@@ -39,7 +32,7 @@ _TITLES = {
     429: "Too many requests",
     503: "Service unavailable",
 }
-_STATUS_WORDS = {
+STATUS_WORDS = {
     JobStatus.QUEUED: "QUEUED",
     JobStatus.PROCESSING: "PROCESSING",
     JobStatus.STORING: "PROCESSING",
@@ -47,7 +40,7 @@ _STATUS_WORDS = {
     JobStatus.FAILED: "FAILED",
     JobStatus.CANCELLED: "CANCELLED",
 }
-_NAMES = {
+NAMES = {
     "duration_seconds": "parameters.duration",
     "aspect_ratio": "parameters.aspect_ratio",
     "resolution": "parameters.resolution",
@@ -55,18 +48,6 @@ _NAMES = {
     "audio": "parameters.audio",
     "image": "parameters.image_url",
 }
-
-
-def error_response(exc: APIError) -> JSONResponse:
-    title = _TITLES.get(exc.status_code, "Internal error" if exc.status_code >= 500 else "Error")
-    return JSONResponse(
-        {"error": title, "message": exc.message, "status": exc.status_code},
-        exc.status_code,
-        headers=exc.headers,
-    )
-
-
-router = APIRouter(tags=["seed 002"], route_class=shaped_route(lambda _: error_response))
 
 
 class Seed002Parameters(BaseModel):
@@ -117,6 +98,14 @@ class Seed002GenerateVideo(BaseModel):
     parameters: Seed002Parameters | None = None
 
 
+class Seed002ErrorBody(BaseModel):
+    """An error as seed 002 answers it."""
+
+    error: str = Field(description="the title, e.g. Validation error")
+    message: str
+    status: int
+
+
 class Seed002Accepted(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={"examples": [{"jobId": "job_vid_b2c3", "status": "QUEUED"}]}
@@ -151,71 +140,10 @@ class Seed002Job(BaseModel):
     error: Seed002Error | None = None
 
 
-@router.post("/v2/videos/generate", status_code=202)
-async def generate_video(
-    order: Seed002GenerateVideo,
-    tenant: CurrentTenant,
-    client: TemporalClient,
-    s3: S3Client,
-    settings: SettingsDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Seed002Accepted:
-    parameters = order.parameters or Seed002Parameters()
-    resolved = resolve_request(
-        prompt=order.prompt,
-        model=order.model,
-        duration_seconds=parameters.duration,
-        resolution=parameters.resolution,
-        aspect_ratio=parameters.aspect_ratio,
-        negative_prompt=parameters.negative_prompt,
-        audio=parameters.audio,
-        with_image=parameters.image_url is not None,
-        names=_NAMES,
-    )
-    webhook = webhook_target(
-        order.webhookUrl,
-        order.webhookEvents,
-        settings,
-        url_field="webhookUrl",
-        events_field="webhookEvents",
-    )
-    image = await resolve_image(
-        s3,
-        settings,
-        tenant.id,
-        image_url=parameters.image_url,
-        media_id=None,
-        image_field="parameters.image_url",
-    )
-    admission = await submit(
-        client,
-        settings,
-        tenant,
-        resolved,
-        dialect=DIALECT,
-        image=image,
-        webhook=webhook,
-        idempotency_key=idempotency_key,
-    )
-    return Seed002Accepted(jobId=admission.view.job_id, status=_STATUS_WORDS[admission.view.status])
-
-
-@router.get("/v2/jobs/{jobId}", response_model_exclude_none=True)
-async def get_job(
-    jobId: Annotated[str, Path(description="the id from POST /v2/videos/generate")],
-    tenant: CurrentTenant,
-    client: TemporalClient,
-    s3: S3Client,
-    settings: SettingsDep,
-) -> Seed002Job:
-    view, _ = await read_live_job(client, s3, settings, jobId, tenant)
-    return render(view, settings)
-
-
 def render(view: JobView, settings: Settings) -> Seed002Job:
     job = Seed002Job(
         jobId=view.job_id,
-        status=_STATUS_WORDS[view.status],
+        status=STATUS_WORDS[view.status],
         model=view.requested_model,
         prompt=view.prompt,
         progress=round(view.progress * 100),
@@ -231,8 +159,6 @@ def render(view: JobView, settings: Settings) -> Seed002Job:
             height=view.video.height,
             durationSeconds=view.video.duration_seconds,
         )
-    if view.error is not None:
-        job.error = Seed002Error(code=view.error.code, message=view.error.message)
-    elif view.status is JobStatus.CANCELLED:
-        job.error = Seed002Error(code="cancelled", message="the job was cancelled")
+    if (failure := failure_of(view)) is not None:
+        job.error = Seed002Error(code=failure.code, message=failure.message)
     return job

@@ -10,21 +10,16 @@ running), `completed`, `failed` (a cancelled job too, with code VIDEO_GENERATION
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Header
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from api.deps import CurrentTenant, IdempotencyKey, S3Client, SettingsDep, TemporalClient
-from api.dialects.common import read_live_job, signed_links, submit
-from api.errors import APIError, shaped_route
-from providers.catalog import ModelSpec, find_model, resolve_request
+from api.dialects.links import signed_links
+from api.dialects.outcome import failure_of
+from providers.catalog import ModelSpec, find_model
 from reelay.jobs import JobStatus, JobView
-from reelay.media import resolve_image
 from reelay.settings import Settings
 
 DIALECT = "seed003"
@@ -35,7 +30,7 @@ STATUS_PREFIX = "/api/v1/videos/generations"
 SEED_DURATIONS = {"kling-3.0-pro": (5, 10), "veo-3.1": (4, 8), "runway-gen-4.5": (5, 10)}
 SIZES = {"landscape": "16:9", "portrait": "9:16"}
 
-_NAMES = {
+NAMES = {
     "duration_seconds": "duration",
     "aspect_ratio": "size",
     "audio": "has_audio",
@@ -43,14 +38,11 @@ _NAMES = {
 }
 
 
-def error_response(exc: APIError) -> JSONResponse:
-    code = "VALIDATION_ERROR" if exc.status_code == 400 else exc.error_type.upper()
-    return JSONResponse(
-        {"error": {"code": code, "message": exc.message}}, exc.status_code, headers=exc.headers
-    )
-
-
-router = APIRouter(tags=["seed 003"], route_class=shaped_route(lambda _: error_response))
+CANCELLED_MESSAGE = "Video generation was cancelled"
+FAILURE_CODES = {
+    JobStatus.FAILED: "VIDEO_GENERATION_FAILED",
+    JobStatus.CANCELLED: "VIDEO_GENERATION_CANCELLED",
+}
 
 
 class Seed003GenerateVideo(BaseModel):
@@ -120,6 +112,12 @@ class Seed003Error(BaseModel):
     message: str
 
 
+class Seed003ErrorBody(BaseModel):
+    """An error as seed 003 answers it."""
+
+    error: Seed003Error
+
+
 class Seed003VideoGeneration(BaseModel):
     video_generation_id: str
     status: str = Field(description="processing, completed or failed")
@@ -136,79 +134,7 @@ class Seed003VideoGeneration(BaseModel):
     error: Seed003Error | None = None
 
 
-@router.post("/api/v1/videos/generate")
-async def generate_video(
-    order: Seed003GenerateVideo,
-    tenant: CurrentTenant,
-    client: TemporalClient,
-    s3: S3Client,
-    settings: SettingsDep,
-    workspace: Annotated[
-        str | None, Header(alias="X-Workspace-Id", description="the job's app id")
-    ] = None,
-    idempotency_key: IdempotencyKey = None,
-) -> Seed003Accepted:
-    allowed = _seed_durations(find_model(order.model))
-    if allowed and order.duration not in allowed:
-        raise APIError(
-            400,
-            "invalid_request",
-            f"duration must be one of {', '.join(map(str, allowed))} for {order.model}",
-            param="duration",
-        )
-    resolved = resolve_request(
-        prompt=order.prompt,
-        model=order.model,
-        duration_seconds=order.duration,
-        aspect_ratio=SIZES[order.size],
-        audio=order.has_audio,
-        enhance_prompt=order.enhance_prompt,
-        with_image=order.source_image is not None,
-        names=_NAMES,
-    )
-    image = await resolve_image(
-        s3,
-        settings,
-        tenant.id,
-        image_url=None,
-        media_id=str(order.source_image) if order.source_image else None,
-        media_field="source_image",
-    )
-    admission = await submit(
-        client,
-        settings,
-        tenant,
-        resolved,
-        dialect=DIALECT,
-        app_id=workspace,
-        image=image,
-        idempotency_key=idempotency_key,
-    )
-    view = admission.view
-    available = admission.available_micro_usd
-    return Seed003Accepted(
-        video_generation_id=view.job_id,
-        status="processing",
-        credits_used=math.ceil(view.estimated_cost_micro_usd / MICRO_USD_PER_CREDIT),
-        remaining_credits=None if available is None else available // MICRO_USD_PER_CREDIT,
-        enhance_prompt_applied=enhancement_applied(view),
-        status_url=f"{STATUS_PREFIX}/{view.job_id}",
-    )
-
-
-@router.get(STATUS_PREFIX + "/{video_generation_id}", response_model_exclude_none=True)
-async def get_video_generation(
-    video_generation_id: str,
-    tenant: CurrentTenant,
-    client: TemporalClient,
-    s3: S3Client,
-    settings: SettingsDep,
-) -> Seed003VideoGeneration:
-    view, _ = await read_live_job(client, s3, settings, video_generation_id, tenant)
-    return render(view, settings)
-
-
-def _seed_durations(spec: ModelSpec | None) -> tuple[int, ...] | None:
+def seed_durations(spec: ModelSpec | None) -> tuple[int, ...] | None:
     if spec is None:
         return None
     return next((d for name, d in SEED_DURATIONS.items() if find_model(name) is spec), None)
@@ -256,13 +182,8 @@ def render(view: JobView, settings: Settings) -> Seed003VideoGeneration:
             height=view.video.height,
             duration=round(view.video.duration_seconds),
         )
-    elif view.status is JobStatus.FAILED:
+    elif (failure := failure_of(view, cancelled=CANCELLED_MESSAGE)) is not None:
         body.status = "failed"
-        message = view.error.message if view.error else "Video generation failed"
-        body.error = Seed003Error(code="VIDEO_GENERATION_FAILED", message=message)
-    elif view.status is JobStatus.CANCELLED:
-        body.status = "failed"
-        body.error = Seed003Error(
-            code="VIDEO_GENERATION_CANCELLED", message="Video generation was cancelled"
-        )
+        message = CANCELLED_MESSAGE if view.status is JobStatus.CANCELLED else failure.message
+        body.error = Seed003Error(code=FAILURE_CODES[view.status], message=message)
     return body

@@ -11,26 +11,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
-from temporalio.client import Client
 
-from api.deps import CurrentTenant, S3Client, SettingsDep, TemporalClient
-from api.dialects import openai
-from api.dialects.bodies import parse
-from api.dialects.common import read_live_job, signed_links, stream_video, submit
-from api.errors import shaped_route
-from providers.catalog import resolve_request
+from api.dialects.links import signed_links
+from api.dialects.outcome import failure_of
 from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
-from reelay.tenants import Tenant
 
 DIALECT = "seed004"
 FIELDS = ("duration", "aspect_ratio")
 
-_NAMES = {"duration_seconds": "duration"}
-_STATUS_WORDS = {
+NAMES = {"duration_seconds": "duration"}
+STATUS_WORDS = {
     JobStatus.QUEUED: "queued",
     JobStatus.PROCESSING: "processing",
     JobStatus.STORING: "processing",
@@ -38,8 +30,6 @@ _STATUS_WORDS = {
     JobStatus.FAILED: "failed",
     JobStatus.CANCELLED: "failed",
 }
-
-router = APIRouter(tags=["seed 004"], route_class=shaped_route(lambda _: openai.error_response))
 
 
 class Seed004CreateVideo(BaseModel):
@@ -111,31 +101,10 @@ def speaks(body: dict[str, Any]) -> bool:
     return any(field in body for field in FIELDS)
 
 
-async def create(
-    body: dict[str, Any],
-    tenant: Tenant,
-    client: Client,
-    settings: Settings,
-    idempotency_key: str | None = None,
-) -> Seed004Video:
-    order = parse(Seed004CreateVideo, body)
-    resolved = resolve_request(
-        prompt=order.prompt,
-        model=order.model,
-        duration_seconds=order.duration,
-        aspect_ratio=order.aspect_ratio,
-        names=_NAMES,
-    )
-    admission = await submit(
-        client, settings, tenant, resolved, dialect=DIALECT, idempotency_key=idempotency_key
-    )
-    return render(admission.view, settings)
-
-
 def render(view: JobView, settings: Settings) -> Seed004Video:
     video = Seed004Video(
         id=view.job_id,
-        status=_STATUS_WORDS[view.status],
+        status=STATUS_WORDS[view.status],
         model=view.requested_model,
         prompt=view.prompt,
         duration=view.duration_seconds,
@@ -147,26 +116,6 @@ def render(view: JobView, settings: Settings) -> Seed004Video:
     links = signed_links(view, settings)
     if view.status is JobStatus.COMPLETED and links is not None:
         video.video_url = links[0]
-    if view.error is not None:
-        video.error = Seed004Error(code=view.error.code, message=view.error.message)
-    elif view.status is JobStatus.CANCELLED:
-        video.error = Seed004Error(code="cancelled", message="the job was cancelled")
+    if (failure := failure_of(view)) is not None:
+        video.error = Seed004Error(code=failure.code, message=failure.message)
     return video
-
-
-@router.get(
-    "/v1/videos/{video_id}/download",
-    response_class=StreamingResponse,
-    responses={200: {"content": {"video/mp4": {}}}, 206: {"content": {"video/mp4": {}}}},
-)
-async def download_video(
-    request: Request,
-    video_id: str,
-    tenant: CurrentTenant,
-    client: TemporalClient,
-    s3: S3Client,
-    settings: SettingsDep,
-) -> Response:
-    """The MP4 (honours `Range`); 404 until the job is completed."""
-    view, _ = await read_live_job(client, s3, settings, video_id, tenant)
-    return await stream_video(view, s3, settings, request)

@@ -1,0 +1,238 @@
+"""The OpenAI Videos API shape (what the `openai` SDK's `client.videos` and LiteLLM speak):
+create (JSON or multipart with an `input_reference` image), retrieve, list, delete, content.
+
+Model ids are Reelay's catalog ids (`sora-2` / `sora-2-pro` are retired: a 400 naming the
+date); without a model, Reelay's default model. `seconds` is a whole number as a string;
+`size` is `WIDTHxHEIGHT`, mapped to the model's nearest aspect ratio (within 3 %) and
+resolution, and echoed as the size Reelay makes. Statuses: `queued`, `in_progress`,
+`completed`, `failed` (a cancelled job too, with the error code `cancelled`). Errors:
+`{"error": {"message", "type", "param", "code"}}` with OpenAI's status codes (insufficient
+credits is a 429 `insufficient_quota`, not retried by the SDK). `expires_at` is null: videos
+are kept until deleted.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from api.dialects.outcome import failure_of
+from api.problem import invalid
+from providers.catalog import ModelSpec
+from reelay.jobs import JobStatus, JobView
+
+DIALECT = "openai"
+FIELDS = ("seconds", "size", "input_reference")
+POLL_AFTER_HEADER = "openai-poll-after-ms"
+POLL_AFTER_MS = (1000, 10_000)
+SIZE_TOLERANCE = 0.03
+
+SIZE_PATTERN = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+NAMES = {
+    "duration_seconds": "seconds",
+    "aspect_ratio": "size",
+    "resolution": "size",
+    "image": "input_reference",
+}
+STATUS_WORDS = {
+    JobStatus.QUEUED: "queued",
+    JobStatus.PROCESSING: "in_progress",
+    JobStatus.STORING: "in_progress",
+    JobStatus.COMPLETED: "completed",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "failed",
+}
+
+
+def _int_as_text(value: Any) -> Any:
+    """`seconds` is a string in OpenAI's API; an integer is taken too."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class OpenAIImageReference(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image_url: str | None = Field(default=None, description="https URL of the image")
+    file_id: str | None = Field(default=None, description="a media id from POST /v1/media")
+
+
+class OpenAICreateVideo(BaseModel):
+    """`POST /v1/videos` in OpenAI's shape (JSON, or multipart with an image file)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "runway-gen3",
+                    "prompt": "A calico cat playing a piano on stage",
+                    "seconds": "4",
+                    "size": "1280x720",
+                }
+            ]
+        },
+    )
+
+    prompt: str
+    model: str | None = Field(default=None, description="Reelay catalog id; default runway-gen3")
+    seconds: Annotated[str | None, BeforeValidator(_int_as_text)] = Field(
+        default=None, description='whole seconds, e.g. "8"'
+    )
+    size: str | None = Field(default=None, description="WIDTHxHEIGHT, e.g. 1280x720")
+    input_reference: OpenAIImageReference | None = None
+
+
+class OpenAICreateVideoForm(BaseModel):
+    """The multipart form of `POST /v1/videos`."""
+
+    prompt: str
+    model: str | None = None
+    seconds: str | None = None
+    size: str | None = None
+    input_reference: bytes | None = Field(
+        default=None,
+        description="PNG, JPEG or WebP image file",
+        json_schema_extra={"format": "binary"},
+    )
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str | None
+
+
+class OpenAIErrorBody(BaseModel):
+    """An error as OpenAI's API answers it."""
+
+    error: OpenAIErrorDetail
+
+
+class OpenAIVideoError(BaseModel):
+    code: str
+    message: str
+
+
+class OpenAIVideo(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "job_vid_3f4a",
+                    "object": "video",
+                    "model": "runway-gen3",
+                    "status": "in_progress",
+                    "progress": 40,
+                    "created_at": 1795285265,
+                    "completed_at": None,
+                    "expires_at": None,
+                    "prompt": "A calico cat playing a piano on stage",
+                    "seconds": "4",
+                    "size": "1280x720",
+                    "error": None,
+                    "remixed_from_video_id": None,
+                }
+            ]
+        }
+    )
+
+    id: str
+    object: Literal["video"] = "video"
+    model: str
+    status: Literal["queued", "in_progress", "completed", "failed"]
+    progress: int = Field(description="0 to 100")
+    created_at: int
+    completed_at: int | None = None
+    expires_at: int | None = None
+    prompt: str
+    seconds: str
+    size: str
+    error: OpenAIVideoError | None = None
+    remixed_from_video_id: str | None = None
+
+
+class OpenAIVideoList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIVideo]
+    has_more: bool
+    first_id: str | None = None
+    last_id: str | None = None
+
+
+class OpenAIVideoDeleted(BaseModel):
+    id: str
+    object: Literal["video.deleted"] = "video.deleted"
+    deleted: bool = True
+
+
+def seconds_of(value: str | None) -> int | None:
+    if value is None:
+        return None
+    text = value.strip()
+    if not (text.isascii() and text.isdigit() and len(text) <= 4):
+        raise invalid(
+            f'seconds must be a whole number of seconds, e.g. "8" (got "{value[:20]}")', "seconds"
+        )
+    return int(text)
+
+
+def _ratio(aspect_ratio: str) -> float:
+    width, _, height = aspect_ratio.partition(":")
+    return int(width) / int(height)
+
+
+def _short_side(resolution: str) -> int:
+    return 2160 if resolution.lower() == "4k" else int(resolution.rstrip("pP"))
+
+
+def size_of(resolution: str, aspect_ratio: str) -> str:
+    """The `WIDTHxHEIGHT` Reelay makes at `resolution` (the short side) and `aspect_ratio`."""
+    short, ratio = _short_side(resolution), _ratio(aspect_ratio)
+    long = 2 * round(short * max(ratio, 1 / ratio) / 2)
+    return f"{long}x{short}" if ratio >= 1 else f"{short}x{long}"
+
+
+def shape_of(size: str, spec: ModelSpec) -> tuple[str, str]:
+    """(resolution, aspect ratio) of `spec` nearest to `size`."""
+    match = SIZE_PATTERN.match(size.strip())
+    if match is None or 0 in (int(match[1]), int(match[2])):
+        raise invalid(f"size must be WIDTHxHEIGHT, e.g. 1280x720 (got {size!r})", "size")
+    width, height = int(match[1]), int(match[2])
+    ratio = min(spec.aspect_ratios, key=lambda r: abs(math.log(_ratio(r) * height / width)))
+    if abs(_ratio(ratio) * height / width - 1) > SIZE_TOLERANCE:
+        sizes = [size_of(res, r) for r in spec.aspect_ratios for res in spec.resolutions]
+        raise invalid(
+            f"size {size} is not available for {spec.id} model; sizes: {', '.join(sizes)}", "size"
+        )
+    resolution = min(spec.resolutions, key=lambda r: abs(_short_side(r) - min(width, height)))
+    return resolution, ratio
+
+
+def render(view: JobView) -> OpenAIVideo:
+    video = OpenAIVideo(
+        id=view.job_id,
+        model=view.requested_model,
+        status=STATUS_WORDS[view.status],
+        progress=100 if view.status is JobStatus.COMPLETED else round(view.progress * 100),
+        created_at=int(view.created_at.timestamp()),
+        completed_at=int(view.completed_at.timestamp()) if view.completed_at else None,
+        prompt=view.prompt,
+        seconds=str(view.duration_seconds),
+        size=size_of(view.resolution, view.aspect_ratio),
+    )
+    if (failure := failure_of(view)) is not None:
+        video.error = OpenAIVideoError(code=failure.code, message=failure.message)
+    return video
+
+
+def poll_after_headers(view: JobView) -> dict[str, str]:
+    """`openai-poll-after-ms` while the job runs: half its ETA, within 1 to 10 s."""
+    if view.status.is_terminal:
+        return {}
+    eta_ms = 2000 if view.eta_seconds is None else view.eta_seconds * 500
+    low, high = POLL_AFTER_MS
+    return {POLL_AFTER_HEADER: str(round(min(max(eta_ms, low), high)))}

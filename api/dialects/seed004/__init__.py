@@ -1,0 +1,2 @@
+"""The seed004 dialect: `shapes` (request models, status words, rendering; no FastAPI) and
+`routes` (its HTTP routes)."""

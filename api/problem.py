@@ -1,0 +1,51 @@
+"""`APIError`, the error a client gets; free of FastAPI so the pure dialect parts can raise it.
+
+See `reelay.errors` for the codes, their HTTP statuses and the whole exception tree.
+"""
+
+from __future__ import annotations
+
+from reelay.errors import HTTP_STATUS, ErrorCode
+
+
+class APIError(Exception):
+    """An error a client gets: its code (which fixes the HTTP status), a message, and
+    `param`, the request field at fault when there is one."""
+
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+        status_code: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.status_code = status_code or HTTP_STATUS[code]
+        self.message = message
+        self.param = param
+        self.headers = headers
+
+    @property
+    def error_type(self) -> str:
+        return str(self.code)
+
+
+def invalid(message: str, param: str | None = None) -> APIError:
+    """A 400 naming the request field at fault."""
+    return APIError(ErrorCode.INVALID_REQUEST, message, param=param)
+
+
+def not_found(what: str = "Video generation job not found") -> APIError:
+    return APIError(ErrorCode.NOT_FOUND, what)
+
+
+def unavailable(what: str, retry_after: int = 5) -> APIError:
+    """A 503 with `Retry-After`: a dependency is down; the message names no internal host."""
+    return APIError(
+        ErrorCode.SERVICE_UNAVAILABLE,
+        f"{what} temporarily unavailable",
+        headers={"Retry-After": str(retry_after)},
+    )
