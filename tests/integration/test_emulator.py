@@ -24,7 +24,7 @@ from reelay.settings import Settings
 
 T = TypeVar("T")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 FPS = 8
 HEADERS = {"Authorization": "Bearer test-key", "X-Runway-Version": "2024-11-06"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import ssl
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from api.dialects import registry
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DIALECT_PACKAGES = sorted(
     path.parent.name for path in (ROOT / "api" / "dialects").glob("*/shapes.py")
 )

@@ -20,10 +20,9 @@ import uvicorn
 
 from api.main import create_app
 from reelay import devstack
-from reelay.devstack import S3Endpoint
 from reelay.settings import Settings
 from tests.conftest import DEV_API_KEY, isolated_settings
-from tests.support import api_and_worker
+from tests.support import MakeStack
 
 AUTH = {"Authorization": f"Bearer {DEV_API_KEY}"}
 JSON = {**AUTH, "Content-Type": "application/json"}
@@ -55,17 +54,8 @@ def error_text(body: Any) -> str:
 
 
 @pytest.fixture(scope="module")
-def stack(
-    temporal_server: str, s3_server: S3Endpoint, emulator_server: str, stack_dir: Path
-) -> Iterator[Settings]:
-    with api_and_worker(
-        "hostile",
-        temporal=temporal_server,
-        s3=s3_server,
-        emulator=emulator_server,
-        stack_dir=stack_dir,
-    ) as settings:
-        yield settings
+def stack(make_stack: MakeStack) -> Settings:
+    return make_stack().settings
 
 
 @pytest.fixture
@@ -326,7 +316,7 @@ def test_an_unfinished_body_is_not_an_error(stack: Settings, stack_dir: Path) ->
             b"Authorization: Bearer " + DEV_API_KEY.encode() + b"\r\n"
             b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"prompt": '
         )
-    log = stack_dir / "logs" / "hostile-api.log"
+    log = stack_dir / "logs" / "hostile_input-1-api.log"
     deadline = time.monotonic() + 20
     while "client disconnected" not in log.read_text():
         assert time.monotonic() < deadline, "the disconnect was not logged"
