@@ -28,7 +28,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from activities.errors import RETRYABLE_TYPE
+from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE
 from activities.inputs import ProviderTaskRef, StitchRequest, StoreRequest, SubmitRequest
 from providers.base import ProviderTaskStatus, TaskState
 from reelay.jobs import Continuation, JobSpec, JobStatus, JobView, Route, StoredVideo
@@ -107,6 +107,8 @@ class FakeProvider:
     running_polls: int = 3
     progress: float | None = None
     lose_first_submit: bool = False
+    store_failures: int = 0  # attempts of the store that find S3 down
+    stores: list[Call] = field(default_factory=list)
     submits: list[Call] = field(default_factory=list)
     polls: list[Call] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
@@ -152,6 +154,9 @@ class FakeProvider:
 
     @activity.defn(name="store_video")
     async def store_video(self, request: StoreRequest) -> StoredVideo:
+        self.stores.append(Call(await self._now(), request.task.route))
+        if activity.info().attempt <= self.store_failures:
+            raise ApplicationError("object storage is unavailable", type=STORAGE_TYPE)
         clip = self.tasks[request.task.task_id].job
         key = request.key or f"videos/{request.job_id}.mp4"
         return StoredVideo(
@@ -268,6 +273,25 @@ async def test_a_lost_submit_is_retried_on_the_same_route_and_never_fails_over(
     assert isinstance(outcome, JobView) and outcome.status is JobStatus.COMPLETED
     assert [c.route for c in provider.submits] == [GEMINI, GEMINI]
     assert outcome.provider == "gemini"
+
+
+async def test_storing_waits_out_an_s3_outage_for_as_long_as_the_deadline_allows(
+    env: WorkflowEnvironment,
+) -> None:
+    provider, outcome = await run_job(env, spec(deadline_seconds=7200), store_failures=40)
+    assert isinstance(outcome, JobView) and outcome.status is JobStatus.COMPLETED
+    assert len(provider.stores) == 41
+    assert provider.stores[-1].at - provider.stores[0].at > 30 * 60  # half an hour of outage
+
+
+async def test_a_job_whose_video_cannot_be_stored_fails_without_naming_storage_internals(
+    env: WorkflowEnvironment,
+) -> None:
+    provider, outcome = await run_job(env, spec(deadline_seconds=3600), store_failures=10**6)
+    assert isinstance(outcome, ApplicationError)
+    assert outcome.type == "storage_unavailable"
+    assert outcome.message == "the video could not be stored: storage is unavailable"
+    assert provider.stores[-1].at >= 3600 - 120  # kept trying until the deadline
 
 
 def chained(*routes: Route, segments: list[int]) -> JobSpec:
