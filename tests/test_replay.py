@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
@@ -36,6 +37,35 @@ def test_histories_are_recorded() -> None:
 def test_every_workflow_type_has_a_history() -> None:
     registered = {w.__temporal_workflow_definition.name for w in WORKFLOWS}  # type: ignore[attr-defined]
     assert {workflow_type(h) for h in HISTORIES.values()} == registered
+
+
+def _events(history: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = json.loads(history)["events"]
+    return events
+
+
+def test_histories_cover_limits_and_continue_as_new() -> None:
+    """Jobs settling with and admitted by their account, and both long-lived kinds rolling
+    over (continue-as-new) and resuming, are among the replayed paths."""
+    sent = {
+        e["signalExternalWorkflowExecutionInitiatedEventAttributes"]["signalName"]
+        for h in HISTORIES.values()
+        for e in _events(h)
+        if "signalExternalWorkflowExecutionInitiatedEventAttributes" in e
+    }
+    assert {"settle", "admit", "segment_progress"} <= sent
+    continued = {
+        workflow_type(h)
+        for h in HISTORIES.values()
+        if _events(h)[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
+    }
+    assert "AccountWorkflow" in continued
+    resumed = {
+        workflow_type(h)
+        for h in HISTORIES.values()
+        if "continuedExecutionRunId" in _events(h)[0]["workflowExecutionStartedEventAttributes"]
+    }
+    assert {"AccountWorkflow", "VideoGenerationWorkflow"} <= resumed
 
 
 @pytest.mark.parametrize("name", HISTORIES)

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
 from api import jobs
 from providers.catalog import resolve_request
@@ -29,6 +30,7 @@ from reelay.jobs import JobSpec, JobStatus, WebhookTarget
 from reelay.settings import Settings
 from reelay.tenants import DEFAULT_TIERS, Tenant
 from tests.support import job_spec, running_worker, start, status_is, unique_prompt, wait_until
+from workflows import search_attributes
 from workflows.account import account_workflow_id
 
 HERE = Path(__file__).parent
@@ -57,7 +59,13 @@ DERIVED = {
     "v2_limited_queued",  # limits on: a job queued until the first settles, then admitted
     "v2_account",  # the AccountWorkflow of those two jobs
     "v2_webhook_delivered",  # a WebhookDeliveryWorkflow delivering a job's `completed`
+    "v2_account_continued",  # an AccountWorkflow run that continued as new
+    "v2_account_resumed",  # the run it continued as, from the ledger's state
+    "v2_job_resumed",  # a job run continued as new mid-poll, resuming its provider task
 }
+CONTINUING = {"v2_account_continued", "v2_account_resumed", "v2_job_resumed"}
+# Temporal suggests continuing as new this early on the server that records `CONTINUING`.
+SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS = 40
 FREE = Tenant(id="record-free", tier="free", limits=DEFAULT_TIERS["free"], opening_balance_usd=5)
 
 
@@ -149,6 +157,54 @@ async def _record_limited(client: Client, settings: Settings) -> None:
             _save(name, history.to_json(), len(history.events))
 
 
+async def _record_continuing(settings: Settings) -> None:
+    """On a dev server that suggests continue-as-new after a few events: an account that
+    rolls over while it admits jobs, and a job that rolls over while it polls."""
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=devstack.binary("temporal"),
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS}",
+        ],
+        search_attributes=search_attributes.ALL,
+    ) as env:
+        address = env.client.service_client.config.target_host
+        continuing = settings.model_copy(update={"temporal_address": address})
+        async with running_worker(continuing) as client:
+            pro = Tenant(
+                id="record-pro", tier="pro", limits=DEFAULT_TIERS["pro"], opening_balance_usd=20
+            )
+            account = client.get_workflow_handle(account_workflow_id(pro.id, settings.task_queue))
+            first_run: str | None = None
+            job: JobSpec | None = None
+            for n in range(8):
+                resolved = resolve_request(
+                    prompt=unique_prompt(f"[emu gen=4 steps=8] roll-over {n}"), duration_seconds=2
+                )
+                job = jobs.build_spec(
+                    resolved,
+                    pro,
+                    continuing,
+                    job_id=jobs.new_job_id(),
+                    request_id=jobs.new_request_id(),
+                )
+                await jobs.start_job(client, continuing, job, pro)
+                first_run = first_run or (await account.describe()).run_id
+                await _finish(client.get_workflow_handle(job.job_id))
+            assert job is not None and first_run is not None
+            latest = (await account.describe()).run_id
+            if latest == first_run:
+                raise RuntimeError("the account did not continue as new; raise the job count")
+            histories = [
+                ("v2_account_continued", client.get_workflow_handle(account.id, run_id=first_run)),
+                ("v2_account_resumed", client.get_workflow_handle(account.id, run_id=latest)),
+                ("v2_job_resumed", client.get_workflow_handle(job.job_id)),
+            ]
+            for name, handle in histories:
+                history = await handle.fetch_history()
+                _save(name, history.to_json(), len(history.events))
+
+
 async def record(settings: Settings, names: set[str]) -> None:
     async with running_worker(settings) as client:
         for name in SCENARIOS:
@@ -156,6 +212,8 @@ async def record(settings: Settings, names: set[str]) -> None:
                 await _record_job(client, settings, name)
         if names & {"v2_limited_first", "v2_limited_queued", "v2_account", "v2_webhook_delivered"}:
             await _record_limited(client, settings)
+    if names & CONTINUING:
+        await _record_continuing(settings)
 
 
 def _wanted(argv: list[str]) -> set[str]:
