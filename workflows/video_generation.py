@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
     from reelay.webhooks import WebhookEvent, new_delivery
     from workflows.clip import MEMO_VIEW as MEMO_VIEW  # where the API reads it
     from workflows.clip import (
+        STORE_AT_LEAST,
         STORE_RETRY,
         ClipMaker,
         ClipWorkflow,
@@ -218,6 +219,8 @@ class VideoGenerationWorkflow(ChainHandlers):
             ),
             timedelta(minutes=60),
             retry=STORE_RETRY,
+            # Like a clip's store: S3 outages are waited out, for one model deadline at least.
+            schedule_to_close=max(timedelta(seconds=job.deadline_seconds), STORE_AT_LEAST),
             heartbeat=timedelta(seconds=30),
         )
         self._view.video = video
