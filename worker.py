@@ -21,10 +21,14 @@ from reelay.settings import Settings, get_settings
 from reelay.storage import ensure_bucket, s3_client
 from reelay.temporal import connect
 from workflows.account import AccountWorkflow
-from workflows.video_generation import VideoGenerationWorkflow, submit_queue
+from workflows.clip import ClipWorkflow, submit_queue
+from workflows.video_generation import VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 log = structlog.get_logger()
+
+#: Every workflow type the workers run (the replay test checks each has a recorded history).
+WORKFLOWS = [VideoGenerationWorkflow, ClipWorkflow, AccountWorkflow, WebhookDeliveryWorkflow]
 
 
 def build_workers(client: Client, settings: Settings) -> list[Worker]:
@@ -34,7 +38,7 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
     main = Worker(
         client,
         task_queue=settings.task_queue,
-        workflows=[VideoGenerationWorkflow, AccountWorkflow, WebhookDeliveryWorkflow],
+        workflows=WORKFLOWS,
         activities=[
             activities.validate_job,
             activities.poll_provider,

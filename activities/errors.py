@@ -12,6 +12,9 @@ from providers.errors import PermanentProviderError, ProviderError, RetryablePro
 
 RETRYABLE_TYPE = "ProviderRetryable"
 UNAVAILABLE_TYPE = "ProviderUnavailable"
+# Object storage failed (retried until the job's deadline). Its message is client-facing, so
+# it never names the S3 host, bucket or key (those go to the worker's log).
+STORAGE_TYPE = "storage_unavailable"
 
 
 @contextmanager

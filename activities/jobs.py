@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import tempfile
-import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
+import urllib3.exceptions
 from minio import Minio
-from minio.error import S3Error
+from minio.error import MinioException, S3Error
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import RETRYABLE_TYPE, provider_errors
+from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE, provider_errors
 from activities.inputs import ProviderTaskRef, StitchRequest, StoreRequest, SubmitRequest
 from activities.media import (
     InvalidVideoError,
@@ -34,8 +35,6 @@ from reelay.callbacks import callback_url
 from reelay.jobs import ImageRef, JobSpec, Route, StoredVideo
 from reelay.settings import Settings
 from reelay.storage import last_frame_key, presigned_get, thumbnail_key, video_key
-
-T = TypeVar("T")
 
 HEARTBEAT_EVERY_SECONDS = 3.0
 CHUNK_BYTES = 1 << 20
@@ -73,16 +72,32 @@ class JobActivities:
 
     @activity.defn
     async def submit_to_provider(self, request: SubmitRequest) -> str:
+        """Create the provider task, heartbeating so a lost worker is noticed in seconds.
+
+        The heartbeat says when the request is about to go out: a retried attempt whose
+        predecessor got that far may have left a task upstream (the window is documented in
+        `workflows.clip`); finding it needs a per-adapter lookup, so it is only logged.
+        """
         job, route = request.job, request.route
         adapter = self._adapter(route)
-        image = await self._source_image(job.image) if job.image is not None else None
-        with provider_errors():
-            return await adapter.submit(
-                job,
-                route,
-                image=image,
-                callback_url=callback_url(self._settings, route.adapter, job.job_id),
+        info = activity.info()
+        if info.attempt > 1 and _sent(info.heartbeat_details):
+            activity.logger.warning(
+                "a lost submit of %s may have reached %s; submitting again",
+                job.job_id,
+                route.adapter,
             )
+        async with heartbeating({"phase": "loading"}) as progress:
+            image = await self._source_image(job.image) if job.image is not None else None
+            progress["phase"] = "sending"
+            activity.heartbeat(progress)
+            with provider_errors():
+                return await adapter.submit(
+                    job,
+                    route,
+                    image=image,
+                    callback_url=callback_url(self._settings, route.adapter, job.job_id),
+                )
 
     async def _source_image(self, ref: ImageRef) -> SourceImage:
         def load() -> SourceImage:
@@ -95,7 +110,8 @@ class JobActivities:
             url = presigned_get(self._settings, ref.key, timedelta(hours=6))
             return SourceImage(url=url, content_type=ref.content_type, data=data)
 
-        return await asyncio.to_thread(load)
+        with storage_errors():
+            return await asyncio.to_thread(load)
 
     @activity.defn
     async def poll_provider(self, task: ProviderTaskRef) -> ProviderTaskStatus:
@@ -118,65 +134,71 @@ class JobActivities:
         appears when its upload completes, so an existing object means a finished store.
         """
         key = request.key or video_key(request.job_id)
-        existing = await asyncio.to_thread(self._stored, key)
-        if existing is not None:
-            return existing
-        adapter = self._adapter(request.task.route)
-        with provider_errors():
-            status = await adapter.poll(request.task.route, request.task.task_id)
-        if status.state is not TaskState.SUCCEEDED or not status.output_url:
-            raise ApplicationError(
-                f"provider task is {status.state.value}, not succeeded",
-                type="invalid_request",
-                non_retryable=True,
-            )
-        with tempfile.TemporaryDirectory(prefix="reelay-store-") as tmp:
-            video_path = Path(tmp) / "video.mp4"
+        async with heartbeating({"phase": "checking"}) as progress:
+            existing = await self._stored(key)
+            if existing is not None:
+                return existing
+            adapter = self._adapter(request.task.route)
             with provider_errors():
-                await _download(adapter, status.output_url, video_path)
-            trim = request.trim_to_seconds
-            if trim is not None:
-                info = await _probe(video_path)
-                if info.duration_seconds > trim + TRIM_TOLERANCE_SECONDS:
-                    trimmed = Path(tmp) / "trimmed.mp4"
-                    await _with_heartbeats(asyncio.to_thread(trim_video, video_path, trimmed, trim))
-                    video_path = trimmed
-            return await self._publish(
-                key,
-                video_path,
-                thumbnail=thumbnail_key(request.job_id),
-                last_frame=request.keep_last_frame,
-            )
+                status = await adapter.poll(request.task.route, request.task.task_id)
+            if status.state is not TaskState.SUCCEEDED or not status.output_url:
+                raise ApplicationError(
+                    f"provider task is {status.state.value}, not succeeded",
+                    type="invalid_request",
+                    non_retryable=True,
+                )
+            with tempfile.TemporaryDirectory(prefix="reelay-store-") as tmp:
+                video_path = Path(tmp) / "video.mp4"
+                progress["phase"] = "downloading"
+                with provider_errors():
+                    await _download(adapter, status.output_url, video_path, progress)
+                trim = request.trim_to_seconds
+                if trim is not None:
+                    info = await _probe(video_path)
+                    if info.duration_seconds > trim + TRIM_TOLERANCE_SECONDS:
+                        progress["phase"] = "trimming"
+                        trimmed = Path(tmp) / "trimmed.mp4"
+                        await asyncio.to_thread(trim_video, video_path, trimmed, trim)
+                        video_path = trimmed
+                progress["phase"] = "uploading"
+                return await self._publish(
+                    key,
+                    video_path,
+                    thumbnail=thumbnail_key(request.job_id),
+                    last_frame=request.keep_last_frame,
+                )
 
     @activity.defn
     async def stitch_segments(self, request: StitchRequest) -> StoredVideo:
         """Join a chain's segments into the job's one video, cut to the requested length."""
         key = video_key(request.job_id)
-        existing = await asyncio.to_thread(self._stored, key)
-        if existing is not None:
-            return existing
-        with tempfile.TemporaryDirectory(prefix="reelay-stitch-") as tmp:
-            parts = [Path(tmp) / f"{n:03d}.mp4" for n in range(len(request.segment_keys))]
-            for part_key, path in zip(request.segment_keys, parts, strict=True):
-                await _with_heartbeats(
-                    asyncio.to_thread(self._s3.fget_object, self._bucket, part_key, str(path))
-                )
-            joined = Path(tmp) / "video.mp4"
-            try:
-                await _with_heartbeats(
-                    asyncio.to_thread(
+        async with heartbeating({"phase": "stitching"}):
+            existing = await self._stored(key)
+            if existing is not None:
+                return existing
+            with tempfile.TemporaryDirectory(prefix="reelay-stitch-") as tmp:
+                parts = [Path(tmp) / f"{n:03d}.mp4" for n in range(len(request.segment_keys))]
+                for part_key, path in zip(request.segment_keys, parts, strict=True):
+                    with storage_errors():
+                        await asyncio.to_thread(
+                            self._s3.fget_object, self._bucket, part_key, str(path)
+                        )
+                joined = Path(tmp) / "video.mp4"
+                try:
+                    await asyncio.to_thread(
                         stitch_videos,
                         parts,
                         joined,
                         request.seconds,
                         drop_seam_frame=request.drop_seam_frame,
                     )
-                )
-            except InvalidVideoError as exc:
-                raise ApplicationError(
-                    f"a segment is unreadable: {exc}", type="provider_error", non_retryable=True
-                ) from exc
-            return await self._publish(key, joined, thumbnail=thumbnail_key(request.job_id))
+                except InvalidVideoError as exc:
+                    raise ApplicationError(
+                        f"a segment is unreadable: {exc}",
+                        type="provider_error",
+                        non_retryable=True,
+                    ) from exc
+                return await self._publish(key, joined, thumbnail=thumbnail_key(request.job_id))
 
     async def _publish(
         self, key: str, video_path: Path, *, thumbnail: str, last_frame: bool = False
@@ -214,8 +236,8 @@ class JobActivities:
         content_type: str,
         metadata: dict[str, str | list[str] | tuple[str]] | None = None,
     ) -> None:
-        await _with_heartbeats(
-            asyncio.to_thread(
+        with storage_errors():
+            await asyncio.to_thread(
                 self._s3.fput_object,
                 self._bucket,
                 key,
@@ -224,15 +246,17 @@ class JobActivities:
                 metadata=metadata,
                 part_size=self._part_size,
             )
-        )
 
-    def _stored(self, key: str) -> StoredVideo | None:
+    async def _stored(self, key: str) -> StoredVideo | None:
+        """The video already stored under `key` by an earlier attempt, if any."""
         try:
-            stat = self._s3.stat_object(self._bucket, key)
+            stat = await asyncio.to_thread(self._s3.stat_object, self._bucket, key)
         except S3Error as exc:
             if exc.code in ("NoSuchKey", "NoSuchObject", "ResourceNotFound"):
                 return None
-            raise
+            raise _storage_failure(exc) from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise _storage_failure(exc) from exc
         meta = {k.lower(): v for k, v in (stat.metadata or {}).items()}
         try:
             return StoredVideo(
@@ -277,30 +301,58 @@ async def _probe(path: Path) -> VideoInfo:
         raise ApplicationError(f"unreadable video: {exc}", type=RETRYABLE_TYPE) from exc
 
 
-async def _download(adapter: ProviderAdapter, url: str, target: Path) -> None:
-    """Stream an output to `target`, heartbeating; a short body is a retryable error."""
+async def _download(
+    adapter: ProviderAdapter, url: str, target: Path, progress: dict[str, Any]
+) -> None:
+    """Stream an output to `target`; a short body is a retryable error."""
     size = 0
-    last_beat = time.monotonic()
     async with adapter.download(url) as response:
         expected = response.headers.get("content-length")
         with target.open("wb") as out:
             async for chunk in response.aiter_bytes(CHUNK_BYTES):
                 out.write(chunk)
                 size += len(chunk)
-                if time.monotonic() - last_beat >= HEARTBEAT_EVERY_SECONDS:
-                    activity.heartbeat({"downloaded_bytes": size})
-                    last_beat = time.monotonic()
+                progress["downloaded_bytes"] = size
     if expected is not None and int(expected) != size:
         raise RetryableProviderError(
             f"download truncated: got {size} of {expected} bytes", provider=adapter.name
         )
 
 
-async def _with_heartbeats(work: Awaitable[T]) -> T:
-    """Await blocking work running in a thread while heartbeating, so a dead worker is noticed."""
-    task = asyncio.ensure_future(work)
-    while True:
-        done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_EVERY_SECONDS)
-        if done:
-            return task.result()
-        activity.heartbeat({"phase": "uploading"})
+@contextlib.asynccontextmanager
+async def heartbeating(details: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """Heartbeat `details` every few seconds while the block runs, whatever it waits on (a
+    slow download, a thread), so only a dead worker misses its heartbeat timeout. The block
+    may update `details` to say how far it is."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat(dict(details))
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield details
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def _sent(details: Any) -> bool:
+    """Whether an earlier attempt's last heartbeat said its request was going out."""
+    return bool(details) and isinstance(details[0], dict) and details[0].get("phase") == "sending"
+
+
+@contextlib.contextmanager
+def storage_errors() -> Iterator[None]:
+    """S3 failures become a retryable `STORAGE_TYPE` error with a client-safe message."""
+    try:
+        yield
+    except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise _storage_failure(exc) from exc
+
+
+def _storage_failure(exc: Exception) -> ApplicationError:
+    activity.logger.warning("object storage failed: %r", exc)
+    return ApplicationError("object storage is unavailable", type=STORAGE_TYPE)

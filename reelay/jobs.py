@@ -77,7 +77,7 @@ class Resume(BaseModel):
 
 
 class SegmentRole(BaseModel):
-    """Set on a chained job's segment: a child workflow that makes one clip of the chain."""
+    """Set on a chain's segment: the spec of a `ClipWorkflow` that makes one clip of it."""
 
     parent_id: str
     index: int
@@ -85,14 +85,19 @@ class SegmentRole(BaseModel):
 
 
 class JobSpec(BaseModel):
-    """The single input of `VideoGenerationWorkflow`: a fully validated request."""
+    """The single input of `VideoGenerationWorkflow` (and of a chain's `ClipWorkflow`
+    segments, with `segment` set): a fully validated request."""
 
     job_id: str
     tenant_id: str
     request_id: str
     model: str
     requested_model: str
-    routes: list[Route] = Field(min_length=1, description="in failover order")
+    routes: list[Route] = Field(
+        min_length=1,
+        description="in failover order; for a chain, every route that can make its "
+        "`segments` (each segment fails over among those that can continue the video)",
+    )
     prompt: str
     negative_prompt: str | None = None
     duration_seconds: int

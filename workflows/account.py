@@ -2,7 +2,8 @@
 
 Submits arrive as updates (validated, so a refusal changes nothing and starts nothing) that
 reserve the estimate and start the job as a child workflow; jobs report back with a
-`settle` signal exactly once (deduplicated by job id). Temporal serialises every change to
+`settle` signal exactly once (deduplicated by job id; declared in `workflows.contracts` so
+jobs need not import this module). Temporal serialises every change to
 one tenant's account, so credits and limits hold under any concurrency.
 """
 
@@ -28,7 +29,9 @@ with workflow.unsafe.imports_passed_through():
     )
     from reelay.jobs import JobView
     from workflows import search_attributes
-    from workflows.video_generation import MEMO_VIEW, VideoGenerationWorkflow
+    from workflows.clip import MEMO_VIEW
+    from workflows.contracts import AccountHandlers
+    from workflows.video_generation import VideoGenerationWorkflow
 
 
 class AccountInput(BaseModel):
@@ -44,7 +47,7 @@ def account_workflow_id(tenant_id: str, task_queue: str) -> str:
 
 
 @workflow.defn
-class AccountWorkflow:
+class AccountWorkflow(AccountHandlers):
     @workflow.init
     def __init__(self, account: AccountInput) -> None:
         if account.state is not None:
@@ -112,7 +115,9 @@ class AccountWorkflow:
 
     async def _admit(self, job_id: str) -> None:
         try:
-            await workflow.get_external_workflow_handle(job_id).signal("admit")
+            await workflow.get_external_workflow_handle(job_id).signal(
+                VideoGenerationWorkflow.admit
+            )
         except FailureError:
             # The job is gone without settling (terminated by an operator): free its slot.
             workflow.logger.warning("job %s vanished while queued; releasing it", job_id)

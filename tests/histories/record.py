@@ -1,27 +1,40 @@
-"""Record workflow histories for the replay test: `make histories`.
+"""Record workflow histories for the replay test: `make histories [NAMES=...]`.
 
-Runs each scenario once on a throwaway stack and saves its history as JSON next to this file.
-Record again only on purpose: the committed histories are what running jobs look like, and
-`tests/test_replay.py` proves every workflow change can still replay them.
+Runs scenarios on a throwaway stack and saves each history as JSON next to this file. By
+default only scenarios without a file are recorded: the committed histories are what running
+workflows looked like when they were recorded (the first six before `ClipWorkflow` and the
+budgeted submits existed), and `tests/test_replay.py` proves every workflow change can still
+replay them. Re-record one only on purpose: `python -m tests.histories.record NAME...`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import tempfile
+import threading
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from pydantic import SecretStr
-from temporalio.client import WorkflowFailureError, WorkflowHandle
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
 
+from api import jobs
+from providers.catalog import resolve_request
 from reelay import devstack
-from reelay.jobs import JobStatus
+from reelay.jobs import JobSpec, JobStatus, WebhookTarget
 from reelay.settings import Settings
+from reelay.tenants import DEFAULT_TIERS, Tenant
 from tests.support import job_spec, running_worker, start, status_is, unique_prompt, wait_until
+from workflows import search_attributes
+from workflows.account import account_workflow_id
 
 HERE = Path(__file__).parent
+# One job each, limits off: name -> (prompt, request).
 SCENARIOS: dict[str, tuple[str, dict[str, object]]] = {
     "completed": ("[emu gen=2 steps=4] a paper boat on a stream", {"duration_seconds": 2}),
     "transient_errors": (
@@ -32,25 +45,194 @@ SCENARIOS: dict[str, tuple[str, dict[str, object]]] = {
     "internal_failure_resubmitted": ("[emu fail=internal] a fox in snow", {"duration_seconds": 2}),
     "cancelled": ("[emu gen=60] a long night", {"duration_seconds": 2}),
     "chained": ("[emu gen=1] a long take", {"model": "runway-gen3", "duration_seconds": 16}),
+    "v2_completed": ("[emu gen=2 steps=4] a paper boat on a river", {"duration_seconds": 2}),
+    "v2_failover": (
+        "[emu create_5xx=3] a relay race",
+        {"model": "veo-3", "duration_seconds": 8, "resolution": "720p"},
+    ),
+    "v2_chained": ("[emu gen=1] a longer take", {"model": "runway-gen3", "duration_seconds": 16}),
 }
+# Recorded alongside the scenarios above, from the workflows they start.
+DERIVED = {
+    "v2_chained_segment",  # the first segment (a ClipWorkflow) of v2_chained
+    "v2_limited_first",  # limits on: a job admitted at once, settling with its account
+    "v2_limited_queued",  # limits on: a job queued until the first settles, then admitted
+    "v2_account",  # the AccountWorkflow of those two jobs
+    "v2_webhook_delivered",  # a WebhookDeliveryWorkflow delivering a job's `completed`
+    "v2_account_continued",  # an AccountWorkflow run that continued as new
+    "v2_account_resumed",  # the run it continued as, from the ledger's state
+    "v2_job_resumed",  # a job run continued as new mid-poll, resuming its provider task
+}
+CONTINUING = {"v2_account_continued", "v2_account_resumed", "v2_job_resumed"}
+# Temporal suggests continuing as new this early on the server that records `CONTINUING`.
+SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS = 40
+FREE = Tenant(id="record-free", tier="free", limits=DEFAULT_TIERS["free"], opening_balance_usd=5)
 
 
-async def record(settings: Settings) -> None:
-    async with running_worker(settings) as client:
-        for name, (prompt, request) in SCENARIOS.items():
-            spec = job_spec(settings, unique_prompt(prompt), **request)
-            handle: WorkflowHandle = await start(client, settings, spec)
-            if name == "cancelled":
-                await wait_until(lambda h=handle: status_is(h, JobStatus.PROCESSING))
-                await handle.cancel()
-            with contextlib.suppress(WorkflowFailureError):
-                await handle.result()
+def _save(name: str, history_json: str, count: int) -> None:
+    (HERE / f"{name}.json").write_text(history_json)
+    print(f"recorded {name}: {count} events")
+
+
+async def _finish(handle: WorkflowHandle) -> None:
+    with contextlib.suppress(WorkflowFailureError):
+        await handle.result()
+
+
+async def _record_job(client: Client, settings: Settings, name: str) -> None:
+    prompt, request = SCENARIOS[name]
+    spec = job_spec(settings, unique_prompt(prompt), **request)
+    if name == "v2_failover":  # a short budget, so the first route gives up in seconds
+        spec = spec.model_copy(update={"failover_after_seconds": 3.0})
+    handle: WorkflowHandle = await start(client, settings, spec)
+    if name == "cancelled":
+        await wait_until(lambda: status_is(handle, JobStatus.PROCESSING))
+        await handle.cancel()
+    await _finish(handle)
+    history = await handle.fetch_history()
+    _save(name, history.to_json(), len(history.events))
+    if name == "v2_chained":
+        segment = await client.get_workflow_handle(f"{spec.job_id}:segment:0").fetch_history()
+        _save("v2_chained_segment", segment.to_json(), len(segment.events))
+
+
+def _limited_spec(settings: Settings, prompt: str, **extra: object) -> JobSpec:
+    resolved = resolve_request(prompt=unique_prompt(prompt), duration_seconds=2)
+    spec = jobs.build_spec(
+        resolved, FREE, settings, job_id=jobs.new_job_id(), request_id=jobs.new_request_id()
+    )
+    return spec.model_copy(update=extra)
+
+
+@contextlib.contextmanager
+def _webhook_receiver() -> Iterator[str]:
+    class Accept(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("content-length", 0)))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Accept)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+
+
+async def _record_limited(client: Client, settings: Settings) -> None:
+    """Two jobs of a one-slot tenant through its account: admit, queue, settle, webhook."""
+    with _webhook_receiver() as url:
+        first = _limited_spec(
+            settings,
+            "[emu gen=2] the first in line",
+            webhook=WebhookTarget(url=url, events=["completed"]),
+        )
+        second = _limited_spec(settings, "[emu gen=1] the second in line")
+        for spec in (first, second):
+            await jobs.start_job(client, settings, spec, FREE)
+        handles = [client.get_workflow_handle(s.job_id) for s in (first, second)]
+        for handle in handles:
+            await _finish(handle)
+        delivery = client.get_workflow_handle(f"{first.job_id}:webhook:completed")
+        await _finish(delivery)
+        account = client.get_workflow_handle(account_workflow_id(FREE.id, settings.task_queue))
+
+        async def settled() -> bool:
+            snapshot = await account.query("snapshot")
+            return bool(snapshot["reserved_micro_usd"] == 0)
+
+        await wait_until(settled)
+        for name, handle in [
+            ("v2_limited_first", handles[0]),
+            ("v2_limited_queued", handles[1]),
+            ("v2_webhook_delivered", delivery),
+            ("v2_account", account),
+        ]:
             history = await handle.fetch_history()
-            (HERE / f"{name}.json").write_text(history.to_json())
-            print(f"recorded {name}: {len(history.events)} events")
+            _save(name, history.to_json(), len(history.events))
 
 
-def main() -> None:
+async def _record_continuing(settings: Settings) -> None:
+    """On a dev server that suggests continue-as-new after a few events: an account that
+    rolls over while it admits jobs, and a job that rolls over while it polls."""
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=devstack.binary("temporal"),
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS}",
+        ],
+        search_attributes=search_attributes.ALL,
+    ) as env:
+        address = env.client.service_client.config.target_host
+        continuing = settings.model_copy(update={"temporal_address": address})
+        async with running_worker(continuing) as client:
+            pro = Tenant(
+                id="record-pro", tier="pro", limits=DEFAULT_TIERS["pro"], opening_balance_usd=20
+            )
+            account = client.get_workflow_handle(account_workflow_id(pro.id, settings.task_queue))
+            first_run: str | None = None
+            job: JobSpec | None = None
+            for n in range(8):
+                resolved = resolve_request(
+                    prompt=unique_prompt(f"[emu gen=4 steps=8] roll-over {n}"), duration_seconds=2
+                )
+                job = jobs.build_spec(
+                    resolved,
+                    pro,
+                    continuing,
+                    job_id=jobs.new_job_id(),
+                    request_id=jobs.new_request_id(),
+                )
+                await jobs.start_job(client, continuing, job, pro)
+                first_run = first_run or (await account.describe()).run_id
+                await _finish(client.get_workflow_handle(job.job_id))
+            assert job is not None and first_run is not None
+            latest = (await account.describe()).run_id
+            if latest == first_run:
+                raise RuntimeError("the account did not continue as new; raise the job count")
+            histories = [
+                ("v2_account_continued", client.get_workflow_handle(account.id, run_id=first_run)),
+                ("v2_account_resumed", client.get_workflow_handle(account.id, run_id=latest)),
+                ("v2_job_resumed", client.get_workflow_handle(job.job_id)),
+            ]
+            for name, handle in histories:
+                history = await handle.fetch_history()
+                _save(name, history.to_json(), len(history.events))
+
+
+async def record(settings: Settings, names: set[str]) -> None:
+    async with running_worker(settings) as client:
+        for name in SCENARIOS:
+            if name in names:
+                await _record_job(client, settings, name)
+        if names & {"v2_limited_first", "v2_limited_queued", "v2_account", "v2_webhook_delivered"}:
+            await _record_limited(client, settings)
+    if names & CONTINUING:
+        await _record_continuing(settings)
+
+
+def _wanted(argv: list[str]) -> set[str]:
+    known = set(SCENARIOS) | DERIVED
+    if argv:
+        unknown = set(argv) - known
+        if unknown:
+            raise SystemExit(f"unknown histories: {', '.join(sorted(unknown))}")
+        return set(argv)
+    return {name for name in known if not (HERE / f"{name}.json").exists()}
+
+
+def main(argv: list[str]) -> None:
+    names = _wanted(argv)
+    if "v2_chained_segment" in names:
+        names.add("v2_chained")
+    if not names:
+        print("every history is recorded; name one to record it again")
+        return
     with tempfile.TemporaryDirectory(prefix="reelay-histories-") as tmp:
         root = Path(tmp)
         s3_port = devstack.free_port(with_grpc=True)
@@ -66,6 +248,7 @@ def main() -> None:
             emulator_render_scale=8,
             poll_min_seconds=0.2,
             poll_max_seconds=1.0,
+            webhook_allow_hosts=["127.0.0.1"],
         )
         _, temporal_port = devstack.split_host_port(settings.temporal_address)
         procs = [
@@ -81,11 +264,11 @@ def main() -> None:
             devstack.start_emulator(settings, log_path=root / "emulator.log"),
         ]
         try:
-            asyncio.run(record(settings))
+            asyncio.run(record(settings, names))
         finally:
             for proc in reversed(procs):
                 proc.stop()
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -27,7 +27,7 @@ from tests.support import (
     view_of,
     wait_until,
 )
-from workflows.video_generation import VideoGenerationWorkflow
+from workflows.clip import ClipWorkflow
 
 
 def phases(path: Path) -> tuple[list[int], int]:
@@ -134,7 +134,7 @@ async def test_sigkill_during_a_segment_resumes_it_without_making_any_segment_tw
         async def second_segment_running() -> bool:
             """Segment 2 is polling (its submission is recorded, not just sent)."""
             try:
-                view = await segment.query(VideoGenerationWorkflow.view)
+                view = await segment.query(ClipWorkflow.view)
             except RPCError:
                 return False  # not started yet
             return view.status is JobStatus.PROCESSING

@@ -1,20 +1,31 @@
-"""Replay recorded histories: a workflow change that would break running jobs fails here."""
+"""Replay recorded histories: a workflow change that would break running jobs fails here.
+
+Every workflow type the worker runs must have at least one recorded history, so a new type
+(or a renamed one) without a replay guard fails `test_every_workflow_type_has_a_history`.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from workflows.video_generation import VideoGenerationWorkflow
+from worker import WORKFLOWS
 
 HISTORIES = {
     path.stem: path.read_text()
     for path in sorted((Path(__file__).parents[1] / "histories").glob("*.json"))
 }
+
+
+def workflow_type(history: str) -> str:
+    first = json.loads(history)["events"][0]
+    return str(first["workflowExecutionStartedEventAttributes"]["workflowType"]["name"])
 
 
 def test_histories_are_recorded() -> None:
@@ -23,7 +34,41 @@ def test_histories_are_recorded() -> None:
     )
 
 
+def test_every_workflow_type_has_a_history() -> None:
+    registered = {w.__temporal_workflow_definition.name for w in WORKFLOWS}  # type: ignore[attr-defined]
+    assert {workflow_type(h) for h in HISTORIES.values()} == registered
+
+
+def _events(history: str) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = json.loads(history)["events"]
+    return events
+
+
+def test_histories_cover_limits_and_continue_as_new() -> None:
+    """Jobs settling with and admitted by their account, and both long-lived kinds rolling
+    over (continue-as-new) and resuming, are among the replayed paths."""
+    sent = {
+        e["signalExternalWorkflowExecutionInitiatedEventAttributes"]["signalName"]
+        for h in HISTORIES.values()
+        for e in _events(h)
+        if "signalExternalWorkflowExecutionInitiatedEventAttributes" in e
+    }
+    assert {"settle", "admit", "segment_progress"} <= sent
+    continued = {
+        workflow_type(h)
+        for h in HISTORIES.values()
+        if _events(h)[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
+    }
+    assert "AccountWorkflow" in continued
+    resumed = {
+        workflow_type(h)
+        for h in HISTORIES.values()
+        if "continuedExecutionRunId" in _events(h)[0]["workflowExecutionStartedEventAttributes"]
+    }
+    assert {"AccountWorkflow", "VideoGenerationWorkflow"} <= resumed
+
+
 @pytest.mark.parametrize("name", HISTORIES)
 async def test_history_replays(name: str) -> None:
-    replayer = Replayer(workflows=[VideoGenerationWorkflow], data_converter=pydantic_data_converter)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     await replayer.replay_workflow(WorkflowHistory.from_json(f"replay-{name}", HISTORIES[name]))

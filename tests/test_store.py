@@ -1,0 +1,63 @@
+"""The store step against real faults: a slow provider download, an unreachable S3."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+from activities.errors import STORAGE_TYPE
+from activities.inputs import ProviderTaskRef, StoreRequest
+from activities.jobs import JobActivities
+from reelay import devstack
+from reelay.jobs import JobStatus, Route
+from reelay.settings import Settings
+from reelay.storage import s3_client
+from tests.conftest import isolated_settings
+from tests.support import job_spec, running_worker, start, unique_prompt
+from workflows.clip import STORE_HEARTBEAT_TIMEOUT
+
+SLOW_BYTES_PER_SECOND = 250
+
+
+async def test_a_download_slower_than_the_heartbeat_timeout_is_stored_in_one_attempt(
+    settings: Settings,
+) -> None:
+    prompt = unique_prompt(f"[emu gen=1 slow={SLOW_BYTES_PER_SECOND}] a snail on a leaf")
+    spec = job_spec(settings, prompt, duration_seconds=2)
+    async with running_worker(settings) as client:
+        handle = await start(client, settings, spec)
+        result = await handle.result()
+        history = await handle.fetch_history()
+    assert result.status is JobStatus.COMPLETED
+    assert result.video is not None
+    # The body alone took longer than a heartbeat timeout to arrive.
+    seconds = result.video.size_bytes / SLOW_BYTES_PER_SECOND
+    assert seconds > STORE_HEARTBEAT_TIMEOUT.total_seconds()
+    scheduled = {
+        e.event_id
+        for e in history.events
+        if e.activity_task_scheduled_event_attributes.activity_type.name == "store_video"
+    }
+    attempts = [
+        e.activity_task_started_event_attributes.attempt
+        for e in history.events
+        if e.activity_task_started_event_attributes.scheduled_event_id in scheduled
+    ]
+    assert attempts == [1]
+
+
+async def test_an_unreachable_s3_is_a_retryable_error_that_names_no_internals() -> None:
+    port = devstack.free_port()  # nothing listens there
+    settings = isolated_settings(s3_endpoint=f"127.0.0.1:{port}", s3_bucket="internal-bucket")
+    activities = JobActivities(settings, {}, s3_client(settings))
+    request = StoreRequest(
+        job_id="job_vid_internal-key",
+        task=ProviderTaskRef(route=Route(adapter="runway", upstream_model="gen4.5"), task_id="t"),
+    )
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(activities.store_video, request)
+    assert caught.value.type == STORAGE_TYPE
+    assert not caught.value.non_retryable
+    for internal in ("127.0.0.1", str(port), "internal-bucket", "job_vid_internal-key"):
+        assert internal not in caught.value.message

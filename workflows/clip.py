@@ -1,0 +1,507 @@
+"""One clip: submit it (failing over between routes), poll it, store it.
+
+`ClipMaker` is the procedure, run by the job workflow for a one-clip job and by
+`ClipWorkflow` for each segment of a chain. Shared helpers every job workflow uses live here
+too (`run_activity`, `set_status`, `JobFailed`).
+
+Submissions, at most once per route: the submit activity heartbeats and has short attempt
+timeouts, so a lost worker is noticed in seconds and its attempt is retried on the same
+route; only the provider's own answer (a connection error, 5xx or 429: `ProviderUnavailable`)
+counts against the route's failover budget, and that budget is kept here, in workflow time
+(Temporal's own schedule-to-close stops a backing-off retry early, at the last retry that
+still fits). A route is left only after it stayed unavailable for the whole budget.
+
+The remaining double-submit window: a worker that dies after its request reached the provider
+but before the activity completed leaves a task upstream the retried attempt does not know
+of, so the provider gets the job twice on that route (never on two routes: no failover
+without the provider's answer). The window is the provider's create call plus the
+completion's trip to Temporal (well under a second); the heartbeat details say whether an
+attempt got as far as sending. Per provider:
+
+- Runway: no idempotency key and no task listing: a second task, left to run unpolled.
+- Gemini (Veo): long-running operations cannot be listed per model: as Runway.
+- fal: queue requests cannot be found by a client reference: as Runway.
+- Luma and Replicate: recent generations / predictions can be listed, and each carries the
+  job's callback URL (it names the job id), so the lost task could be found and adopted once
+  the adapters offer a lookup (`find_submitted`, see `JobActivities.submit_to_provider`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import TimeoutError as ActivityTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE, UNAVAILABLE_TYPE
+    from activities.inputs import ProviderTaskRef, StoreRequest, SubmitRequest
+    from activities.jobs import JobActivities
+    from providers.base import FailureKind, ProviderTaskStatus, TaskState
+    from reelay.jobs import JobError, JobSpec, JobStatus, JobView, Resume, StoredVideo
+    from reelay.jobs import settled_cost_micro_usd as settled_cost
+    from reelay.storage import segment_key
+    from workflows import search_attributes
+    from workflows.contracts import ChainHandlers, SegmentProgress
+    from workflows.polling import estimate_remaining, next_poll_delay
+
+MEMO_VIEW = "view"
+CALLBACK_MEMORY = 64
+A = TypeVar("A")
+R = TypeVar("R")
+
+#: Marks runs whose submits keep the failover budget in the workflow (see the module doc).
+#: Runs without it (started before) keep Temporal's schedule-to-close budget until they end.
+BUDGETED_SUBMITS = "budgeted-submits"
+
+# A lost attempt (worker gone: no heartbeat) is retried by Temporal on the same route; a
+# provider's refusal to take the job comes back to the workflow, which keeps the budget.
+SUBMIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=10),
+    non_retryable_error_types=[RETRYABLE_TYPE, UNAVAILABLE_TYPE],
+)
+SUBMIT_ATTEMPT_TIMEOUT = timedelta(seconds=60)
+SUBMIT_HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+# Back-off between submits to an unavailable route (a provider's Retry-After wins if longer).
+SUBMIT_FIRST_DELAY_SECONDS = 1.0
+SUBMIT_MAX_DELAY_SECONDS = 30.0
+LEGACY_SUBMIT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
+POLL_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=15)
+)
+# Storing waits out S3 for as long as the job's deadline allows (at least this long).
+STORE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=60)
+)
+STORE_AT_LEAST = timedelta(minutes=30)
+STORE_HEARTBEAT_TIMEOUT = timedelta(seconds=15)
+# A provider task that ends in an internal error is submitted once more before the job fails.
+MAX_SUBMISSIONS = 2
+# How long the last (or only) route may stay unavailable before the job fails.
+SUBMIT_BUDGET_SECONDS = 600
+
+_FAILURE_CODES = {
+    FailureKind.CONTENT_REFUSED: "content_policy_violation",
+    FailureKind.INVALID_REQUEST: "invalid_request",
+    FailureKind.INTERNAL: "provider_error",
+}
+STORAGE_UNAVAILABLE_MESSAGE = "the video could not be stored: storage is unavailable"
+
+
+def submit_queue(task_queue: str, provider: str) -> str:
+    """The task queue of `provider`'s submits (rate-limited per provider by the workers)."""
+    return f"{task_queue}.submit.{provider}"
+
+
+class JobFailed(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.error = JobError(code=code, message=message)
+
+
+class ProviderUnavailable(JobFailed):
+    """The provider answered that it cannot take or serve the request now (retryable)."""
+
+    def __init__(self, message: str, retry_after: timedelta | None) -> None:
+        super().__init__("provider_unavailable", message)
+        self.retry_after = retry_after
+
+
+async def run_activity(
+    fn: Callable[[Any, A], Awaitable[R]],
+    arg: A,
+    start_to_close: timedelta,
+    *,
+    retry: RetryPolicy | None = None,
+    schedule_to_close: timedelta | None = None,
+    heartbeat: timedelta | None = None,
+    task_queue: str | None = None,
+) -> R:
+    """Run an activity; a failure it cannot recover from becomes `JobFailed`."""
+    try:
+        return await workflow.execute_activity_method(
+            fn,
+            arg,
+            start_to_close_timeout=start_to_close,
+            schedule_to_close_timeout=schedule_to_close,
+            heartbeat_timeout=heartbeat,
+            retry_policy=retry,
+            task_queue=task_queue,
+        )
+    except ActivityError as err:
+        cause = err.cause
+        if isinstance(cause, CancelledError):  # the job was cancelled mid-activity
+            raise asyncio.CancelledError from err
+        # Out of time or attempts: the last attempt's failure says why.
+        last = cause.cause if isinstance(cause, ActivityTimeoutError) and cause.cause else cause
+        if isinstance(last, ApplicationError):
+            if last.type == STORAGE_TYPE:
+                raise JobFailed(STORAGE_TYPE, STORAGE_UNAVAILABLE_MESSAGE) from err
+            if last.type in (RETRYABLE_TYPE, UNAVAILABLE_TYPE):
+                raise ProviderUnavailable(last.message, last.next_retry_delay) from err
+            if last.non_retryable:
+                raise JobFailed(last.type or "provider_error", last.message) from err
+        if isinstance(cause, ActivityTimeoutError):
+            raise JobFailed("provider_unavailable", "the provider did not answer in time") from err
+        raise JobFailed("provider_unavailable", str(cause or err)) from err
+
+
+def set_status(view: JobView, status: JobStatus) -> None:
+    view.status = status
+    workflow.upsert_search_attributes([search_attributes.STATUS.value_set(status.value)])
+
+
+class ClipMaker:
+    """Makes one clip of `job` into `view`: submit with failover, poll, store.
+
+    `on_progress` runs whenever the provider reports progress (the job's progress webhooks);
+    a chain's segment also reports its progress to the chain.
+    """
+
+    def __init__(
+        self, job: JobSpec, view: JobView, on_progress: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._job = job
+        self._view = view
+        self._on_progress = on_progress
+        self._wake = False
+        self._reported_progress = 0.0
+        self._polls = 0
+        self._route_index = 0
+        self._callbacks: list[str] = []
+        if job.resume is not None:
+            route = job.routes[job.resume.route_index]
+            self._route_index = job.resume.route_index
+            view.provider = route.adapter
+            view.model_used = route.upstream_model
+            view.status = JobStatus.PROCESSING
+            view.provider_task_id = job.resume.task_id
+            view.started_at = job.resume.started_at
+            view.progress = job.resume.progress
+            self._polls = job.resume.polls
+
+    def wake(self) -> None:
+        """Poll now instead of waiting for the timer."""
+        self._wake = True
+
+    def take_callback(self, event_id: str) -> None:
+        self._callbacks.append(event_id)
+        del self._callbacks[:-CALLBACK_MEMORY]
+        self._wake = True
+
+    def check_callback(self, event_id: str) -> None:
+        if event_id in self._callbacks:
+            raise ApplicationError(f"callback {event_id} was already received", type="replayed")
+
+    @property
+    def submitted(self) -> bool:
+        return self._view.provider_task_id is not None
+
+    async def make(self) -> None:
+        job, view = self._job, self._view
+        if job.resume is None:
+            view.started_at = workflow.now()
+            await self._submit(first_route=0)
+        for submissions in range(1, MAX_SUBMISSIONS + 1):
+            status = await self._poll_until_done()
+            if status.state is TaskState.SUCCEEDED:
+                break
+            if status.failure_kind is FailureKind.INTERNAL and submissions < MAX_SUBMISSIONS:
+                await self._submit(first_route=self._route_index)
+                continue
+            raise JobFailed(
+                _FAILURE_CODES.get(status.failure_kind or FailureKind.INTERNAL, "provider_error"),
+                _failure_message(status),
+            )
+        set_status(view, JobStatus.STORING)
+        route = job.routes[self._route_index]
+        trim = job.duration_seconds if (route.clip_seconds or 0) > job.duration_seconds else None
+        segment = job.segment
+        request = StoreRequest(
+            job_id=job.job_id,
+            task=self.task,
+            trim_to_seconds=trim,
+            key=segment_key(segment.parent_id, segment.index) if segment else None,
+            keep_last_frame=segment is not None and segment.keep_last_frame,
+        )
+        video = await run_activity(
+            JobActivities.store_video,
+            request,
+            timedelta(minutes=30),
+            retry=STORE_RETRY,
+            schedule_to_close=max(self._deadline() - workflow.now(), STORE_AT_LEAST),
+            heartbeat=STORE_HEARTBEAT_TIMEOUT,
+        )
+        self._store_result(video)
+
+    def _store_result(self, video: StoredVideo) -> None:
+        view = self._view
+        view.video = video
+        view.cost_micro_usd = settled_cost(self._job, video.duration_seconds)
+        view.progress = 1.0
+        view.eta_seconds = 0.0
+        if self._job.segment is not None:
+            view.segments_done = 1
+
+    @property
+    def task(self) -> ProviderTaskRef:
+        assert self._view.provider_task_id is not None
+        route = self._job.routes[self._route_index]
+        return ProviderTaskRef(route=route, task_id=self._view.provider_task_id)
+
+    def _deadline(self) -> datetime:
+        assert self._view.started_at is not None
+        return self._view.started_at + timedelta(seconds=self._job.deadline_seconds)
+
+    async def _submit(self, *, first_route: int) -> None:
+        """Submit on the first route that takes the job, failing over while routes remain.
+
+        Only an unavailable route fails over; a refusal or invalid request ends the job.
+        One submission at a time.
+        """
+        job = self._job
+        if not workflow.patched(BUDGETED_SUBMITS):
+            return await self._submit_by_schedule_to_close(first_route=first_route)
+        last = len(job.routes) - 1
+        for index in range(first_route, last + 1):
+            route = job.routes[index]
+            budget = job.failover_after_seconds if index < last else SUBMIT_BUDGET_SECONDS
+            task_id = await self._submit_to(index, budget)
+            if task_id is None and index < last:
+                workflow.logger.warning(
+                    "route %s/%s unavailable, failing over", route.adapter, route.upstream_model
+                )
+                continue
+            if task_id is None:
+                raise JobFailed(
+                    "provider_unavailable",
+                    f"{job.model} is unavailable: its provider did not take the job "
+                    f"for {budget:.0f} s",
+                )
+            self._accepted(index, task_id)
+            return
+
+    async def _submit_to(self, index: int, budget_seconds: float) -> str | None:
+        """The task id from route `index`, or None once it stayed unavailable for its budget.
+
+        The budget runs from the first attempt the provider refused, in workflow time; lost
+        attempts (no answer from the provider) are retried by Temporal and never count.
+        """
+        job = self._job
+        route = job.routes[index]
+        unavailable_since: datetime | None = None
+        delay = SUBMIT_FIRST_DELAY_SECONDS
+        while True:
+            attempt_at = workflow.now()
+            to_deadline = self._deadline() - attempt_at
+            try:
+                return await run_activity(
+                    JobActivities.submit_to_provider,
+                    SubmitRequest(job=job, route=route),
+                    SUBMIT_ATTEMPT_TIMEOUT,
+                    retry=SUBMIT_RETRY,
+                    schedule_to_close=max(to_deadline, SUBMIT_ATTEMPT_TIMEOUT),
+                    heartbeat=SUBMIT_HEARTBEAT_TIMEOUT,
+                    task_queue=submit_queue(workflow.info().task_queue, route.adapter),
+                )
+            except ProviderUnavailable as unavailable:
+                unavailable_since = unavailable_since or attempt_at
+                retry_after = unavailable.retry_after
+                now = workflow.now()
+                budget_left = budget_seconds - (now - unavailable_since).total_seconds()
+                deadline_left = (self._deadline() - now).total_seconds()
+            if deadline_left <= 0:
+                raise JobFailed(
+                    "deadline_exceeded",
+                    f"{job.model} did not finish within {job.deadline_seconds} s",
+                )
+            if budget_left <= 0:
+                return None
+            wait = max(delay, retry_after.total_seconds() if retry_after else 0.0)
+            await workflow.sleep(min(wait, budget_left, deadline_left))
+            delay = min(delay * 2, SUBMIT_MAX_DELAY_SECONDS)
+
+    async def _submit_by_schedule_to_close(self, *, first_route: int) -> None:
+        """Submits of runs started before `BUDGETED_SUBMITS`: the budget is the activity's
+        schedule-to-close. Remove once no such run is open."""
+        job = self._job
+        last = len(job.routes) - 1
+        for index in range(first_route, last + 1):
+            route = job.routes[index]
+            budget = job.failover_after_seconds if index < last else SUBMIT_BUDGET_SECONDS
+            try:
+                task_id = await run_activity(
+                    JobActivities.submit_to_provider,
+                    SubmitRequest(job=job, route=route),
+                    timedelta(seconds=60),
+                    retry=LEGACY_SUBMIT_RETRY,
+                    schedule_to_close=timedelta(seconds=budget),
+                    task_queue=submit_queue(workflow.info().task_queue, route.adapter),
+                )
+            except JobFailed as failed:
+                if failed.error.code == "provider_unavailable" and index < last:
+                    continue
+                raise
+            self._accepted(index, task_id)
+            return
+
+    def _accepted(self, index: int, task_id: str) -> None:
+        route = self._job.routes[index]
+        self._route_index = index
+        self._view.provider = route.adapter
+        self._view.model_used = route.upstream_model
+        self._view.provider_task_id = task_id
+        self._view.progress = 0.0
+        set_status(self._view, JobStatus.PROCESSING)
+
+    async def _poll_until_done(self) -> ProviderTaskStatus:
+        job, view = self._job, self._view
+        assert view.started_at is not None
+        deadline = self._deadline()
+        while True:
+            left = (deadline - workflow.now()).total_seconds()
+            if left <= 0:
+                raise JobFailed(
+                    "deadline_exceeded",
+                    f"{job.model} did not finish within {job.deadline_seconds} s",
+                )
+            status = await run_activity(
+                JobActivities.poll_provider,
+                self.task,
+                timedelta(seconds=30),
+                retry=POLL_RETRY,
+                schedule_to_close=timedelta(seconds=max(left, 30)),
+            )
+            self._polls += 1
+            if status.state in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED):
+                return status
+            if status.progress is not None:
+                view.progress = max(view.progress, min(status.progress, 0.99))
+                await self._report_segment_progress()
+                await self._on_progress()
+            elapsed = (workflow.now() - view.started_at).total_seconds()
+            remaining = estimate_remaining(elapsed, status.progress)
+            view.eta_seconds = remaining
+            delay = next_poll_delay(
+                polls=self._polls,
+                remaining=remaining,
+                min_seconds=job.poll_min_seconds,
+                max_seconds=job.poll_max_seconds,
+            )
+            self._wake = False
+            with contextlib.suppress(asyncio.TimeoutError):
+                await workflow.wait_condition(lambda: self._wake, timeout=min(delay, left))
+            if workflow.info().is_continue_as_new_suggested():
+                workflow.continue_as_new(job.model_copy(update={"resume": self._resume()}))
+
+    async def _report_segment_progress(self) -> None:
+        """A segment tells its chain how far it is (in steps of 5 %)."""
+        segment = self._job.segment
+        if segment is None or self._view.progress < self._reported_progress + 0.05:
+            return
+        self._reported_progress = self._view.progress
+        await workflow.get_external_workflow_handle(segment.parent_id).signal(
+            ChainHandlers.segment_progress,
+            SegmentProgress(index=segment.index, progress=self._view.progress),
+        )
+
+    def _resume(self) -> Resume:
+        assert self._view.started_at is not None
+        return Resume(
+            task_id=self.task.task_id,
+            route_index=self._route_index,
+            started_at=self._view.started_at,
+            progress=self._view.progress,
+            polls=self._polls,
+        )
+
+    async def cancel_upstream(self) -> None:
+        if not self.submitted:
+            return
+        try:
+            await run_activity(
+                JobActivities.cancel_at_provider,
+                self.task,
+                timedelta(seconds=30),
+                retry=RetryPolicy(maximum_attempts=5),
+            )
+        except JobFailed:
+            workflow.logger.warning(
+                "could not cancel provider task %s", self._view.provider_task_id
+            )
+
+
+def _failure_message(status: ProviderTaskStatus) -> str:
+    reason = status.failure or "the provider failed the task"
+    if status.failure_kind is FailureKind.CONTENT_REFUSED:
+        return f"Content policy violation: {reason}"
+    if status.state is TaskState.CANCELLED:
+        return "the provider cancelled the task"
+    return reason
+
+
+@workflow.defn
+class ClipWorkflow:
+    """One segment of a chained job, started by the chain's `VideoGenerationWorkflow`
+    (id `<job>:segment:<n>`): durable on its own, so a crash resumes at the segment in
+    flight, and its stored clip is what the chain stitches."""
+
+    @workflow.init
+    def __init__(self, job: JobSpec) -> None:
+        self._view = JobView.from_spec(job)
+        self._clip = ClipMaker(job, self._view, on_progress=_nothing)
+
+    @workflow.query
+    def view(self) -> JobView:
+        return self._view
+
+    @workflow.signal
+    def provider_event(self) -> None:
+        """A provider callback arrived: poll now instead of waiting for the timer."""
+        self._clip.wake()
+
+    @workflow.update
+    def provider_callback(self, event_id: str) -> None:
+        """A verified provider callback: poll now. Each event is taken once."""
+        self._clip.take_callback(event_id)
+
+    @provider_callback.validator
+    def _new_callback_only(self, event_id: str) -> None:
+        self._clip.check_callback(event_id)
+
+    @workflow.run
+    async def run(self, job: JobSpec) -> JobView:
+        try:
+            await self._clip.make()
+        except asyncio.CancelledError:
+            await self._clip.cancel_upstream()
+            self._end(JobStatus.CANCELLED)
+            raise
+        except JobFailed as failed:
+            if failed.error.code == "deadline_exceeded":
+                await self._clip.cancel_upstream()
+            self._view.error = failed.error
+            self._end(JobStatus.FAILED)
+            raise ApplicationError(
+                failed.error.message, self._view, type=failed.error.code, non_retryable=True
+            ) from None
+        self._end(JobStatus.COMPLETED)
+        return self._view
+
+    def _end(self, status: JobStatus) -> None:
+        self._view.completed_at = workflow.now()
+        set_status(self._view, status)
+        workflow.upsert_memo({MEMO_VIEW: self._view})
+
+
+async def _nothing() -> None:
+    """A segment sends no webhooks of its own (its chain does)."""
