@@ -149,6 +149,9 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 name="veo-gemini",
                 adapter="gemini",
                 durations=(4, 6, 8),
+                # Google documents "8 s at 1080p" for Veo 3.1; whether Veo 3.0 has the rule too
+                # is unconfirmed, so it is assumed: a shorter 1080p video is made as 8 s, trimmed.
+                durations_by_resolution=_frozen({"1080p": (8,)}),
                 resolutions=("720p", "1080p"),
                 aspect_ratios=WIDE,
                 audio=True,

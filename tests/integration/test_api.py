@@ -253,12 +253,15 @@ def test_models_lists_the_catalog_with_limits_and_prices(api: httpx.Client) -> N
         "min_seconds": 2,
         "max_seconds": 10,
         "durations": None,
-        "resolutions": ["720p", "1080p"],
+        "resolutions": ["720p"],
         "aspect_ratios": ["16:9", "9:16", "1:1"],
         "image_to_video": True,
         "continuation": "last_frame",
         "available": True,
     }
+    # Runway's gen4.5 makes no 1080p: seed 000's default resolution is made by veo3.1_fast.
+    full_hd = models["runway-gen3"]["routes"][1]
+    assert (full_hd["upstream_model"], full_hd["resolutions"]) == ("veo3.1_fast", ["1080p"])
     assert models["luma-dream-machine"]["routes"][0]["continuation"] == "keyframe"
     sora = models["sora-2"]
     assert (sora["status"], sora["reason"]) == ("retired", "retired by its provider on 2026-09-24")

@@ -34,7 +34,14 @@ async def test_happy_path_stores_a_checked_video_and_settles_the_cost(
     settings: Settings, tmp_path: Path
 ) -> None:
     prompt = unique_prompt()
-    spec = job_spec(settings, prompt, model="runway-gen3", duration_seconds=3, aspect_ratio="9:16")
+    spec = job_spec(
+        settings,
+        prompt,
+        model="runway-gen3",
+        duration_seconds=3,
+        aspect_ratio="9:16",
+        resolution="720p",  # gen4.5's resolution (1080p is made by Runway's veo3.1_fast)
+    )
     async with running_worker(settings) as client:
         handle = await start(client, settings, spec)
         result = await handle.result()
@@ -172,7 +179,7 @@ async def test_provider_event_signal_wakes_the_poll_loop(settings: Settings) -> 
 
 async def test_a_longer_clip_is_trimmed_to_the_requested_duration(settings: Settings) -> None:
     prompt = unique_prompt("[emu gen=1] a tide pool")
-    spec = job_spec(settings, prompt, duration_seconds=3)
+    spec = job_spec(settings, prompt, duration_seconds=3, resolution="720p")  # gen4.5: 2-10 s
     spec.routes[0] = spec.routes[0].model_copy(update={"clip_seconds": 5})
     async with running_worker(settings) as client:
         result = await (await start(client, settings, spec)).result()
