@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # Re-install whenever pyproject.toml changes.
 STAMP := $(VENV)/.installed
 
-.PHONY: help venv up test test-fast lint fmt bench histories clean
+.PHONY: help venv up test test-fast lint fmt chromium bench histories clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ venv: $(STAMP) ## create .venv and install Reelay with its dev tools
 up: $(STAMP) ## run the local stack (Temporal + UI, SeaweedFS, emulator, worker, API) until Ctrl-C
 	$(BIN)/python -m reelay.devstack up
 
-test: lint ## lint, type-check, then run every test (unit, then integration on real servers)
+test: lint chromium ## lint, type-check, then run every test (unit, then integration on real servers)
 	$(BIN)/pytest -q
 
 test-fast: $(STAMP) ## the unit tests only: no servers, well under a minute
@@ -40,6 +40,15 @@ lint: $(STAMP) ## ruff check, ruff format --check, mypy, import-linter (the laye
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# Debian's Chromium, for the headless-browser test of the API docs (tests/integration/
+# test_docs_offline.py); installed once, when missing (as root, else with sudo).
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+chromium: ## install Debian's Chromium (the docs' headless-browser test) when missing
+	@command -v chromium >/dev/null || { \
+		echo "installing chromium (apt-get)"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 fmt: $(STAMP) ## fix what ruff can fix and format the code
 	$(BIN)/ruff check --fix .

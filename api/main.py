@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from api.content import api_http_client
 from api.dialects import videos
@@ -41,7 +42,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for adapter in app.state.adapters.values():
             await adapter.aclose()
 
-    app = FastAPI(
+    # Swagger UI (`/docs`) and ReDoc (`/redoc`) load their scripts from the package, not a CDN.
+    app = FastAPIOffline(
         title="Reelay",
         version="0.1.0",
         summary="Durable video generation: one API in front of many video models.",

@@ -1,5 +1,6 @@
 """The OpenAPI document, told true: each route's error statuses with its dialect's error
-body, the security schemes, and no FastAPI 422 (validation errors are answered 400).
+body, the security schemes, and no FastAPI 422 (validation errors are answered 400); its
+tags, one per dialect and shared resource, say which vendor API each dialect imitates.
 
 A route lists its error statuses with `api.errors.errors(...)`; its tags name its dialect
 (`ERROR_BODIES`), whose error bodies document them; other routes answer in the native shape.
@@ -29,6 +30,71 @@ ERROR_BODIES: dict[str, type[BaseModel]] = {
     "seed 004": OpenAIErrorBody,
     "OpenAI videos": OpenAIErrorBody,
 }
+# Every tag a route carries, in the order the docs show them, with what it is.
+TAGS: list[dict[str, str]] = [
+    {
+        "name": "native (seed 000)",
+        "description": "Reelay's own dialect, that of seed 000 (Perf's Video Generation API): "
+        "`POST /v1/video/generations` with `prompt`, `model`, `duration_seconds`, `resolution`, "
+        "`aspect_ratio`; statuses `pending`, `processing`, `complete`, `failed`, `cancelled`; "
+        'errors `{"error": {"type", "message"}}`. Lists, cancels and downloads the jobs of '
+        "every dialect (the signed `video_url` of each points at `/content`).",
+    },
+    {
+        "name": "seed 001",
+        "description": "Seed 001: Lunos's video API (Google Veo operations): `model`, `prompt`, "
+        "`parameters.aspectRatio` / `negativePrompt`, `response_format`, the `X-App-ID` header. "
+        "It shares the native path, told apart by that header or those fields; statuses "
+        '`pending`, `completed`, `failed`; errors `{"error": "<message>"}`.',
+    },
+    {
+        "name": "seed 002",
+        "description": "Seed 002: a unified multi-model video API (its vendor is not named "
+        "in the seed): `POST /v2/videos/generate` with a model's own `parameters` and "
+        "`webhookUrl` / `webhookEvents`, `GET /v2/jobs/{jobId}`; statuses `QUEUED`, "
+        "`PROCESSING`, `COMPLETED`, `FAILED`, `CANCELLED`; errors "
+        '`{"error", "message", "status"}`.',
+    },
+    {
+        "name": "seed 003",
+        "description": "Seed 003: PowerPost's video API: `x-api-key` and `X-Workspace-Id` "
+        "headers, `size` landscape or portrait, a required `duration`, `has_audio`, "
+        "`source_image` (a media id), credits of $0.01; statuses `processing`, `completed`, "
+        '`failed`; errors `{"error": {"code", "message"}}`.',
+    },
+    {
+        "name": "seed 004",
+        "description": "Seed 004: Runcrate's video API: `POST /v1/videos` with `duration` and "
+        "`aspect_ratio`, `GET /v1/videos/{id}`, `GET /v1/videos/{id}/download`; it shares "
+        "`/v1/videos` and the error body with OpenAI's, told apart by the fields sent.",
+    },
+    {
+        "name": "OpenAI videos",
+        "description": "OpenAI's Videos API (the `openai` SDK's `client.videos`): create (JSON, "
+        "or multipart with an `input_reference` image), retrieve, list, delete, content; model "
+        "ids are Reelay's catalog ids; OpenAI's statuses and error body.",
+    },
+    {
+        "name": "account",
+        "description": "The tenant's credits, usage and limits; operators top up with the "
+        "admin key.",
+    },
+    {
+        "name": "models",
+        "description": "The catalog: every model id the dialects accept, with its limits, "
+        "price and status (retired and unavailable ones with the reason).",
+    },
+    {
+        "name": "media",
+        "description": "Source images for image-to-video: upload once, pass the `media_id`.",
+    },
+    {"name": "health", "description": "Liveness, and readiness (Temporal and S3 reachable)."},
+    {
+        "name": "provider callbacks",
+        "description": "Where providers report finished tasks (a per-job token in the URL, "
+        "and the provider's signature where it signs); not for clients.",
+    },
+]
 SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <key>"},
     "apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"},
@@ -50,7 +116,9 @@ def install_openapi(app: FastAPI) -> None:
 
 
 def document(app: FastAPI) -> dict[str, Any]:
-    doc = get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+    doc = get_openapi(
+        title=app.title, version=app.version, summary=app.summary, routes=app.routes, tags=TAGS
+    )
     components = doc.setdefault("components", {})
     components["securitySchemes"] = SECURITY_SCHEMES
     schemas = components.get("schemas", {})

@@ -202,13 +202,16 @@ def request_body_doc(
     form_model: type[BaseModel] | None = None,
     *,
     idempotency_key: bool = False,
+    examples: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """`openapi_extra` documenting a hand-parsed body: one of `json_models` (or a form), and
-    the `Idempotency-Key` header when the route reads it by hand."""
+    """`openapi_extra` documenting a hand-parsed body: one of `json_models` (or a form), its
+    named `examples` (OpenAPI `Example` objects), and the `Idempotency-Key` header when the
+    route reads it by hand."""
     schemas = [inline_schema(model) for model in json_models]
-    content: dict[str, Any] = {
-        "application/json": {"schema": schemas[0] if len(schemas) == 1 else {"oneOf": schemas}}
-    }
+    json_body: dict[str, Any] = {"schema": schemas[0] if len(schemas) == 1 else {"oneOf": schemas}}
+    if examples:
+        json_body["examples"] = examples
+    content: dict[str, Any] = {"application/json": json_body}
     if form_model is not None:
         content["multipart/form-data"] = {"schema": inline_schema(form_model)}
     doc: dict[str, Any] = {"requestBody": {"required": True, "content": content}}

@@ -38,6 +38,7 @@ router = APIRouter(
         [openai.OpenAICreateVideo, seed004.Seed004CreateVideo],
         form_model=openai.OpenAICreateVideoForm,
         idempotency_key=True,
+        examples=openai.EXAMPLES | seed004.EXAMPLES,
     ),
 )
 async def create_video(

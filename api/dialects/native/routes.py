@@ -27,6 +27,7 @@ from api.dialects.common import (
 )
 from api.dialects.native.shapes import (
     DIALECT,
+    EXAMPLES,
     STATUS_FROM_WORD,
     STATUS_WORDS,
     CreateGeneration,
@@ -73,7 +74,9 @@ router = APIRouter(
         **errors(400, 401, 402, 409, 413, 415, 429, 503),
     },
     openapi_extra=request_body_doc(
-        [CreateGeneration, seed001.CreateVideoOperation], idempotency_key=True
+        [CreateGeneration, seed001.CreateVideoOperation],
+        idempotency_key=True,
+        examples=EXAMPLES | seed001.EXAMPLES,
     ),
 )
 async def create_generation(

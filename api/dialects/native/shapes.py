@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
@@ -32,21 +33,42 @@ STATUS_FROM_WORD = {
 }
 
 
+# Request examples (OpenAPI `Example` objects), the requests of seed 000's own docs.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "seed 000: cURL": {
+        "summary": "seed 000's cURL request",
+        "value": {
+            "prompt": "A serene mountain landscape with flowing water and dramatic clouds, "
+            "cinematic quality",
+            "model": "runway-gen3",
+            "duration_seconds": 8,
+            "resolution": "1080p",
+            "aspect_ratio": "16:9",
+        },
+    },
+    "seed 000: client": {
+        "summary": "seed 000's JavaScript and Python clients",
+        "value": {
+            "prompt": "A cat playing piano in a jazz club, cinematic lighting",
+            "model": "runway-gen3",
+            "duration_seconds": 8,
+        },
+    },
+    "seed 000: prompt only": {
+        "summary": "seed 000's prompt advice: a prompt alone, the defaults for the rest",
+        "value": {
+            "prompt": "Drone shot flying over a mountain range at sunrise, slowly revealing a "
+            "valley with a river below, cinematic quality"
+        },
+    },
+}
+
+
 class CreateGeneration(BaseModel):
     """`POST /v1/video/generations`. Absent fields take the model's defaults."""
 
     model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "prompt": "A serene mountain landscape with flowing water and dramatic clouds",
-                    "model": "runway-gen3",
-                    "duration_seconds": 8,
-                    "resolution": "1080p",
-                    "aspect_ratio": "16:9",
-                }
-            ]
-        }
+        json_schema_extra={"examples": [example["value"] for example in EXAMPLES.values()]}
     )
 
     prompt: str | None = Field(default=None, description="Description of the video (required)")

@@ -59,21 +59,27 @@ class OpenAIImageReference(BaseModel):
     file_id: str | None = Field(default=None, description="a media id from POST /v1/media")
 
 
+# Request examples (OpenAPI `Example` objects): OpenAI's own example request, with a
+# Reelay model id for its retired `sora-2`.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "OpenAI: create": {
+        "summary": "OpenAI's example request (client.videos.create)",
+        "value": {
+            "model": "runway-gen3",
+            "prompt": "A calico cat playing a piano on stage",
+            "seconds": "4",
+            "size": "1280x720",
+        },
+    },
+}
+
+
 class OpenAICreateVideo(BaseModel):
     """`POST /v1/videos` in OpenAI's shape (JSON, or multipart with an image file)."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": "runway-gen3",
-                    "prompt": "A calico cat playing a piano on stage",
-                    "seconds": "4",
-                    "size": "1280x720",
-                }
-            ]
-        },
+        json_schema_extra={"examples": [example["value"] for example in EXAMPLES.values()]},
     )
 
     prompt: str

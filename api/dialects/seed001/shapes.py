@@ -46,24 +46,30 @@ class Seed001Parameters(BaseModel):
     resolution: str | None = Field(default=None, description="720p or 1080p")
 
 
+_LION = {
+    "model": "google/veo-3.0-generate-preview",
+    "prompt": "A cinematic shot of a majestic lion in the savannah.",
+    "parameters": {"aspectRatio": "16:9", "negativePrompt": "cartoon, drawing, low quality"},
+}
+# Request examples (OpenAPI `Example` objects), the requests of seed 001's own docs.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "seed 001: request": {
+        "summary": "seed 001's request body (JavaScript and Python)",
+        "value": {**_LION, "response_format": "mp4"},
+    },
+    "seed 001: cURL": {
+        "summary": "seed 001's cURL request (with the X-App-ID header)",
+        "value": _LION,
+    },
+}
+
+
 class CreateVideoOperation(BaseModel):
     """`POST /v1/video/generations` in seed 001's shape."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": "google/veo-3.0-generate-preview",
-                    "prompt": "A cinematic shot of a majestic lion in the savannah.",
-                    "parameters": {
-                        "aspectRatio": "16:9",
-                        "negativePrompt": "cartoon, drawing, low quality",
-                    },
-                    "response_format": "mp4",
-                }
-            ]
-        },
+        json_schema_extra={"examples": [example["value"] for example in EXAMPLES.values()]},
     )
 
     model: str = Field(description="Catalog model id, e.g. google/veo-3.0-generate-preview")

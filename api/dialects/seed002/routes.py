@@ -20,6 +20,7 @@ from api.dialects.bodies import json_object, parse, request_body_doc
 from api.dialects.common import read_live_job, submit
 from api.dialects.seed002.shapes import (
     DIALECT,
+    EXAMPLES,
     NAMES,
     STATUS_WORDS,
     TITLES,
@@ -52,7 +53,7 @@ router = APIRouter(tags=["seed 002"], route_class=shaped_route(lambda _: error_r
     "/v2/videos/generate",
     status_code=202,
     responses=errors(400, 401, 402, 409, 413, 415, 429, 503),
-    openapi_extra=request_body_doc([Seed002GenerateVideo]),
+    openapi_extra=request_body_doc([Seed002GenerateVideo], examples=EXAMPLES),
 )
 async def generate_video(
     request: Request,

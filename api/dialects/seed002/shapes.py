@@ -9,6 +9,7 @@ video is stored), COMPLETED, FAILED, CANCELLED.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictInt
 
@@ -73,20 +74,31 @@ class Seed002Parameters(BaseModel):
     )
 
 
+# Request examples (OpenAPI `Example` objects): seed 002's common body with models from its
+# table and their `parameters`.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "seed 002: common body": {
+        "summary": "seed 002's common request body: prompt and model",
+        "value": {
+            "prompt": "A paper boat drifting down a rainy street, cinematic",
+            "model": "veo-3",
+        },
+    },
+    "seed 002: parameters": {
+        "summary": "seed 002: a model of its table with the model's own parameters",
+        "value": {
+            "prompt": "A paper boat drifting down a rainy street, cinematic",
+            "model": "kling-2.5-turbo-pro",
+            "parameters": {"duration": 5, "aspect_ratio": "16:9"},
+        },
+    },
+}
+
+
 class Seed002GenerateVideo(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "prompt": "A paper boat drifting down a rainy street, cinematic",
-                    "model": "kling-2.5-turbo-pro",
-                    "webhookUrl": "https://example.com/hooks/video",
-                    "webhookEvents": ["completed", "failed"],
-                    "parameters": {"duration": 5, "aspect_ratio": "16:9"},
-                }
-            ]
-        },
+        json_schema_extra={"examples": [example["value"] for example in EXAMPLES.values()]},
     )
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)

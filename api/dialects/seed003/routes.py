@@ -20,6 +20,7 @@ from api.dialects.bodies import json_object, parse, request_body_doc
 from api.dialects.common import read_live_job, submit
 from api.dialects.seed003.shapes import (
     DIALECT,
+    EXAMPLES,
     MICRO_USD_PER_CREDIT,
     NAMES,
     SIZES,
@@ -51,7 +52,7 @@ router = APIRouter(tags=["seed 003"], route_class=shaped_route(lambda _: error_r
 @router.post(
     "/api/v1/videos/generate",
     responses=errors(400, 401, 402, 409, 413, 415, 429, 503),
-    openapi_extra=request_body_doc([Seed003GenerateVideo]),
+    openapi_extra=request_body_doc([Seed003GenerateVideo], examples=EXAMPLES),
 )
 async def generate_video(
     request: Request,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
@@ -45,20 +45,35 @@ FAILURE_CODES = {
 }
 
 
+# Request examples (OpenAPI `Example` objects), the requests of seed 003's own docs.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "seed 003: text-to-video": {
+        "summary": "seed 003's text-to-video example",
+        "value": {
+            "prompt": "A golden retriever running through a field of wildflowers at sunset",
+            "size": "landscape",
+            "duration": 5,
+            "model": "kling-3.0-pro",
+            "has_audio": False,
+        },
+    },
+    "seed 003: Veo 3.1 portrait": {
+        "summary": "seed 003: another model of its table, portrait, with audio",
+        "value": {
+            "prompt": "A golden retriever running through a field of wildflowers at sunset",
+            "size": "portrait",
+            "duration": 8,
+            "model": "veo-3.1",
+            "has_audio": True,
+        },
+    },
+}
+
+
 class Seed003GenerateVideo(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "prompt": "A golden retriever running through a field of wildflowers",
-                    "size": "landscape",
-                    "duration": 5,
-                    "model": "kling-3.0-pro",
-                    "has_audio": False,
-                }
-            ]
-        },
+        json_schema_extra={"examples": [example["value"] for example in EXAMPLES.values()]},
     )
 
     prompt: str

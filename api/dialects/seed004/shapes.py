@@ -32,21 +32,34 @@ STATUS_WORDS = {
 }
 
 
+# Request examples (OpenAPI `Example` objects), the requests of seed 004's own docs.
+EXAMPLES: dict[str, dict[str, Any]] = {
+    "seed 004: full example": {
+        "summary": "seed 004's full example",
+        "value": {
+            "model": "google/veo-3.0",
+            "prompt": "A cinematic sunrise over misty mountains",
+            "duration": 6,
+        },
+    },
+    "seed 004: vertical": {
+        "summary": "seed 004: with its aspect_ratio parameter",
+        "value": {
+            "model": "google/veo-3.0",
+            "prompt": "A cinematic sunrise over misty mountains",
+            "duration": 8,
+            "aspect_ratio": "9:16",
+        },
+    },
+}
+
+
 class Seed004CreateVideo(BaseModel):
     """`POST /v1/videos` in seed 004's shape."""
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": "google/veo-3.0",
-                    "prompt": "A cinematic sunrise over misty mountains",
-                    "duration": 6,
-                    "aspect_ratio": "16:9",
-                }
-            ]
-        },
+        json_schema_extra={"examples": [example["value"] for example in EXAMPLES.values()]},
     )
 
     model: str = Field(description="Catalog model id or alias, e.g. google/veo-3.0")
