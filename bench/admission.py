@@ -60,12 +60,12 @@ def _row(c: int, mode: str, batch: Batch, jobs: int, baseline: Batch | None) -> 
     if baseline is not None and (base := baseline.ok(_admitted)) and p50 is not None:
         base_rate = len(base) / baseline.elapsed
         ratios = f"{rate / base_rate:.2f}x / {p50 / quantile_ms(base, 0.5):.1f}x"
-    refused = len(batch.results) - len(admitted)
     return [
         f"c={c}",
         mode,
         f"{len(admitted)}/{jobs}",
-        str(refused) + (f" ({batch.skipped} skipped)" if batch.skipped else ""),
+        (batch.failures(_admitted) or "0")
+        + (f" ({batch.skipped} skipped)" if batch.skipped else ""),
         f"{batch.elapsed:.1f}",
         f"{rate:.1f}",
         "-" if p50 is None else f"{p50:.0f} / {quantile_ms(admitted, 0.99):.0f}",

@@ -218,16 +218,14 @@ class Capacity:
 
 
 def _p50_p99(batch: Batch) -> str:
-    ok = batch.ok(lambda r: not isinstance(r, BaseException))
-    if not ok:
-        return f"no answers ({len(batch.results)} failed)"
-    text = f"{quantile_ms(ok, 0.5):.0f} / {quantile_ms(ok, 0.99):.0f}"
-    failed = len(batch.results) - len(ok)
-    return text + (f" ({failed} failed)" if failed else "") + f" n={len(batch.results)}"
+    ok = batch.ok()
+    text = f"{quantile_ms(ok, 0.5):.0f} / {quantile_ms(ok, 0.99):.0f}" if ok else "-"
+    text += f" n={len(batch.results)}"
+    return text + (f" ({failures})" if (failures := batch.failures()) else "")
 
 
 def _get_p50(batch: Batch) -> float | None:
-    ok = batch.ok(lambda r: not isinstance(r, BaseException))
+    ok = batch.ok()
     return quantile_ms(ok, 0.5) if ok else None
 
 

@@ -173,13 +173,13 @@ def report(runs: list[Run], jobs: int, concurrency: int, generation: float) -> N
     rows = []
     for run in runs:
         rate = run.completed / run.jobs.elapsed if run.jobs.elapsed else 0.0
-        failed = sum(isinstance(r, BaseException) for r in run.jobs.results)
         events = run.events_per_job
         rows.append(
             [
                 run.name,
                 f"{run.completed}/{jobs}",
-                f"{failed}" + (f" ({run.jobs.skipped} skipped)" if run.jobs.skipped else ""),
+                (run.jobs.failures() or "0")
+                + (f" ({run.jobs.skipped} skipped)" if run.jobs.skipped else ""),
                 f"{run.jobs.elapsed:.1f}",
                 f"{rate:.2f}",
                 f"{rate / base:.2f}x" if base else "-",

@@ -216,10 +216,6 @@ class Phase:
     gets: Batch
 
 
-def _ok(result: object) -> bool:
-    return not isinstance(result, BaseException)
-
-
 async def measure(target: Target, requests: int, concurrency: int) -> Phase:
     """`requests` creates, then `requests` status reads of the videos made, at `concurrency`."""
     assert target.create is not None and target.status is not None
@@ -244,20 +240,17 @@ async def measure(target: Target, requests: int, concurrency: int) -> Phase:
 
 
 def _cell(batch: Batch) -> str:
-    ok = batch.ok(_ok)
-    if not ok:
-        return "no answers"
-    text = "/".join(f"{quantile_ms(ok, q):.0f}" for q in (0.5, 0.9, 0.99))
-    failed = len(batch.results) - len(ok)
-    if failed:
-        text += f" ({failed} failed)"
+    ok = batch.ok()
+    text = "/".join(f"{quantile_ms(ok, q):.0f}" for q in (0.5, 0.9, 0.99)) if ok else "-"
+    if failures := batch.failures():
+        text += f" ({failures})"
     if batch.skipped:
         text += f" ({batch.skipped} skipped: time bound)"
     return text
 
 
 def _p50(batch: Batch) -> float | None:
-    ok = batch.ok(_ok)
+    ok = batch.ok()
     return quantile_ms(ok, 0.5) if ok else None
 
 

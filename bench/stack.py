@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
@@ -210,9 +211,29 @@ class Batch:
     elapsed: float
     skipped: int
 
-    def ok(self, check: Callable[[Any], bool]) -> list[float]:
-        """The latencies of the calls whose result passes `check`."""
+    def ok(
+        self, check: Callable[[Any], bool] = lambda r: not isinstance(r, Exception)
+    ) -> list[float]:
+        """The latencies of the calls whose result passes `check` (by default: no exception)."""
         return [s for s, r in zip(self.latencies, self.results, strict=True) if check(r)]
+
+    def failures(
+        self, check: Callable[[Any], bool] = lambda r: not isinstance(r, Exception)
+    ) -> str:
+        """The results that fail `check`, counted by kind: '3 failed: HTTP 503 x2, ReadTimeout'."""
+        kinds = Counter(_kind(r) for r in self.results if not check(r))
+        if not kinds:
+            return ""
+        listed = ", ".join(k if n == 1 else f"{k} x{n}" for k, n in kinds.most_common())
+        return f"{sum(kinds.values())} failed: {listed}"
+
+
+def _kind(result: Any) -> str:
+    if isinstance(result, httpx.HTTPStatusError):
+        return f"HTTP {result.response.status_code}"
+    if isinstance(result, httpx.Response):
+        return f"HTTP {result.status_code}"
+    return type(result).__name__
 
 
 async def timed_many(
