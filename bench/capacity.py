@@ -45,6 +45,7 @@ from reelay import devstack
 from reelay.settings import Settings
 
 FILL_CONCURRENCY = 32
+ROLES = ("worker", "api", "temporal")
 POLL_LINE = b'"GET /runway/v1/tasks/'
 DEFAULT_POLL_MIN = float(Settings.model_fields["poll_min_seconds"].default)
 DEFAULT_POLL_MAX = float(Settings.model_fields["poll_max_seconds"].default)
@@ -88,15 +89,15 @@ class Capacity:
         self.limits_off = limits_off
         self.window = window
         self.emulator_log = root / "logs" / "emulator.log"
-        self.ids: list[str] = []
+        self.ids: list[str] = []  # the hot tenant's jobs (the ones GET reads)
+        self.metered = 0  # the metered tenant's jobs (POST with limits on)
         self.counter = 0
         self._log_offset = 0
         self._polls = 0
         found = stack_processes()
+        # The stack's own API (limits on) is the older of the two; a role not found is "?".
         self.processes: dict[str, StackProcess] = {
-            "worker": found["worker"][0],
-            "api": found["api"][0],  # the stack's own API (limits on); the second is younger
-            "temporal": found["temporal"][0],
+            role: found[role][0] for role in ROLES if found.get(role)
         }
 
     def _client(self, base_url: str, key: str, concurrency: int) -> httpx.AsyncClient:
@@ -113,7 +114,7 @@ class Capacity:
 
     async def fill(self, level: int, seconds: float) -> float:
         """Submit (limits off) until `level` jobs were admitted or `seconds` ran out."""
-        missing = level - len(self.ids)
+        missing = level - len(self.ids) - self.metered
         if missing <= 0:
             return 0.0
         async with self._client(self.limits_off, BENCH_KEY, FILL_CONCURRENCY) as http:
@@ -181,8 +182,8 @@ class Capacity:
                 timed_many(post_off, probes, 1, self.window),
                 timed_many(get, probes, 1, self.window),
             )
-        for batch in results[:2]:
-            self.ids += [r for r in batch.results if isinstance(r, str)]
+        self.metered += sum(isinstance(r, str) for r in results[0].results)
+        self.ids += [r for r in results[1].results if isinstance(r, str)]
         return results[0], results[1], results[2]
 
     async def level(self, name: str, level: int, fill_seconds: float, probes: int) -> Level:
@@ -197,10 +198,11 @@ class Capacity:
         window = time.monotonic() - window_began
         polls = self._polls_so_far() - polls_before
         accepted = await self._accepted()
-        in_flight = int(accepted) if accepted.isdigit() else len(self.ids)
+        submitted = len(self.ids) + self.metered
+        in_flight = int(accepted) if accepted.isdigit() else submitted
         return Level(
             name=name,
-            submitted=len(self.ids),
+            submitted=submitted,
             accepted=accepted,
             fill_seconds=filled,
             level_seconds=time.monotonic() - began,
@@ -237,7 +239,7 @@ def report(levels: list[Level]) -> None:
         "worker RSS",
         "API RSS",
         "Temporal RSS",
-        "CPU s/s temporal/worker/api",
+        "CPU s/s worker/api/temporal",
         "POST on p50/p99 ms",
         "POST off p50/p99 ms",
         "GET p50/p99 ms",
@@ -253,10 +255,8 @@ def report(levels: list[Level]) -> None:
                 lv.name,
                 f"{lv.submitted} / {lv.accepted}",
                 f"{lv.fill_seconds:.0f} / {lv.level_seconds:.0f}",
-                mib(lv.rss["worker"]),
-                mib(lv.rss["api"]),
-                mib(lv.rss["temporal"]),
-                "/".join(f"{lv.cpu[r]:.2f}" for r in ("temporal", "worker", "api")),
+                *(mib(lv.rss[r]) if r in lv.rss else "?" for r in ROLES),
+                "/".join(f"{lv.cpu[r]:.2f}" if r in lv.cpu else "?" for r in ROLES),
                 _p50_p99(lv.post_on),
                 _p50_p99(lv.post_off),
                 _p50_p99(lv.gets),
