@@ -5,7 +5,8 @@ measured while there, and the provider polls per second the system sustains vs n
 `python -m bench.capacity [--levels 500 2000] [--with-10k] [--window 60] [--fill-seconds 900]`
 
 The first row is the idle stack (the baseline). Jobs are filled through a second API with
-limits off (the hot tenant, fastest to admit); while at a level, three clients probe at once
+limits off (the hot tenant, fastest to admit) until the provider has them all (the fill
+time includes the worker submitting them); while at a level, three clients probe at once
 for `--window` seconds: POST with credits and limits on (the metered tenant), POST with
 limits off, and GET of a random job in flight. Polls are counted at the emulator (its access
 log); a job needs at least one poll per `poll_max_seconds` (the product default). RSS is
@@ -113,7 +114,9 @@ class Capacity:
         return self.counter
 
     async def fill(self, level: int, seconds: float) -> float:
-        """Submit (limits off) until `level` jobs were admitted or `seconds` ran out."""
+        """Submit (limits off) until `level` jobs were admitted, then wait until the provider
+        has them all (the worker submits them); both within `seconds`. Returns the time taken."""
+        began = time.monotonic()
         missing = level - len(self.ids) - self.metered
         if missing <= 0:
             return 0.0
@@ -129,7 +132,12 @@ class Capacity:
             for r in batch.results
             if isinstance(r, httpx.Response) and r.status_code == 202
         ]
-        return batch.elapsed
+        while time.monotonic() - began < seconds:
+            accepted = await self._accepted()
+            if not accepted.isdigit() or int(accepted) >= len(self.ids) + self.metered:
+                break
+            await asyncio.sleep(1.0)
+        return time.monotonic() - began
 
     def _polls_so_far(self) -> int:
         """Provider polls in the emulator's access log so far (read on from the last call)."""
