@@ -47,6 +47,16 @@ from reelay.settings import Settings
 
 LITELLM_MASTER_KEY = "sk-bench-litellm"
 LITELLM_MODEL = "runway-gen4.5"
+#: LiteLLM's data it would otherwise fetch from GitHub (`LITELLM_LOCAL_<NAME>=True` each).
+LITELLM_LOCAL_DATA = (
+    "MODEL_COST_MAP",
+    "ANTHROPIC_BETA_HEADERS",
+    "AUTOROUTER_PRESETS",
+    "BLOG_POSTS",
+    "POLICY_TEMPLATES",
+)
+#: Port 9 (discard) of 127.0.0.1: nothing listens, so a request through it fails at once.
+CLOSED_PROXY = "http://127.0.0.1:9"
 #: Requests per target before measuring (connections open, caches warm); not counted.
 WARMUP = 5
 #: How long one phase (N POSTs or N GETs at one concurrency) may take before it stops.
@@ -185,8 +195,12 @@ def litellm_proxy(root: Path, venv: Path, settings: Settings) -> Iterator[Target
     port = devstack.free_port()
     env = {
         **os.environ,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no download of the cost map at start
+        # Its bundled copies instead of downloads (cost map, presets, ...), no telemetry,
+        # and anything but 127.0.0.1 sent to a closed local port: it reaches only the emulator.
+        **{f"LITELLM_LOCAL_{name}": "True" for name in LITELLM_LOCAL_DATA},
         "LITELLM_TELEMETRY": "False",
+        "HTTP_PROXY": CLOSED_PROXY,
+        "HTTPS_PROXY": CLOSED_PROXY,
         "NO_PROXY": "127.0.0.1,localhost",
     }
     args = [str(venv / "bin" / "litellm"), "--config", str(_litellm_config(root, settings))]
