@@ -8,8 +8,8 @@ import asyncio
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -268,31 +268,10 @@ async def timed_many(
     return batch
 
 
-@asynccontextmanager
-async def client(base_url: str, key: str, concurrency: int) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for one target: bearer `key`, enough connections for `concurrency`."""
-    async with httpx.AsyncClient(
-        base_url=base_url,
-        headers={"Authorization": f"Bearer {key}"},
-        timeout=httpx.Timeout(60.0),
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-    ) as http:
-        yield http
-
-
 def quantile_ms(samples: list[float], q: float) -> float:
+    """The `q` quantile (nearest rank) of durations in seconds, in milliseconds."""
     ms = sorted(s * 1000 for s in samples)
     return ms[min(len(ms) - 1, round(q * (len(ms) - 1)))]
-
-
-def percentiles(samples: list[float]) -> str:
-    """p50/p90/p99/max of durations in seconds, printed in milliseconds."""
-    if not samples:
-        return "no samples"
-    return (
-        f"p50 {quantile_ms(samples, 0.5):7.1f} ms  p90 {quantile_ms(samples, 0.9):7.1f} ms  "
-        f"p99 {quantile_ms(samples, 0.99):7.1f} ms  max {quantile_ms(samples, 1.0):7.1f} ms"
-    )
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:
