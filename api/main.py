@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
+from api import observability
 from api.content import api_http_client
 from api.dialects import videos
 from api.dialects.native import routes as native
@@ -16,6 +17,7 @@ from api.dialects.seed002 import routes as seed002
 from api.dialects.seed003 import routes as seed003
 from api.dialects.seed004 import routes as seed004
 from api.errors import install_error_handlers
+from api.observability import Observe
 from api.openapi import install_openapi
 from api.routers import account, callbacks, health, media, models
 from providers.registry import build_adapters
@@ -24,6 +26,7 @@ from reelay.settings import Settings, get_settings
 from reelay.storage import s3_client
 from reelay.temporal import connect
 from reelay.tenants import TenantDirectory
+from reelay.tracing import configure_tracing, shutdown_tracing, tracing_enabled
 
 log = structlog.get_logger()
 
@@ -40,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         for adapter in app.state.adapters.values():
             await adapter.aclose()
+        shutdown_tracing()
 
     app = FastAPI(
         title="Reelay",
@@ -51,8 +55,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.s3 = s3_client(settings, http_client=api_http_client())
     app.state.tenants = TenantDirectory(settings)
     install_error_handlers(app)
+    app.add_middleware(Observe)  # outside the error handling: it sees every status sent
+    if tracing_enabled():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     install_openapi(app)
     app.include_router(health.router)
+    app.include_router(observability.router)
     app.include_router(models.router)
     app.include_router(native.router)
     app.include_router(seed002.router)
@@ -70,4 +80,5 @@ def app() -> FastAPI:
     """Factory for `uvicorn --factory api.main:app`."""
     settings = get_settings()
     configure_logging(settings)
+    configure_tracing(settings, "reelay-api")
     return create_app(settings)
