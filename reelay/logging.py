@@ -57,6 +57,23 @@ def _temporal_context(
     return event_dict
 
 
+def _exception_text(
+    _: Any, __: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """For the console: the bounded exception data as a short traceback text."""
+    exception = event_dict.get("exception")
+    if isinstance(exception, list):
+        event_dict["exception"] = "\n".join(
+            f"{error.get('exc_type')}: {error.get('exc_value')}"
+            + "".join(
+                f"\n  {frame.get('filename')}:{frame.get('lineno')} in {frame.get('name')}"
+                for frame in error.get("frames", [])
+            )
+            for error in exception
+        )
+    return event_dict
+
+
 def _background_root(level: int, stream: TextIO, formatter: logging.Formatter) -> None:
     """The root logger renders with `formatter` where a record is made, then writes it
     through a queue to `stream` on a thread of its own."""
@@ -86,12 +103,15 @@ def shutdown_logging() -> None:
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """Logs to `stream` (stderr by default), JSON when `log_json`."""
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
+    renderers: list[structlog.types.Processor] = (
+        [structlog.processors.JSONRenderer()]
         if settings.log_json
-        else structlog.dev.ConsoleRenderer(
-            colors=False, exception_formatter=structlog.dev.plain_traceback
-        )
+        else [
+            _exception_text,
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            ),
+        ]
     )
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
@@ -108,7 +128,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
                 )
             ),
             _cap,
-            renderer,
+            *renderers,
         ],
     )
     _background_root(level, stream or sys.stderr, formatter)
