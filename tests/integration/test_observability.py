@@ -285,6 +285,7 @@ def test_every_metric_the_dashboard_queries_is_served_live(
     assert samples["temporal_workflow_failed_total"] >= 1  # the refused job
     assert samples["reelay_provider_tasks_ended_total"] >= JOBS + 1
     assert samples["reelay_webhook_deliveries_total"] >= 1
+    assert "reelay_jobs_in_flight" in samples  # counted in Temporal visibility (0 by now)
 
 
 def test_api_metrics_use_route_templates_and_the_jobs_dialect(
