@@ -10,8 +10,9 @@ loggers, uvicorn) go through the same processors, so every line is JSON with `lo
 carries the correlation fields bound in the context (`job_id`, `tenant`, `request_id`,
 `provider`: `reelay.tracing.job_context`); a Temporal workflow's or activity's record gets
 its `job_id` and `workflow_id` from the logger's own `temporal_workflow`/`temporal_activity`
-extra. Records are rendered in the thread that logs (where the context is), written on the
-background thread.
+extra, and any of `CORRELATION_FIELDS` passed as `extra=` (workflow code has no context of
+its own: `workflow.logger.warning(..., extra={"provider": ...})`). Records are rendered in
+the thread that logs (where the context is), written on the background thread.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from reelay.settings import Settings
 from reelay.tracing import job_id_of
 
 MAX_FRAMES = 12
+#: Fields a standard-library record may carry in its `extra` (e.g. from `workflow.logger`).
+CORRELATION_FIELDS = ("job_id", "tenant", "request_id", "provider", "model")
 MAX_LINE_CHARS = 16_000
 
 _listener: logging.handlers.QueueListener | None = None
@@ -119,7 +122,12 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         structlog.processors.TimeStamper(fmt="iso"),
     ]
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name, _temporal_context],
+        foreign_pre_chain=[
+            *shared,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.ExtraAdder(allow=CORRELATION_FIELDS),
+            _temporal_context,
+        ],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.ExceptionRenderer(

@@ -306,7 +306,10 @@ class VideoGenerationWorkflow:
             except JobFailed as failed:
                 if failed.error.code == "provider_unavailable" and index < last:
                     workflow.logger.warning(
-                        "route %s/%s unavailable, failing over", route.adapter, route.upstream_model
+                        "route %s/%s unavailable, failing over",
+                        route.adapter,
+                        route.upstream_model,
+                        extra={"tenant": job.tenant_id, "provider": route.adapter},
                     )
                     continue
                 raise
@@ -379,7 +382,9 @@ class VideoGenerationWorkflow:
             )
         except JobFailed:
             workflow.logger.warning(
-                "could not cancel provider task %s", self._view.provider_task_id
+                "could not cancel provider task %s",
+                self._view.provider_task_id,
+                extra={"tenant": job.tenant_id, "provider": self._view.provider},
             )
 
     async def _activity(

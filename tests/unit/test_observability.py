@@ -86,13 +86,14 @@ def test_temporal_records_get_the_job_id_and_bound_fields_reach_stdlib_records(
 ) -> None:
     workflow_info = {"workflow_id": f"{JOB_ID}:segment:1", "workflow_type": "VideoGeneration"}
     logging.getLogger("temporalio.workflow").warning(
-        "route unavailable", extra={"temporal_workflow": workflow_info}
+        "route unavailable", extra={"temporal_workflow": workflow_info, "provider": "fal"}
     )
     with tracing.job_context(job_id=JOB_ID, tenant="acme", provider="luma", request_id="r1"):
         logging.getLogger("httpx").info("HTTP Request: POST ...")
     workflow_record, http_record = records(json_logs)
     assert workflow_record["job_id"] == JOB_ID
     assert workflow_record["workflow_id"] == f"{JOB_ID}:segment:1"
+    assert workflow_record["provider"] == "fal"
     assert {k: http_record[k] for k in ("job_id", "tenant", "provider", "request_id")} == {
         "job_id": JOB_ID,
         "tenant": "acme",
