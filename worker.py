@@ -18,6 +18,7 @@ from activities.observe import ObservingInterceptor
 from activities.webhooks import WebhookActivities
 from api.dialects.registry import webhook_renderer
 from providers.registry import PROVIDERS, build_adapters
+from reelay import metrics
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
 from reelay.storage import ensure_bucket, s3_client
@@ -80,7 +81,9 @@ async def main() -> None:
     configure_logging(settings)
     configure_tracing(settings, "reelay-worker")
     if settings.worker_metrics_port:
-        prometheus_client.start_http_server(settings.worker_metrics_port, settings.metrics_host)
+        prometheus_client.start_http_server(
+            settings.worker_metrics_port, settings.metrics_host, registry=metrics.WORKER
+        )
     client = await connect(settings, sdk_metrics=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

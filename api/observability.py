@@ -96,7 +96,7 @@ def _request_id(scope: Scope) -> str:
 async def prometheus_metrics(client: TemporalClient, settings: SettingsDep) -> Response:
     """Prometheus exposition of the API's metrics (prometheus-client's own rendering)."""
     await _count_in_flight(client, settings)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(metrics.API), media_type=CONTENT_TYPE_LATEST)
 
 
 async def _count_in_flight(client: Client, settings: Settings) -> None:

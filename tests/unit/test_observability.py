@@ -13,10 +13,9 @@ import structlog
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from prometheus_client import REGISTRY
 
 from api.main import create_app
-from reelay import tracing
+from reelay import metrics, tracing
 from reelay.logging import configure_logging, shutdown_logging
 from tests.conftest import isolated_settings
 
@@ -43,7 +42,7 @@ def records(buffer: io.StringIO) -> list[dict[str, object]]:
 
 
 def requests_counted(**labels: str) -> float:
-    return REGISTRY.get_sample_value("reelay_http_requests_total", labels) or 0.0
+    return metrics.API.get_sample_value("reelay_http_requests_total", labels) or 0.0
 
 
 async def test_requests_are_counted_by_route_template_never_by_raw_path() -> None:
@@ -58,9 +57,8 @@ async def test_requests_are_counted_by_route_template_never_by_raw_path() -> Non
         assert (await client.get("/no/such/path/123")).status_code == 404
     assert requests_counted(**template, dialect="") == before + 1
     assert requests_counted(**unmatched) == before_unmatched + 1
-    exposition = "\n".join(
-        sample.labels.get("route", "") for family in REGISTRY.collect() for sample in family.samples
-    )
+    routes = [s.labels.get("route", "") for f in metrics.API.collect() for s in f.samples]
+    exposition = "\n".join(routes)
     assert JOB_ID not in exposition and "/no/such/path" not in exposition
 
 
