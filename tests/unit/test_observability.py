@@ -14,10 +14,13 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from activities import observe
+from activities.inputs import SubmitRequest
 from api.main import create_app
 from reelay import metrics, tracing
 from reelay.logging import configure_logging, shutdown_logging
 from tests.conftest import isolated_settings
+from tests.support import job_spec
 
 JOB_ID = "job_vid_" + "ab" * 16
 
@@ -133,3 +136,29 @@ def test_tracing_is_off_without_an_endpoint(monkeypatch: pytest.MonkeyPatch) -> 
     assert tracing.temporal_interceptors() == []
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
     assert tracing.otlp_endpoint(settings) == "http://collector:4318"
+
+
+def worker_sample(name: str, **labels: str) -> float:
+    return metrics.WORKER.get_sample_value(name, labels) or 0.0
+
+
+def test_a_submit_a_later_route_accepted_counts_a_failover_and_the_seconds() -> None:
+    spec = job_spec(isolated_settings(), "a fox", model="veo-3", duration_seconds=8)
+    first, second = spec.routes[0], spec.routes[1]
+    labels = {"model": "veo-3", "provider": second.adapter}
+    counters = ("reelay_failovers_total", "reelay_seconds_sold_total", "reelay_price_usd_total")
+    before = {name: worker_sample(name, **labels) for name in counters}
+    first_before = worker_sample("reelay_failovers_total", model="veo-3", provider=first.adapter)
+    observe._succeeded(SubmitRequest(job=spec, route=first), "task-1")
+    observe._succeeded(SubmitRequest(job=spec, route=second), "task-2")
+    assert worker_sample("reelay_failovers_total", model="veo-3", provider=first.adapter) == (
+        first_before
+    )
+    assert worker_sample("reelay_failovers_total", **labels) == before["reelay_failovers_total"] + 1
+    assert worker_sample("reelay_seconds_sold_total", **labels) == (
+        before["reelay_seconds_sold_total"] + 8
+    )
+    price = spec.estimated_cost_micro_usd / 1_000_000
+    assert worker_sample("reelay_price_usd_total", **labels) == pytest.approx(
+        before["reelay_price_usd_total"] + price
+    )
