@@ -133,6 +133,20 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
+    # Observability (README "Operating Reelay")
+    worker_metrics_port: int = Field(
+        default=0, ge=0, description="worker's Prometheus /metrics port; 0: off"
+    )
+    temporal_metrics_port: int = Field(
+        default=0, ge=0, description="the worker's Temporal SDK metrics port; 0: off"
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="address the worker's metrics servers listen on"
+    )
+    otlp_endpoint: str = Field(
+        default="", description="OTLP/HTTP traces endpoint; '': OTEL_EXPORTER_OTLP_ENDPOINT or off"
+    )
+
     @property
     def emulator_url(self) -> str:
         return f"http://{self.emulator_host}:{self.emulator_port}"
