@@ -24,7 +24,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api import accounts
 from api.problem import APIError, not_found, unavailable
 from providers.catalog import ResolvedRequest
-from providers.registry import configured_providers
+from providers.registry import deployed_routes
 from reelay import idempotency
 from reelay.errors import ErrorCode
 from reelay.jobs import (
@@ -85,8 +85,7 @@ def build_spec(
     seed: int | None = None,
     request_hash: str | None = None,
 ) -> JobSpec:
-    available = configured_providers(settings)
-    routes = [route for route in resolved.routes if route.adapter in available]
+    routes = deployed_routes(settings, resolved.routes)
     if not routes:
         raise APIError(
             ErrorCode.INVALID_REQUEST,
