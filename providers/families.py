@@ -145,10 +145,12 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
         f.name: f
         for f in (
             # --- Google Veo (predictLongRunning), on the deployment's platform (PLATFORMS) --
+            # Veo 3.x makes 4, 6 or 8 s, only 8 s at 1080p (Gemini API and Vertex AI alike).
             Family(
                 name="veo-3",
                 adapter="veo",
                 durations=(4, 6, 8),
+                durations_by_resolution=_frozen({"1080p": (8,)}),  # 8 s required at 1080p
                 resolutions=("720p", "1080p"),
                 aspect_ratios=WIDE,
                 audio=True,
