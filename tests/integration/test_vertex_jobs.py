@@ -4,14 +4,19 @@ video coming back inline or through Cloud Storage, stored as a real MP4."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
 
 from activities.media import probe_video
+from providers.base import SourceImage
+from providers.catalog import MODELS, CatalogError
+from providers.registry import build_adapters
 from reelay.jobs import Continuation, JobStatus
 from reelay.settings import Settings
 from reelay.storage import s3_client
+from tests.integration.test_adapters_contract import PNG
 from tests.integration.test_chains import assert_continuous
 from tests.support import emulator_submissions, job_spec, running_worker, start, unique_prompt
 
@@ -67,3 +72,26 @@ async def test_veo_3_1_extends_its_own_stored_video_on_vertex_ai(
     assert_continuous(local)
     first, second = await emulator_submissions(vertex, prompt, provider="vertex")
     assert second["continues"] == first["task_id"]
+
+
+async def test_every_veo_route_is_accepted_by_the_emulated_vertex_ai(settings: Settings) -> None:
+    """Each Veo model's default request, text and image, with inline and stored output,
+    passes the Vertex AI emulator's validation (`[emu fail=internal]` skips rendering)."""
+    image = SourceImage(url="https://bucket.test/in.png", content_type="image/png", data=PNG)
+    accepted = 0
+    for output in ("", STORED):
+        vertex = on_vertex(settings, output)
+        adapter = build_adapters(vertex)["vertex"]
+        for model, with_image in itertools.product(MODELS, (False, True)):
+            prompt = unique_prompt(f"{model.id} [emu fail=internal]")
+            try:
+                spec = job_spec(vertex, prompt, model=model.id, with_image=with_image)
+            except CatalogError:
+                continue
+            for route in spec.routes:
+                if route.adapter == "vertex":
+                    job = spec.model_copy(update={"routes": [route]})
+                    await adapter.submit(job, route, image=image if with_image else None)
+                    accepted += 1
+        await adapter.aclose()
+    assert accepted == 2 * 2 * 7  # seven Veo models, text and image, two outputs
