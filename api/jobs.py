@@ -25,7 +25,7 @@ from api import accounts
 from api.observability import note_job
 from api.problem import APIError, not_found, unavailable
 from providers.catalog import ResolvedRequest
-from providers.registry import configured_providers
+from providers.registry import deployed_routes
 from reelay import idempotency, metrics
 from reelay.errors import ErrorCode
 from reelay.jobs import (
@@ -93,8 +93,7 @@ def build_spec(
     seed: int | None = None,
     request_hash: str | None = None,
 ) -> JobSpec:
-    available = configured_providers(settings)
-    routes = [route for route in resolved.routes if route.adapter in available]
+    routes = deployed_routes(settings, resolved.routes)
     if not routes:
         raise APIError(
             ErrorCode.INVALID_REQUEST,

@@ -7,7 +7,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import SettingsDep
 from providers.catalog import MODELS, ModelSpec
-from providers.registry import configured_providers
+from providers.registry import configured_providers, deployed_adapter
+from reelay.settings import Settings
 
 router = APIRouter(tags=["models"])
 
@@ -55,7 +56,9 @@ class ModelList(BaseModel):
     data: list[ModelInfo]
 
 
-def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:
+def model_info(model: ModelSpec, settings: Settings) -> ModelInfo:
+    available = configured_providers(settings)
+    providers = [deployed_adapter(settings, route.adapter) for route in model.routes]
     return ModelInfo(
         id=model.id,
         name=model.name,
@@ -76,7 +79,7 @@ def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:
         reason=_reason(model),
         routes=[
             ModelRoute(
-                provider=route.adapter,
+                provider=provider,
                 upstream_model=route.upstream_model,
                 min_seconds=route.min_seconds,
                 max_seconds=route.max_seconds,
@@ -85,9 +88,9 @@ def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:
                 aspect_ratios=list(route.aspect_ratios),
                 image_to_video=route.image_to_video,
                 continuation=route.continues_by.value if route.continues_by else None,
-                available=route.adapter in available,
+                available=provider in available,
             )
-            for route in model.routes
+            for route, provider in zip(model.routes, providers, strict=True)
         ],
     )
 
@@ -107,5 +110,4 @@ def _reason(model: ModelSpec) -> str | None:
 @router.get("/v1/models")
 async def list_models(settings: SettingsDep) -> ModelList:
     """Every model id clients may send, including retired and unavailable ones (with why)."""
-    available = configured_providers(settings)
-    return ModelList(data=[model_info(m, available) for m in MODELS])
+    return ModelList(data=[model_info(m, settings) for m in MODELS])

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from providers.catalog.data import load_models
 from providers.catalog.schema import MAX_SEGMENTS, CatalogError, ModelSpec
-from providers.families import FAMILIES, Family
+from providers.families import FAMILIES, PLATFORMS, Family
 from reelay.jobs import JobSpec, Route, bought_seconds, quoted_cost_micro_usd
 
 MODELS: tuple[ModelSpec, ...] = load_models()
@@ -21,10 +21,12 @@ DEFAULT_MODEL = "runway-gen3"
 _BY_NAME: dict[str, ModelSpec] = {
     name.lower(): model for model in MODELS for name in (model.id, *model.aliases)
 }
+# Keyed by the adapters that serve a route (a platform's, for a family served by several).
 _FAMILY_BY_UPSTREAM: dict[tuple[str, str], str] = {
-    (route.adapter, upstream): route.family
+    (adapter, upstream): route.family
     for model in MODELS
     for route in model.routes
+    for adapter in PLATFORMS.get(route.adapter, (route.adapter,))
     for upstream in (route.upstream_model, route.image_upstream_model)
     if upstream
 }

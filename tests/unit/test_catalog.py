@@ -81,15 +81,16 @@ def test_a_length_the_route_cannot_make_is_generated_longer_and_trimmed() -> Non
     assert resolved.estimated_cost_micro_usd == 5 * 350_000  # billed for what was asked
     exact = resolve_request(prompt="x", model="veo-3", duration_seconds=6, resolution="720p")
     assert exact.routes[0].clip_seconds is None
-    # At 1080p Veo makes 8 s clips only: 5 s is made as 8 s and trimmed.
-    full_hd = resolve_request(prompt="x", model="veo-3", duration_seconds=5)
-    assert full_hd.routes[0].clip_seconds == 8
+    # Veo 3 makes only 8 s clips at 1080p (its default).
+    assert (
+        resolve_request(prompt="x", model="veo-3", duration_seconds=6).routes[0].clip_seconds == 8
+    )
 
 
 @pytest.mark.parametrize(
     ("model", "seconds", "mechanism", "segments"),
     [
-        ("veo-3", 60, "last_frame", [8] * 8),  # 1080p: 8 s clips only, the last one trimmed
+        ("veo-3", 60, "last_frame", [8, 8, 8, 8, 8, 8, 8, 8]),  # 8 s clips only at 1080p
         ("runway-gen3", 16, "last_frame", [8, 8]),  # 1080p: Runway's veo3.1_fast
         ("luma-dream-machine", 10, "keyframe", [9, 5]),
     ],
