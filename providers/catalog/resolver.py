@@ -223,7 +223,8 @@ def _plan(
     audio: bool,
 ) -> tuple[list[Route], list[int]]:
     """Every route that makes the video in one clip, in failover order; else the first
-    that makes it as a chain of continued segments; else the most specific refusal."""
+    that makes it as a chain of continued segments, followed by the routes that can make
+    the same segments; else the most specific refusal."""
     shape = {"with_image": with_image, "audio": audio}
     routes = [
         route.as_route(seconds, with_image=with_image, resolution=resolution)
@@ -236,7 +237,18 @@ def _plan(
         if route.shapes(resolution, ratio, **shape):
             plan = route.plan_segments(seconds, resolution)
             if plan is not None and len(plan) <= MAX_SEGMENTS:
-                return [route.chain_route(with_image=with_image)], plan
+                # Failover for the segments: every other route that continues videos and
+                # makes each clip of this plan exactly (the chain's clips do not change).
+                others = [
+                    other
+                    for other in spec.routes
+                    if other is not route
+                    and other.continues_by is not None
+                    and other.shapes(resolution, ratio, **shape)
+                    and all(clip in other.lengths(resolution) for clip in plan)
+                ]
+                chain = [r.chain_route(with_image=with_image) for r in (route, *others)]
+                return chain, plan
     raise _no_route_error(spec, seconds, resolution, ratio, error, **shape)
 
 

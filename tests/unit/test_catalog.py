@@ -13,7 +13,7 @@ from providers.catalog import (
     find_model,
     resolve_request,
 )
-from reelay.jobs import JobSpec, Route, settled_cost_micro_usd
+from reelay.jobs import Continuation, JobSpec, Route, settled_cost_micro_usd
 
 SEED_000_MODELS = {
     "veo-3": (60, 0.35),
@@ -149,3 +149,16 @@ def test_cost_is_price_times_duration_and_settles_on_the_stored_duration() -> No
     # A provider that delivers a little extra never costs more than the quote.
     assert settled_cost_micro_usd(spec, 8.4) == 800_000
     assert settled_cost_micro_usd(_spec(4, 67_000), 4.0) == 268_000
+
+
+def test_a_chain_carries_every_route_that_makes_the_same_segments() -> None:
+    """Segments fail over among routes that can make each planned clip and continue it."""
+    veo = resolve_request(prompt="x", model="veo-3", duration_seconds=60)
+    assert [(r.adapter, r.upstream_model) for r in veo.routes] == [
+        ("veo", "veo-3.0-generate-001"),
+        ("runway", "veo3.1"),
+    ]
+    assert all(r.continuation is Continuation.LAST_FRAME for r in veo.routes)
+    # gen4.5's 10 s clips are made by no other runway-gen3 route: no failover for that chain.
+    gen45 = resolve_request(prompt="x", model="runway-gen3", duration_seconds=16, resolution="720p")
+    assert gen45.segments == [10, 6] and len(gen45.routes) == 1
