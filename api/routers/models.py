@@ -48,6 +48,14 @@ class ModelInfo(BaseModel):
     price_usd_per_second: float
     status: str = Field(default="available", description="available, retired or unavailable")
     reason: str | None = None
+    notes: str | None = Field(
+        default=None, description="how the model is served where it differs from what is asked"
+    )
+    upstream_seconds: dict[str, int] = Field(
+        default_factory=dict,
+        description="at the default resolution, the durations made by generating longer (then "
+        "trimming) or by a chain, with the seconds bought upstream; billed at the duration asked",
+    )
     routes: list[ModelRoute]
 
 
@@ -77,6 +85,8 @@ def model_info(model: ModelSpec, settings: Settings) -> ModelInfo:
         price_usd_per_second=model.price_usd_per_second,
         status=_status(model),
         reason=_reason(model),
+        notes=model.notes,
+        upstream_seconds=_upstream_seconds(model),
         routes=[
             ModelRoute(
                 provider=provider,
@@ -111,3 +121,12 @@ def _reason(model: ModelSpec) -> str | None:
 async def list_models(settings: SettingsDep) -> ModelList:
     """Every model id clients may send, including retired and unavailable ones (with why)."""
     return ModelList(data=[model_info(m, settings) for m in MODELS])
+
+
+def _upstream_seconds(model: ModelSpec) -> dict[str, int]:
+    if not model.routes:
+        return {}
+    asked = range(model.shortest_seconds, model.longest_seconds + 1)
+    allowed = [s for s in asked if not model.durations or s in model.durations]
+    bought = {s: model.upstream_seconds(s, model.default_resolution) for s in allowed}
+    return {str(s): b for s, b in bought.items() if b not in (0, s)}
