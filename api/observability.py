@@ -86,7 +86,7 @@ def _request_id(scope: Scope) -> str:
     """The caller's `X-Request-ID` when it is a sane token, else a new one."""
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate = bytes(value).decode("latin-1")
             if _REQUEST_ID.fullmatch(candidate):
                 return candidate
     return f"req_{uuid.uuid4().hex[:24]}"
