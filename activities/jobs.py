@@ -17,6 +17,7 @@ from minio.error import MinioException, S3Error
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.downloads import download_to
 from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE, provider_errors
 from activities.inputs import ProviderTaskRef, StitchRequest, StoreRequest, SubmitRequest
 from activities.media import (
@@ -30,7 +31,6 @@ from activities.media import (
 )
 from providers.base import ProviderAdapter, ProviderTaskStatus, SourceImage, TaskState
 from providers.catalog import CatalogError, check_job
-from providers.errors import RetryableProviderError
 from reelay.callbacks import callback_url
 from reelay.jobs import ImageRef, JobSpec, Route, StoredVideo
 from reelay.settings import Settings
@@ -151,7 +151,7 @@ class JobActivities:
                 video_path = Path(tmp) / "video.mp4"
                 progress["phase"] = "downloading"
                 with provider_errors():
-                    await _download(adapter, status.output_url, video_path, progress)
+                    await download_to(adapter, status.output_url, video_path, progress)
                 trim = request.trim_to_seconds
                 if trim is not None:
                     info = await _probe(video_path)
@@ -299,24 +299,6 @@ async def _probe(path: Path) -> VideoInfo:
         return await asyncio.to_thread(probe_video, path)
     except InvalidVideoError as exc:
         raise ApplicationError(f"unreadable video: {exc}", type=RETRYABLE_TYPE) from exc
-
-
-async def _download(
-    adapter: ProviderAdapter, url: str, target: Path, progress: dict[str, Any]
-) -> None:
-    """Stream an output to `target`; a short body is a retryable error."""
-    size = 0
-    async with adapter.download(url) as response:
-        expected = response.headers.get("content-length")
-        with target.open("wb") as out:
-            async for chunk in response.aiter_bytes(CHUNK_BYTES):
-                out.write(chunk)
-                size += len(chunk)
-                progress["downloaded_bytes"] = size
-    if expected is not None and int(expected) != size:
-        raise RetryableProviderError(
-            f"download truncated: got {size} of {expected} bytes", provider=adapter.name
-        )
 
 
 @contextlib.asynccontextmanager

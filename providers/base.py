@@ -52,6 +52,15 @@ class SourceImage:
 
 
 @dataclass(frozen=True)
+class Resume:
+    """Where a partial download stopped: the bytes already written, and the first answer's
+    `ETag` (or `Last-Modified`) so that a file that changed since is sent whole."""
+
+    offset: int
+    validator: str | None = None
+
+
+@dataclass(frozen=True)
 class CallbackEvent:
     """A verified provider callback. `event_id` identifies it for replay detection."""
 
@@ -81,8 +90,12 @@ class ProviderAdapter(Protocol):
 
     async def poll(self, route: Route, task_id: str) -> ProviderTaskStatus: ...
 
-    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
-        """Open a streaming GET of an output URL (adding auth where the provider needs it)."""
+    def download(
+        self, url: str, *, resume: Resume | None = None
+    ) -> AbstractAsyncContextManager[httpx.Response]:
+        """Open a streaming GET of an output URL (adding auth where the provider needs it);
+        with `resume`, only the rest from `resume.offset` (a 206), or the whole file again
+        (a 200) when the server cannot or the file changed."""
         ...
 
     async def cancel(self, route: Route, task_id: str) -> None: ...

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from providers.base import FailureKind
+from providers.base import FailureKind, Resume
 from providers.errors import (
     ContentRefusedError,
     InvalidProviderRequestError,
@@ -195,14 +195,20 @@ class ProviderHttp:
 
     @asynccontextmanager
     async def download(
-        self, url: str, *, auth: httpx.Auth | None = None
+        self, url: str, *, auth: httpx.Auth | None = None, resume: Resume | None = None
     ) -> AsyncIterator[httpx.Response]:
-        """Stream a GET of `url`; `auth` signs it on that URL's own host only."""
+        """Stream a GET of `url`; `auth` signs it on that URL's own host only. With `resume`,
+        ask for the rest of a partial download (`Range`, and `If-Range` so a changed file
+        comes back whole: a 200 instead of a 206)."""
         target = httpx.URL(url)
         auth_host = target.host
         try:
             for _ in range(MAX_REDIRECTS + 1):
-                headers = self._download_headers if target.host == self._api_host else {}
+                headers = dict(self._download_headers) if target.host == self._api_host else {}
+                if resume is not None:
+                    headers["Range"] = f"bytes={resume.offset}-"
+                    if resume.validator:
+                        headers["If-Range"] = resume.validator
                 request = self._downloads.build_request("GET", target, headers=headers)
                 signer = auth if target.host == auth_host else None
                 response = await self._downloads.send(request, stream=True, auth=signer)
@@ -234,5 +240,7 @@ class HttpAdapter:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
-        return self._http.download(url)
+    def download(
+        self, url: str, *, resume: Resume | None = None
+    ) -> AbstractAsyncContextManager[httpx.Response]:
+        return self._http.download(url, resume=resume)

@@ -31,7 +31,7 @@ from google.auth.credentials import Credentials
 from google.auth.transport.requests import Request as AuthRequest
 from google.oauth2 import service_account
 
-from providers.base import ProviderTaskStatus, SourceImage, TaskState
+from providers.base import ProviderTaskStatus, Resume, SourceImage, TaskState
 from providers.errors import (
     InvalidProviderRequestError,
     ProviderUnavailableError,
@@ -202,12 +202,14 @@ class VertexAdapter(GoogleAdapter):
         )
         return parse_vertex_operation(self._http.json_object(response))
 
-    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
+    def download(
+        self, url: str, *, resume: Resume | None = None
+    ) -> AbstractAsyncContextManager[httpx.Response]:
         if url.startswith(_DATA_PREFIX):
-            return _inline(url)
+            return _inline(url)  # whole again: a 200
         bucket, _, name = url.removeprefix("gs://").partition("/")
         media = f"{self._gcs}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}"
-        return self._http.download(f"{media}?alt=media", auth=self._auth)
+        return self._http.download(f"{media}?alt=media", auth=self._auth, resume=resume)
 
 
 @asynccontextmanager
