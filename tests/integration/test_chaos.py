@@ -162,13 +162,13 @@ async def submissions_per_route(emulator: str, prompt: str) -> Counter[str]:
 
 
 async def submit(
-    stack: Stack, prompt: str, model: str = "runway-gen3"
+    stack: Stack, prompt: str, model: str = "runway-gen3", seconds: int = 4
 ) -> WorkflowHandle[Any, JobView]:
-    """POST a 4 s 16:9 job to the API (the default model, runway-gen3: one route, Runway's)."""
+    """POST a 16:9 job to the API (the default model, runway-gen3: one route, Runway's)."""
     async with httpx.AsyncClient(base_url=stack.settings.public_url, headers=AUTH) as api:
         response = await api.post(
             "/v1/video/generations",
-            json={"prompt": prompt, "duration_seconds": 4, "model": model},
+            json={"prompt": prompt, "duration_seconds": seconds, "model": model},
         )
     assert response.status_code == 202, response.text
     client = await connect(stack.settings)
@@ -191,6 +191,7 @@ async def crash_and_recover(
     *,
     caught: Callable[[], Awaitable[bool]],
     emulator: str,
+    seconds: int = 4,
 ) -> Counter[str]:
     """Once `caught()` holds, SIGKILL the worker and start another; then check that the job
     completed, was charged once and stored once. Returns the tasks each provider accepted."""
@@ -212,16 +213,17 @@ async def crash_and_recover(
     s3.fget_object(stack.settings.s3_bucket, result.video.key, str(local))
     data = local.read_bytes()
     assert hashlib.sha256(data).hexdigest() == result.video.sha256
-    assert_mp4(data, seconds=4, ratio=16 / 9)  # the whole clip, not a torn download
+    assert_mp4(data, seconds=seconds, ratio=16 / 9)  # the whole clip, not a torn download
     assert len(list(s3.list_objects(stack.settings.s3_bucket, prefix=result.video.key))) == 1
     return per_route
 
 
 @pytest.mark.parametrize(
-    ("model", "provider", "tasks"),
+    ("model", "seconds", "provider", "tasks"),
     [
-        pytest.param("luma-dream-machine", "luma", 1, id="luma-finds-the-lost-task"),
-        pytest.param("runway-gen3", "runway", 2, id="runway-cannot"),
+        pytest.param("luma-dream-machine", 4, "luma", 1, id="luma-finds-the-lost-task"),
+        pytest.param("wan-2.5-fast", 5, "replicate", 1, id="replicate-finds-the-lost-task"),
+        pytest.param("runway-gen3", 4, "runway", 2, id="runway-cannot"),
     ],
 )
 async def test_a_worker_killed_during_submit_submits_once(
@@ -230,13 +232,15 @@ async def test_a_worker_killed_during_submit_submits_once(
     emulator_server: str,
     tmp_path: Path,
     model: str,
+    seconds: int,
     provider: str,
     tasks: int,
 ) -> None:
     """The worker dies after the provider accepted the create, before its answer arrived.
 
-    Luma lists its generations, so the retried attempt finds the lost one by its echoed
-    request (the job's callback URL) and submits nothing: one task. Runway lists no tasks,
+    Luma and Replicate list their tasks, so the retried attempt finds the lost one (Luma's
+    by its echoed request with the job's callback URL, Replicate's by model and input) and
+    submits nothing: one task. Runway lists no tasks,
     so this is the documented double-submit window (providers/README.md, "Submitted
     twice"): the retry creates a second task on the same route (never on another), the
     lost one runs on unpolled; the job still completes once, is charged once and stores one
@@ -244,7 +248,7 @@ async def test_a_worker_killed_during_submit_submits_once(
     """
     prompt = unique_prompt("[emu gen=1] chaos during submit")
     proxy.hold(prompt)
-    handle = await submit(stack, prompt, model)
+    handle = await submit(stack, prompt, model, seconds)
 
     async def inside_submit() -> bool:
         # The provider has the task; the workflow has not recorded it.
@@ -255,7 +259,13 @@ async def test_a_worker_killed_during_submit_submits_once(
 
     try:
         per_route = await crash_and_recover(
-            stack, handle, prompt, tmp_path, caught=inside_submit, emulator=emulator_server
+            stack,
+            handle,
+            prompt,
+            tmp_path,
+            caught=inside_submit,
+            emulator=emulator_server,
+            seconds=seconds,
         )
     finally:
         proxy.release()
