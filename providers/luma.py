@@ -4,7 +4,7 @@ Luma's callbacks are unsigned: the gateway authenticates them by the per-job tok
 callback URL (checked outside the adapter), so `verify_callback` only parses the body.
 A generation echoes its create body as `request`, and `GET /generations` lists them newest
 first, so a lost submit's generation is found by that echo: with a callback URL (it names the
-job) it is the job's own; without one, any generation of the same request in the window.
+job) by model and callback URL; without one, any generation of the same request in the window.
 """
 
 from __future__ import annotations
@@ -138,6 +138,10 @@ class LumaAdapter(HttpAdapter):
         callback_url: str | None = None,
     ) -> str | None:
         expected = generation_body(job, route, image, callback_url)
+        if callback_url:
+            # The job's own callback URL names it: Luma may echo the rest (a keyframe it
+            # copied) in its own words.
+            expected = {"model": expected["model"], "callback_url": callback_url}
         for page in range(MAX_PAGES):
             params = {"limit": LIST_LIMIT, "offset": page * LIST_LIMIT}
             response = await self._http.request("GET", "/generations", params=params)

@@ -958,8 +958,8 @@ def luma_generation(gid: str, request: dict[str, Any], created: datetime) -> dic
 
 async def test_luma_finds_a_lost_generation_as_the_sdk_lists_them() -> None:
     """Paged by `limit`/`offset` as `generations.list` sends them; the job's generation is
-    the one whose echoed request is the adapter's own (callback URL included), whatever the
-    source image's signature."""
+    the one of the route's model echoing the job's callback URL or, without one, the
+    adapter's whole request, whatever the source image's signature."""
     spec = job(image={"key": "in.png", "content_type": "image/png"})
     route = Route(adapter="luma", upstream_model="ray-2", family="luma-ray", clip_seconds=5)
     mine = generation_body(spec, route, SIGNED, CALLBACK)
@@ -1006,6 +1006,20 @@ async def test_luma_finds_a_lost_generation_as_the_sdk_lists_them() -> None:
         spec, route, since=SINCE, image=SIGNED, callback_url=CALLBACK + "x"
     )
     assert elsewhere is None
+    # Without a callback URL the whole request is compared, the image by its object.
+    unhooked = {k: v for k, v in mine.items() if k != "callback_url"}
+    pages["0"] = {
+        "generations": [
+            luma_generation("other-prompt", {**unhooked, "prompt": "a cat"}, NOW),
+            luma_generation("lost", unhooked, NOW),
+        ],
+        "has_more": False,
+    }
+    assert await adapter.find_submitted(spec, route, since=SINCE, image=SIGNED) == "lost"
+    other_image = SourceImage(
+        url="https://bucket.test/other.png", content_type="image/png", data=PNG
+    )
+    assert await adapter.find_submitted(spec, route, since=SINCE, image=other_image) is None
 
 
 async def test_replicate_finds_a_lost_prediction_as_the_sdk_lists_them() -> None:
