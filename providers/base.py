@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import httpx
 from pydantic import BaseModel
@@ -108,3 +109,22 @@ class ProviderAdapter(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class FindsSubmitted(Protocol):
+    """An adapter whose provider lists the tasks it created (Luma, Replicate), so the task a
+    lost submit attempt may have left upstream can be found instead of created again."""
+
+    async def find_submitted(
+        self,
+        job: JobSpec,
+        route: Route,
+        *,
+        since: datetime,
+        image: SourceImage | None = None,
+        callback_url: str | None = None,
+    ) -> str | None:
+        """The handle of the newest task created at or after `since` (the provider's clock)
+        from the request `submit` would send for these arguments; None if there is none."""
+        ...

@@ -17,7 +17,7 @@ import json
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any, get_args, get_origin
 
@@ -32,7 +32,7 @@ import runwayml
 from google import genai
 from google.genai import types as genai_types
 from google.oauth2.credentials import Credentials as OAuthCredentials
-from lumaai.types import generation_create_params
+from lumaai.types import GenerationListResponse, generation_create_params
 from pydantic import TypeAdapter, ValidationError
 from runwayml.types import image_to_video_create_params, text_to_video_create_params
 
@@ -42,6 +42,8 @@ from providers.errors import ProviderError, ProviderUnavailableError, RetryableP
 from providers.fal import FalAdapter, fal_input
 from providers.families import Family
 from providers.http import raise_for_status
+from providers.lookup import unsigned
+from providers.luma import LIST_LIMIT as LUMA_LIST_LIMIT
 from providers.luma import LumaAdapter, generation_body
 from providers.replicate import ReplicateAdapter, replicate_input
 from providers.runway import RunwayAdapter, task_request
@@ -923,3 +925,153 @@ async def test_fal_poll_result_and_cancel_match_the_sdk(fal_on: Recorder) -> Non
         assert ours.headers["authorization"] == theirs.headers["authorization"]
     # fal documents `?logs=1`; its client sends `logs=true`: the same switch.
     assert ours_status.url.params["logs"] == "1" and sdk_status.url.params["logs"] == "true"
+
+
+# --- finding a lost submit: the list calls --------------------------------------------------
+
+NOW = datetime.now(UTC)
+SINCE = NOW - timedelta(minutes=1)
+SIGNED = SourceImage(
+    url="https://bucket.test/in.png?X-Amz-Signature=new", content_type="image/png", data=PNG
+)
+EARLIER_SIGNED = "https://bucket.test/in.png?X-Amz-Signature=old"
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def same_get(ours: httpx.Request, sdk: httpx.Request) -> None:
+    assert (ours.method, ours.url.host, ours.url.path) == (sdk.method, sdk.url.host, sdk.url.path)
+    assert dict(ours.url.params) == dict(sdk.url.params)
+    assert ours.headers["authorization"] == sdk.headers["authorization"]
+
+
+def luma_generation(gid: str, request: dict[str, Any], created: datetime) -> dict[str, Any]:
+    return {
+        **payload("luma", "dreaming"),
+        "id": gid,
+        "created_at": iso(created),
+        "request": request,
+    }
+
+
+async def test_luma_finds_a_lost_generation_as_the_sdk_lists_them() -> None:
+    """Paged by `limit`/`offset` as `generations.list` sends them; the job's generation is
+    the one of the route's model echoing the job's callback URL or, without one, the
+    adapter's whole request, whatever the source image's signature."""
+    spec = job(image={"key": "in.png", "content_type": "image/png"})
+    route = Route(adapter="luma", upstream_model="ray-2", family="luma-ray", clip_seconds=5)
+    mine = generation_body(spec, route, SIGNED, CALLBACK)
+    mine["keyframes"] = {"frame0": {"type": "image", "url": EARLIER_SIGNED}}
+    others = [
+        luma_generation(f"other-{n}", {**mine, "callback_url": CALLBACK + str(n)}, NOW)
+        for n in range(LUMA_LIST_LIMIT)
+    ]
+    pages = {
+        "0": {"generations": others, "count": len(others), "has_more": True},
+        str(LUMA_LIST_LIMIT): {
+            "generations": [
+                luma_generation("lost", mine, NOW),
+                luma_generation("older", mine, SINCE - timedelta(seconds=1)),
+            ],
+            "has_more": False,
+        },
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=pages[request.url.params["offset"]])
+
+    recorder = Recorder(answer)
+    base = "https://luma.test/dream-machine/v1"
+    adapter = LumaAdapter(base, KEY, transport=recorder.transport)
+    found = await adapter.find_submitted(
+        spec, route, since=SINCE, image=SIGNED, callback_url=CALLBACK
+    )
+    assert found == "lost"
+    ours = list(recorder.seen)
+    async with httpx.AsyncClient(transport=recorder.transport) as http:
+        client = lumaai.AsyncLumaAI(auth_token=KEY, base_url=base, http_client=http, max_retries=0)
+        listed = [
+            await client.generations.list(limit=LUMA_LIST_LIMIT, offset=offset)
+            for offset in (0, LUMA_LIST_LIMIT)
+        ]
+    assert listed[1].generations[0].id == "lost"
+    for page in pages.values():
+        GenerationListResponse.model_validate(page)
+    assert len(ours) == 2
+    for own, sdk in zip(ours, recorder.seen[2:], strict=True):
+        same_get(own, sdk)
+    elsewhere = await adapter.find_submitted(
+        spec, route, since=SINCE, image=SIGNED, callback_url=CALLBACK + "x"
+    )
+    assert elsewhere is None
+    # Without a callback URL the whole request is compared, the image by its object.
+    unhooked = {k: v for k, v in mine.items() if k != "callback_url"}
+    pages["0"] = {
+        "generations": [
+            luma_generation("other-prompt", {**unhooked, "prompt": "a cat"}, NOW),
+            luma_generation("lost", unhooked, NOW),
+        ],
+        "has_more": False,
+    }
+    assert await adapter.find_submitted(spec, route, since=SINCE, image=SIGNED) == "lost"
+    other_image = SourceImage(
+        url="https://bucket.test/other.png", content_type="image/png", data=PNG
+    )
+    assert await adapter.find_submitted(spec, route, since=SINCE, image=other_image) is None
+
+
+async def test_replicate_finds_a_lost_prediction_as_the_sdk_lists_them() -> None:
+    """Paged by the `next` URL as `predictions.list` follows it; the job's prediction is the
+    one of the route's model whose input is the adapter's own, whatever the image's
+    signature; a `next` on another host is not followed (it would get our key)."""
+    shape = next(s for s in ALL_SHAPES if s.route.adapter == "replicate" and s.with_image)
+    spec, route = shape.job_and_route()
+    base = "https://api.replicate.test"
+    mine = unsigned(replicate_input(spec, route, SIGNED), SIGNED)
+    mine = {k: EARLIER_SIGNED if v == SIGNED.url.partition("?")[0] else v for k, v in mine.items()}
+    assert EARLIER_SIGNED in mine.values()
+
+    def prediction(pid: str, model: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **payload("replicate", "processing"),
+            "id": pid,
+            "model": model,
+            "input": inputs,
+            "created_at": iso(NOW),
+        }
+
+    pages = {
+        "": {
+            "previous": None,
+            "next": f"{base}/v1/predictions?cursor=page2",
+            "results": [
+                prediction("other-model", "someone/else", mine),
+                prediction("other-input", route.upstream_model, {**mine, "prompt": "x"}),
+            ],
+        },
+        "page2": {
+            "previous": f"{base}/v1/predictions?cursor=page1",
+            "next": "https://elsewhere.test/v1/predictions?cursor=page3",
+            "results": [prediction("lost", route.upstream_model, mine)],
+        },
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=pages[request.url.params.get("cursor", "")])
+
+    recorder = Recorder(answer)
+    adapter = ReplicateAdapter(base, KEY, transport=recorder.transport)
+    assert await adapter.find_submitted(spec, route, since=SINCE, image=SIGNED) == "lost"
+    assert len(recorder.seen) == 2
+    client = replicate.Client(api_token=KEY, base_url=base, transport=recorder.transport)
+    first = await client.predictions.async_list()
+    second = await client.predictions.async_list(first.next)
+    assert [p.id for p in second] == ["lost"]
+    for own, sdk in zip(recorder.seen[:2], recorder.seen[2:], strict=True):
+        same_get(own, sdk)
+    recorder.seen.clear()
+    pages["page2"]["results"] = []
+    assert await adapter.find_submitted(spec, route, since=SINCE, image=SIGNED) is None
+    assert {r.url.host for r in recorder.seen} == {"api.replicate.test"}
