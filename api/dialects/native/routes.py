@@ -70,7 +70,7 @@ router = APIRouter(
     response_model=None,
     responses={
         202: {"model": Generation | seed001.VideoOperation},
-        **errors(400, 401, 402, 409, 413, 415, 429, 503),
+        **errors(400, 401, 402, 408, 409, 413, 415, 429, 503),
     },
     openapi_extra=request_body_doc(
         [CreateGeneration, seed001.CreateVideoOperation], idempotency_key=True

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.dialects.catalog_fields import AspectRatio, ModelId, Resolution, WholeSeconds
 from api.dialects.links import signed_links
 from reelay.jobs import JobStatus, JobView, WebhookDeliveryState, micro_usd_to_usd
 from reelay.settings import Settings
@@ -50,12 +51,12 @@ class CreateGeneration(BaseModel):
     )
 
     prompt: str | None = Field(default=None, description="Description of the video (required)")
-    model: str | None = Field(default=None, description="Model id; default runway-gen3")
-    duration_seconds: StrictInt | StrictFloat | None = Field(
+    model: ModelId | None = Field(default=None, description="Model id; default runway-gen3")
+    duration_seconds: WholeSeconds | None = Field(
         default=None, description="Whole seconds; default 4 (model-dependent max)"
     )
-    resolution: str | None = Field(default=None, description="720p or 1080p; default 1080p")
-    aspect_ratio: str | None = Field(default=None, description="16:9, 9:16, 1:1 or 4:3")
+    resolution: Resolution | None = Field(default=None, description="default 1080p")
+    aspect_ratio: AspectRatio | None = Field(default=None, description="default 16:9")
     negative_prompt: str | None = Field(default=None, description="What to keep out of the video")
     webhook_url: str | None = Field(default=None, description="https URL told of the job's events")
     webhook_events: list[str] | None = Field(

@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from api.dialects.catalog_fields import ModelId
 from api.dialects.outcome import failure_of
 from api.problem import invalid
 from providers.catalog import ModelSpec
@@ -77,7 +78,7 @@ class OpenAICreateVideo(BaseModel):
     )
 
     prompt: str
-    model: str | None = Field(default=None, description="Reelay catalog id; default runway-gen3")
+    model: ModelId | None = Field(default=None, description="default runway-gen3")
     seconds: Annotated[str | None, BeforeValidator(_int_as_text)] = Field(
         default=None, description='whole seconds, e.g. "8"'
     )
@@ -89,7 +90,7 @@ class OpenAICreateVideoForm(BaseModel):
     """The multipart form of `POST /v1/videos`."""
 
     prompt: str
-    model: str | None = None
+    model: ModelId | None = None
     seconds: str | None = None
     size: str | None = None
     input_reference: bytes | None = Field(

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.dialects.catalog_fields import AspectRatio, ModelId, Resolution, Seconds
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
 from reelay.errors import ErrorCode
@@ -40,10 +41,10 @@ MESSAGES = {
 class Seed001Parameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    aspectRatio: str | None = Field(default=None, description="16:9 (or 9:16 where served)")
+    aspectRatio: AspectRatio | None = None
     negativePrompt: str | None = Field(default=None, description="What to keep out")
-    durationSeconds: StrictInt | None = Field(default=None, description="Veo's own name")
-    resolution: str | None = Field(default=None, description="720p or 1080p")
+    durationSeconds: Seconds | None = None
+    resolution: Resolution | None = None
 
 
 class CreateVideoOperation(BaseModel):
@@ -66,7 +67,7 @@ class CreateVideoOperation(BaseModel):
         },
     )
 
-    model: str = Field(description="Catalog model id, e.g. google/veo-3.0-generate-preview")
+    model: ModelId
     prompt: str
     parameters: Seed001Parameters | None = None
     response_format: str | None = Field(default=None, description="mp4 (the only format)")

@@ -14,8 +14,9 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from api.dialects.catalog_fields import ModelId, Seconds
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
 from providers.catalog import ModelSpec, find_model
@@ -63,8 +64,8 @@ class Seed003GenerateVideo(BaseModel):
 
     prompt: str
     size: Literal["landscape", "portrait"] = "landscape"
-    duration: StrictInt = Field(description="seconds; one of the model's durations")
-    model: str = DEFAULT_MODEL
+    duration: Seconds
+    model: ModelId = DEFAULT_MODEL
     has_audio: StrictBool = False
     enhance_prompt: StrictBool = Field(
         default=False, description="applied where the model's provider has a switch for it"
