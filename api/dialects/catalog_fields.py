@@ -20,8 +20,15 @@ def _served(model: ModelSpec) -> bool:
     return bool(model.routes) and model.retired_on is None and model.unavailable_reason is None
 
 
+def _names(models: tuple[ModelSpec, ...]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(name for m in models for name in (m.id, *m.aliases)))
+
+
 SERVED = tuple(model for model in MODELS if _served(model))
-MODEL_IDS = tuple(dict.fromkeys(name for m in SERVED for name in (m.id, *m.aliases)))
+MODEL_IDS = _names(SERVED)
+# Dialects without a source image field can use only the models that make text-to-video.
+TEXT_MODEL_IDS = _names(tuple(model for model in SERVED if model.text_to_video))
+LONGEST_PROMPT = max(m.max_prompt_chars for m in SERVED)
 RESOLUTIONS = tuple(dict.fromkeys(r for m in SERVED for r in m.resolutions))
 ASPECT_RATIOS = tuple(dict.fromkeys(r for m in SERVED for r in m.aspect_ratios))
 SHORTEST_SECONDS = min(m.shortest_seconds for m in SERVED)
@@ -44,6 +51,17 @@ def _seconds(kind: str) -> dict[str, Any]:
 ModelId = Annotated[
     str, WithJsonSchema(_choice(MODEL_IDS, "catalog model id or alias (GET /v1/models)"))
 ]
+TextModelId = Annotated[
+    str,
+    WithJsonSchema(_choice(TEXT_MODEL_IDS, "catalog model id or alias making text-to-video")),
+]
+PROMPT_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": LONGEST_PROMPT,
+    "description": "the video to make; the model's own limit applies (GET /v1/models)",
+}
+Prompt = Annotated[str, WithJsonSchema(PROMPT_SCHEMA)]
 Resolution = Annotated[
     str, WithJsonSchema(_choice(RESOLUTIONS, "the model's resolutions apply (GET /v1/models)"))
 ]

@@ -7,7 +7,7 @@ tenant's jobs are counted: exactly those some submit answered 2xx exist (no inva
 made a job behind a 4xx).
 
 Bounded and reproducible by default (`FUZZ_EXAMPLES` cases per operation, derandomized).
-A longer exploratory session: `REELAY_FUZZ_EXAMPLES=500 REELAY_FUZZ_SEED=<n>` (see README).
+A longer exploratory session: `REELAY_FUZZ_EXAMPLES=1000 REELAY_FUZZ_SEED=<n>` (see README).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tests.support import MakeStack
 
 KEY = "rl_fuzz_0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-FUZZ_EXAMPLES = int(os.environ.get("REELAY_FUZZ_EXAMPLES", "60"))
+FUZZ_EXAMPLES = int(os.environ.get("REELAY_FUZZ_EXAMPLES", "80"))
 FUZZ_SEED = os.environ.get("REELAY_FUZZ_SEED")
 # A tenant that a few thousand submits neither bankrupt nor rate-limit; two jobs run at a
 # time (the rest wait in its queue), so the run does not render hundreds of videos.

@@ -9,11 +9,11 @@ field (see `speaks`). The job id is Reelay's; `operation_name` is derived from i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from api.dialects.catalog_fields import AspectRatio, ModelId, Resolution, Seconds
+from api.dialects.catalog_fields import AspectRatio, Prompt, Resolution, Seconds, TextModelId
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
 from reelay.errors import ErrorCode
@@ -67,10 +67,13 @@ class CreateVideoOperation(BaseModel):
         },
     )
 
-    model: ModelId
-    prompt: str
+    model: TextModelId
+    prompt: Prompt
     parameters: Seed001Parameters | None = None
-    response_format: str | None = Field(default=None, description="mp4 (the only format)")
+    # The route refuses other formats in the seed's words.
+    response_format: Annotated[
+        str | None, WithJsonSchema({"anyOf": [{"enum": ["mp4"]}, {"type": "null"}]})
+    ] = None
     appId: str | None = Field(default=None, description="when the X-App-ID header is absent")
 
 

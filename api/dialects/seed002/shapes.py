@@ -15,6 +15,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from api.dialects.catalog_fields import AspectRatio, ModelId, Resolution, Seconds
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
+from api.dialects.webhooks import WebhookEvents, WebhookUrl
 from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
 
@@ -92,10 +93,8 @@ class Seed002GenerateVideo(BaseModel):
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
     model: ModelId
-    webhookUrl: str | None = None
-    webhookEvents: list[str] | None = Field(
-        default=None, description="among progress, completed, failed, cancelled"
-    )
+    webhookUrl: WebhookUrl | None = None
+    webhookEvents: WebhookEvents | None = None
     parameters: Seed002Parameters | None = None
 
 

@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from api.dialects.catalog_fields import ModelId, Seconds
+from api.dialects.catalog_fields import ModelId, Prompt, Seconds
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
 from providers.catalog import ModelSpec, find_model
@@ -62,7 +62,7 @@ class Seed003GenerateVideo(BaseModel):
         },
     )
 
-    prompt: str
+    prompt: Prompt
     size: Literal["landscape", "portrait"] = "landscape"
     duration: Seconds
     model: ModelId = DEFAULT_MODEL

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.dialects.catalog_fields import AspectRatio, ModelId, Seconds
+from api.dialects.catalog_fields import AspectRatio, Prompt, Seconds, TextModelId
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
 from reelay.jobs import JobStatus, JobView
@@ -50,8 +50,8 @@ class Seed004CreateVideo(BaseModel):
         },
     )
 
-    model: ModelId
-    prompt: str
+    model: TextModelId
+    prompt: Prompt
     duration: Seconds | None = None
     aspect_ratio: AspectRatio | None = None
 
