@@ -107,11 +107,17 @@ class OpenAICreateVideoForm(BaseModel):
     model: ModelId = DEFAULT_MODEL
     seconds: Annotated[str, WithJsonSchema(SECONDS_TEXT)] = ""
     size: Annotated[str, WithJsonSchema(SIZE_TEXT)] = ""
-    input_reference: bytes | None = Field(
-        default=None,
-        description="PNG, JPEG or WebP image file",
-        json_schema_extra={"format": "binary"},
-    )
+    # A file part (OpenAPI 3.1: `contentMediaType`); what the bytes are decides, not a format.
+    input_reference: Annotated[
+        bytes,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "contentMediaType": "application/octet-stream",
+                "description": "PNG, JPEG or WebP image file",
+            }
+        ),
+    ] = b""
 
 
 class OpenAIErrorDetail(BaseModel):
