@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import StrictFloat, StrictInt, WithJsonSchema
+from pydantic import StrictFloat, StrictInt, StringConstraints, WithJsonSchema
 
 from providers.catalog import MODELS, ModelSpec
 
@@ -48,11 +48,15 @@ def _seconds(kind: str) -> dict[str, Any]:
     }
 
 
+# An empty id is refused by name (the resolver would read it as "no model: the default").
 ModelId = Annotated[
-    str, WithJsonSchema(_choice(MODEL_IDS, "catalog model id or alias (GET /v1/models)"))
+    str,
+    StringConstraints(min_length=1),
+    WithJsonSchema(_choice(MODEL_IDS, "catalog model id or alias (GET /v1/models)")),
 ]
 TextModelId = Annotated[
     str,
+    StringConstraints(min_length=1),
     WithJsonSchema(_choice(TEXT_MODEL_IDS, "catalog model id or alias making text-to-video")),
 ]
 PROMPT_SCHEMA: dict[str, Any] = {

@@ -127,10 +127,11 @@ def test_the_api_holds_against_generated_requests(
     @_settings()
     @hypothesis.given(case=cases)
     def holds(case: Case) -> None:
-        response = case.call_and_validate(checks=CHECKS, timeout=30)
+        response = case.call(timeout=30)
         if (method, path) in SUBMITS and 200 <= response.status_code < 300:
             body = response.json()
             answered_jobs.add(next(str(body[key]) for key in ID_FIELDS if key in body))
+        case.validate_response(response, checks=CHECKS)
 
     if FUZZ_SEED is not None:
         holds = hypothesis.seed(int(FUZZ_SEED))(holds)
