@@ -48,7 +48,7 @@ def _seconds(kind: str) -> dict[str, Any]:
     }
 
 
-# An empty id is refused by name (the resolver would read it as "no model: the default").
+# An empty value is refused by name (the resolver would read it as absent: the default).
 ModelId = Annotated[
     str,
     StringConstraints(min_length=1),
@@ -67,10 +67,14 @@ PROMPT_SCHEMA: dict[str, Any] = {
 }
 Prompt = Annotated[str, WithJsonSchema(PROMPT_SCHEMA)]
 Resolution = Annotated[
-    str, WithJsonSchema(_choice(RESOLUTIONS, "the model's resolutions apply (GET /v1/models)"))
+    str,
+    StringConstraints(min_length=1),
+    WithJsonSchema(_choice(RESOLUTIONS, "the model's resolutions apply (GET /v1/models)")),
 ]
 AspectRatio = Annotated[
-    str, WithJsonSchema(_choice(ASPECT_RATIOS, "the model's ratios apply (GET /v1/models)"))
+    str,
+    StringConstraints(min_length=1),
+    WithJsonSchema(_choice(ASPECT_RATIOS, "the model's ratios apply (GET /v1/models)")),
 ]
 Seconds = Annotated[StrictInt, WithJsonSchema(_seconds("integer"))]
 # The native dialect takes a whole number written as a float too (`4.0`).

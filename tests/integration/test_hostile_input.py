@@ -287,6 +287,27 @@ def test_an_empty_model_id_is_400_naming_the_model(api: httpx.Client, dialect: s
     assert "model" in error_text(response.json())
 
 
+@pytest.mark.parametrize(
+    ("dialect", "fields", "named"),
+    [
+        ("native", {"aspect_ratio": ""}, "aspect_ratio"),
+        ("native", {"resolution": ""}, "resolution"),
+        ("seed001", {"parameters": {"aspectRatio": ""}}, "aspectRatio"),
+        ("seed002", {"parameters": {"resolution": ""}}, "resolution"),
+        ("seed004", {"aspect_ratio": ""}, "aspect_ratio"),
+        ("openai", {"size": ""}, "size"),
+    ],
+)
+def test_an_empty_frame_field_is_400_naming_it(
+    api: httpx.Client, dialect: str, fields: dict[str, Any], named: str
+) -> None:
+    """Found by the fuzzing: an empty value was read as absent (the model's default)."""
+    path, body, extra = SUBMITS[dialect]
+    response = api.post(path, json={**body, **fields}, headers=extra)
+    assert response.status_code == 400, response.text
+    assert named in error_text(response.json())
+
+
 # --- internal ids (item 6) -------------------------------------------------------------------
 
 

@@ -105,11 +105,11 @@ class OpenAICreateVideoForm(BaseModel):
 
     prompt: Prompt
     model: ModelId = DEFAULT_MODEL
-    seconds: Annotated[str, WithJsonSchema(SECONDS_TEXT)] = ""
-    size: Annotated[str, WithJsonSchema(SIZE_TEXT)] = ""
+    seconds: Annotated[str | None, WithJsonSchema(SECONDS_TEXT)] = None
+    size: Annotated[str | None, WithJsonSchema(SIZE_TEXT)] = None
     # A file part (OpenAPI 3.1: `contentMediaType`); what the bytes are decides, not a format.
     input_reference: Annotated[
-        bytes,
+        bytes | None,
         WithJsonSchema(
             {
                 "type": "string",
@@ -117,7 +117,7 @@ class OpenAICreateVideoForm(BaseModel):
                 "description": "PNG, JPEG or WebP image file",
             }
         ),
-    ] = b""
+    ] = None
 
 
 class OpenAIErrorDetail(BaseModel):
