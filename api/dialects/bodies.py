@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -56,26 +58,33 @@ def _is_json(content_type: str) -> bool:
 
 async def read_body(request: Request, limit: int = MAX_JSON_BYTES) -> bytes:
     """The raw body, refused with 413 as soon as it grows past `limit` bytes, and with 408
-    when it takes longer than `BODY_TIMEOUT_SECONDS` to arrive."""
+    when it arrives too slowly (`_body_deadline`)."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     chunks: list[bytes] = []
     size = 0
+    async with _body_deadline():
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _too_large(limit)
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@asynccontextmanager
+async def _body_deadline() -> AsyncIterator[None]:
+    """A 408 when the body takes longer than `BODY_TIMEOUT_SECONDS` to arrive."""
     try:
         async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise _too_large(limit)
-                chunks.append(chunk)
+            yield
     except TimeoutError:
         raise APIError(
             ErrorCode.REQUEST_TIMEOUT,
             f"request body did not arrive within {BODY_TIMEOUT_SECONDS:g} seconds",
             headers={"Connection": "close"},
         ) from None
-    return b"".join(chunks)
 
 
 def _too_large(limit: int) -> APIError:
@@ -135,15 +144,16 @@ async def form_fields(
 ) -> tuple[dict[str, Any], dict[str, UploadFile]]:
     """A form body: its text fields (`a[b]` keys nested as `{"a": {"b": ...}}`) and files.
 
-    Bounded: a few fields, one file of at most `media_max_bytes`."""
+    Bounded: a few fields, one file of at most `media_max_bytes`, in `BODY_TIMEOUT_SECONDS`."""
     declared = request.headers.get("content-length", "")
     limit = settings.media_max_bytes + MAX_JSON_BYTES
     if declared.isdigit() and int(declared) > limit:
         raise _too_large(limit)
     try:
-        form: FormData = await request.form(
-            max_files=2, max_fields=32, max_part_size=MAX_FORM_FIELD_BYTES
-        )
+        async with _body_deadline():
+            form: FormData = await request.form(
+                max_files=2, max_fields=32, max_part_size=MAX_FORM_FIELD_BYTES
+            )
     except MultiPartException as exc:
         raise invalid(f"invalid multipart body: {exc.message}") from exc
     fields: dict[str, Any] = {}

@@ -32,7 +32,7 @@ router = APIRouter(
     response_model=None,
     responses={
         200: {"model": openai.OpenAIVideo | seed004.Seed004Video},
-        **errors(400, 401, 409, 413, 415, 429, 503),
+        **errors(400, 401, 408, 409, 413, 415, 429, 503),
     },
     openapi_extra=request_body_doc(
         [openai.OpenAICreateVideo, seed004.Seed004CreateVideo],

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Annotated
 
 import httpx
+from pydantic import WithJsonSchema
 
 from api.problem import APIError
 from reelay.errors import ErrorCode
@@ -16,6 +18,28 @@ from reelay.ssrf import check_webhook_host
 EVENTS = ("progress", "completed", "failed", "cancelled")
 # Without a list of events a webhook gets the job's end, whichever it is.
 DEFAULT_EVENTS = ("completed", "failed", "cancelled")
+
+# The fields' types, documented as `webhook_target` checks them.
+WebhookUrl = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": "^[hH][tT][tT][pP][sS]?://",
+            "description": "https URL told of the job's events (http only for allowed hosts)",
+        }
+    ),
+]
+WebhookEvents = Annotated[
+    list[str],
+    WithJsonSchema(
+        {
+            "type": "array",
+            "items": {"type": "string", "enum": list(EVENTS)},
+            "description": "default: the job's end (completed, failed, cancelled)",
+        }
+    ),
+]
 
 
 async def webhook_target(

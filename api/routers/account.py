@@ -103,7 +103,7 @@ class CreditTopUp(BaseModel):
 
 @router.post(
     "/v1/admin/tenants/{tenant_id}/credits",
-    responses=errors(400, 401, 404, 413, 415, 503),
+    responses=errors(400, 401, 404, 408, 413, 415, 503),
     openapi_extra=request_body_doc([CreditTopUp]),
 )
 async def add_credits(

@@ -31,7 +31,8 @@ class CallbackAccepted(BaseModel):
 
 
 @router.post(
-    "/v1/providers/{provider}/callbacks/{job_id}", responses=errors(400, 401, 404, 409, 413, 503)
+    "/v1/providers/{provider}/callbacks/{job_id}",
+    responses=errors(400, 401, 404, 408, 409, 413, 503),
 )
 async def provider_callback(
     provider: str,

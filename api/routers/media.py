@@ -36,7 +36,7 @@ class MediaUpload(BaseModel):
 @router.post(
     "",
     status_code=201,
-    responses=errors(400, 401, 413, 415, 503),
+    responses=errors(400, 401, 408, 413, 415, 503),
     openapi_extra={
         "requestBody": {
             "required": True,

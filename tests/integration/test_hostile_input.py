@@ -266,6 +266,48 @@ def test_bad_listing_filters_are_400(api: httpx.Client, params: dict[str, str]) 
     assert response.json()["error"]["type"] == "invalid_request"
 
 
+# Found by the fuzzing (tests/integration/test_fuzz.py): forms the document's `date-time`
+# does not allow were read leniently (unix seconds, a date alone, a naive time).
+@pytest.mark.parametrize("value", ["421684", "2026-01-01", "2026-01-01T00:00:00", "-1"])
+@pytest.mark.parametrize("field", ["created_after", "created_before"])
+def test_listing_times_are_rfc_3339_date_times(api: httpx.Client, field: str, value: str) -> None:
+    response = api.get("/v1/video/generations", params={field: value})
+    assert response.status_code == 400, response.text
+    assert field in response.json()["error"]["message"]
+    fine = api.get("/v1/video/generations", params={field: "2026-12-01T09:00:00.5+01:00"})
+    assert fine.status_code == 200, fine.text
+
+
+# Found by the fuzzing: an empty model id was read as "no model" (the default model).
+@pytest.mark.parametrize("dialect", sorted(SUBMITS))
+def test_an_empty_model_id_is_400_naming_the_model(api: httpx.Client, dialect: str) -> None:
+    path, body, extra = SUBMITS[dialect]
+    response = api.post(path, json={**body, "model": ""}, headers=extra)
+    assert response.status_code == 400, response.text
+    assert "model" in error_text(response.json())
+
+
+@pytest.mark.parametrize(
+    ("dialect", "fields", "named"),
+    [
+        ("native", {"aspect_ratio": ""}, "aspect_ratio"),
+        ("native", {"resolution": ""}, "resolution"),
+        ("seed001", {"parameters": {"aspectRatio": ""}}, "aspectRatio"),
+        ("seed002", {"parameters": {"resolution": ""}}, "resolution"),
+        ("seed004", {"aspect_ratio": ""}, "aspect_ratio"),
+        ("openai", {"size": ""}, "size"),
+    ],
+)
+def test_an_empty_frame_field_is_400_naming_it(
+    api: httpx.Client, dialect: str, fields: dict[str, Any], named: str
+) -> None:
+    """Found by the fuzzing: an empty value was read as absent (the model's default)."""
+    path, body, extra = SUBMITS[dialect]
+    response = api.post(path, json={**body, **fields}, headers=extra)
+    assert response.status_code == 400, response.text
+    assert named in error_text(response.json())
+
+
 # --- internal ids (item 6) -------------------------------------------------------------------
 
 

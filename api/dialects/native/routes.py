@@ -8,12 +8,14 @@ has `X-App-ID`, else in the native shape. Errors before the body is read follow 
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BeforeValidator
 
 from api import jobs
 from api.deps import CurrentTenant, S3Client, SettingsDep, TemporalClient, authenticate
@@ -47,6 +49,21 @@ from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
 from reelay.tenants import Tenant
 
+# RFC 3339 with an offset, as the document's `date-time` says (not pydantic's lax forms:
+# unix seconds, a date alone, a naive time).
+RFC3339 = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", re.ASCII
+)
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, str) and not RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-12-01T09:00:00Z")
+    return value
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_rfc3339)]
+
 # Seed 001's header: the job's app id, and the sign of a seed 001 client.
 AppHeader = Annotated[str | None, Header(alias="X-App-ID", description="seed 001: app id")]
 
@@ -71,7 +88,7 @@ router = APIRouter(
     response_model=None,
     responses={
         202: {"model": Generation | seed001.VideoOperation},
-        **errors(400, 401, 402, 409, 413, 415, 429, 503),
+        **errors(400, 401, 402, 408, 409, 413, 415, 429, 503),
     },
     openapi_extra=request_body_doc(
         [CreateGeneration, seed001.CreateVideoOperation],
@@ -125,8 +142,8 @@ async def list_generations(
     status: Annotated[str | None, Query(description="pending, processing, complete, ...")] = None,
     model: str | None = None,
     app_id: str | None = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: Timestamp | None = None,
+    created_before: Timestamp | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> GenerationList:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from api.dialects.catalog_fields import (
+    PROMPT_SCHEMA,
+    AspectRatio,
+    Resolution,
+    TextModelId,
+    WholeSeconds,
+)
 from api.dialects.links import signed_links
+from api.dialects.webhooks import WebhookEvents, WebhookUrl
 from reelay.jobs import JobStatus, JobView, WebhookDeliveryState, micro_usd_to_usd
 from reelay.settings import Settings
 
@@ -64,26 +72,30 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+def _document_request(schema: dict[str, Any]) -> None:
+    """The schema as the API takes it: a prompt is required, and a body with seed 001's
+    `parameters` or `response_format` is seed 001's (`seed001.speaks`), not this one."""
+    schema["required"] = ["prompt"]
+    schema["not"] = {"anyOf": [{"required": ["parameters"]}, {"required": ["response_format"]}]}
+    schema["examples"] = [example["value"] for example in EXAMPLES.values()]
+
+
 class CreateGeneration(BaseModel):
     """`POST /v1/video/generations`. Absent fields take the model's defaults."""
 
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [example["value"] for example in EXAMPLES.values()]}
-    )
+    model_config = ConfigDict(json_schema_extra=_document_request)
 
-    prompt: str | None = Field(default=None, description="Description of the video (required)")
-    model: str | None = Field(default=None, description="Model id; default runway-gen3")
-    duration_seconds: StrictInt | StrictFloat | None = Field(
+    # Optional here so that the catalog's resolver words the refusal ("prompt is required").
+    prompt: Annotated[str | None, WithJsonSchema(PROMPT_SCHEMA)] = None
+    model: TextModelId | None = Field(default=None, description="Model id; default runway-gen3")
+    duration_seconds: WholeSeconds | None = Field(
         default=None, description="Whole seconds; default 4 (model-dependent max)"
     )
-    resolution: str | None = Field(default=None, description="720p or 1080p; default 1080p")
-    aspect_ratio: str | None = Field(default=None, description="16:9, 9:16, 1:1 or 4:3")
+    resolution: Resolution | None = Field(default=None, description="default 1080p")
+    aspect_ratio: AspectRatio | None = Field(default=None, description="default 16:9")
     negative_prompt: str | None = Field(default=None, description="What to keep out of the video")
-    webhook_url: str | None = Field(default=None, description="https URL told of the job's events")
-    webhook_events: list[str] | None = Field(
-        default=None,
-        description="among progress, completed, failed, cancelled; default: the job's end",
-    )
+    webhook_url: WebhookUrl | None = None
+    webhook_events: WebhookEvents | None = None
 
 
 class ErrorDetail(BaseModel):

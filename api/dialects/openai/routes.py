@@ -76,7 +76,7 @@ async def create(
         )
     spec = find_model(order.model or DEFAULT_MODEL)
     resolution, aspect_ratio = None, None
-    if order.size and spec is not None and spec.aspect_ratios and spec.resolutions:
+    if order.size is not None and spec is not None and spec.aspect_ratios and spec.resolutions:
         # a retired model has no sizes: `resolve_request` refuses it, naming the model
         resolution, aspect_ratio = shape_of(order.size, spec)
     resolved = resolve_request(

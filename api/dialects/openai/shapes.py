@@ -17,11 +17,12 @@ import math
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
+from api.dialects.catalog_fields import ModelId, Prompt
 from api.dialects.outcome import failure_of
 from api.problem import invalid
-from providers.catalog import ModelSpec
+from providers.catalog import DEFAULT_MODEL, ModelSpec
 from reelay.jobs import JobStatus, JobView
 
 DIALECT = "openai"
@@ -30,7 +31,14 @@ POLL_AFTER_HEADER = "openai-poll-after-ms"
 POLL_AFTER_MS = (1000, 10_000)
 SIZE_TOLERANCE = 0.03
 
-SIZE_PATTERN = re.compile(r"^(\d{2,5})x(\d{2,5})$")
+SIZE_PATTERN = re.compile(r"^(\d{2,5})x(\d{2,5})$", re.ASCII)
+# What `seconds_of` and `shape_of` take, for the document (their refusals name the field).
+SECONDS_TEXT = {"type": "string", "pattern": r"^\s*[0-9]{1,4}\s*$", "description": 'e.g. "8"'}
+SIZE_TEXT = {
+    "type": "string",
+    "pattern": r"^\s*[1-9][0-9]{1,4}x[1-9][0-9]{1,4}\s*$",
+    "description": "WIDTHxHEIGHT, e.g. 1280x720: the model's nearest size",
+}
 NAMES = {
     "duration_seconds": "seconds",
     "aspect_ratio": "size",
@@ -82,27 +90,40 @@ class OpenAICreateVideo(BaseModel):
         json_schema_extra={"examples": [example["value"] for example in EXAMPLES.values()]},
     )
 
-    prompt: str
-    model: str | None = Field(default=None, description="Reelay catalog id; default runway-gen3")
-    seconds: Annotated[str | None, BeforeValidator(_int_as_text)] = Field(
-        default=None, description='whole seconds, e.g. "8"'
-    )
-    size: str | None = Field(default=None, description="WIDTHxHEIGHT, e.g. 1280x720")
+    prompt: Prompt
+    model: ModelId | None = Field(default=None, description="default runway-gen3")
+    seconds: Annotated[
+        str | None,
+        BeforeValidator(_int_as_text),
+        WithJsonSchema(
+            {"anyOf": [SECONDS_TEXT, {"type": "integer", "minimum": 0, "maximum": 9999}]}
+        ),
+    ] = None
+    size: Annotated[str | None, WithJsonSchema(SIZE_TEXT)] = None
     input_reference: OpenAIImageReference | None = None
 
 
 class OpenAICreateVideoForm(BaseModel):
-    """The multipart form of `POST /v1/videos`."""
+    """The multipart form of `POST /v1/videos` (documentation only: the fields are
+    validated as `OpenAICreateVideo`)."""
 
-    prompt: str
-    model: str | None = None
-    seconds: str | None = None
-    size: str | None = None
-    input_reference: bytes | None = Field(
-        default=None,
-        description="PNG, JPEG or WebP image file",
-        json_schema_extra={"format": "binary"},
-    )
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: Prompt
+    model: ModelId = DEFAULT_MODEL
+    seconds: Annotated[str | None, WithJsonSchema(SECONDS_TEXT)] = None
+    size: Annotated[str | None, WithJsonSchema(SIZE_TEXT)] = None
+    # A file part (OpenAPI 3.1: `contentMediaType`); what the bytes are decides, not a format.
+    input_reference: Annotated[
+        bytes | None,
+        WithJsonSchema(
+            {
+                "type": "string",
+                "contentMediaType": "application/octet-stream",
+                "description": "PNG, JPEG or WebP image file",
+            }
+        ),
+    ] = None
 
 
 class OpenAIErrorDetail(BaseModel):

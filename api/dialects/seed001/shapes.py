@@ -9,10 +9,11 @@ field (see `speaks`). The job id is Reelay's; `operation_name` is derived from i
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from api.dialects.catalog_fields import AspectRatio, Prompt, Resolution, Seconds, TextModelId
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
 from reelay.errors import ErrorCode
@@ -40,10 +41,10 @@ MESSAGES = {
 class Seed001Parameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    aspectRatio: str | None = Field(default=None, description="16:9 (or 9:16 where served)")
+    aspectRatio: AspectRatio | None = None
     negativePrompt: str | None = Field(default=None, description="What to keep out")
-    durationSeconds: StrictInt | None = Field(default=None, description="Veo's own name")
-    resolution: str | None = Field(default=None, description="720p or 1080p")
+    durationSeconds: Seconds | None = None
+    resolution: Resolution | None = None
 
 
 _LION = {
@@ -72,10 +73,13 @@ class CreateVideoOperation(BaseModel):
         json_schema_extra={"examples": [example["value"] for example in EXAMPLES.values()]},
     )
 
-    model: str = Field(description="Catalog model id, e.g. google/veo-3.0-generate-preview")
-    prompt: str
+    model: TextModelId
+    prompt: Prompt
     parameters: Seed001Parameters | None = None
-    response_format: str | None = Field(default=None, description="mp4 (the only format)")
+    # The route refuses other formats in the seed's words.
+    response_format: Annotated[
+        str | None, WithJsonSchema({"anyOf": [{"enum": ["mp4"]}, {"type": "null"}]})
+    ] = None
     appId: str | None = Field(default=None, description="when the X-App-ID header is absent")
 
 

@@ -52,7 +52,7 @@ router = APIRouter(tags=["seed 002"], route_class=shaped_route(lambda _: error_r
 @router.post(
     "/v2/videos/generate",
     status_code=202,
-    responses=errors(400, 401, 402, 409, 413, 415, 429, 503),
+    responses=errors(400, 401, 402, 408, 409, 413, 415, 429, 503),
     openapi_extra=request_body_doc([Seed002GenerateVideo], examples=EXAMPLES),
 )
 async def generate_video(

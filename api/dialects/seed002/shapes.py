@@ -11,10 +11,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictInt
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from api.dialects.catalog_fields import AspectRatio, ModelId, Resolution, Seconds
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
+from api.dialects.webhooks import WebhookEvents, WebhookUrl
 from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
 
@@ -56,11 +58,11 @@ class Seed002Parameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    duration: StrictInt | None = Field(default=None, description="seconds")
-    aspect_ratio: str | None = Field(
+    duration: Seconds | None = None
+    aspect_ratio: AspectRatio | None = Field(
         default=None, validation_alias=AliasChoices("aspect_ratio", "aspectRatio")
     )
-    resolution: str | None = None
+    resolution: Resolution | None = None
     negative_prompt: str | None = Field(
         default=None, validation_alias=AliasChoices("negative_prompt", "negativePrompt")
     )
@@ -102,11 +104,9 @@ class Seed002GenerateVideo(BaseModel):
     )
 
     prompt: str = Field(min_length=1, max_length=MAX_PROMPT_CHARS)
-    model: str
-    webhookUrl: str | None = None
-    webhookEvents: list[str] | None = Field(
-        default=None, description="among progress, completed, failed, cancelled"
-    )
+    model: ModelId
+    webhookUrl: WebhookUrl | None = None
+    webhookEvents: WebhookEvents | None = None
     parameters: Seed002Parameters | None = None
 
 

@@ -51,7 +51,7 @@ router = APIRouter(tags=["seed 003"], route_class=shaped_route(lambda _: error_r
 
 @router.post(
     "/api/v1/videos/generate",
-    responses=errors(400, 401, 402, 409, 413, 415, 429, 503),
+    responses=errors(400, 401, 402, 408, 409, 413, 415, 429, 503),
     openapi_extra=request_body_doc([Seed003GenerateVideo], examples=EXAMPLES),
 )
 async def generate_video(

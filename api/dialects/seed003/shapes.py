@@ -14,8 +14,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from api.dialects.catalog_fields import ModelId, Prompt, Seconds
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
 from providers.catalog import ModelSpec, find_model
@@ -77,10 +78,10 @@ class Seed003GenerateVideo(BaseModel):
         json_schema_extra={"examples": [example["value"] for example in EXAMPLES.values()]},
     )
 
-    prompt: str
+    prompt: Prompt
     size: Literal["landscape", "portrait"] = "landscape"
-    duration: StrictInt = Field(description="seconds; one of the model's durations")
-    model: str = DEFAULT_MODEL
+    duration: Seconds
+    model: ModelId = DEFAULT_MODEL
     has_audio: StrictBool = False
     enhance_prompt: StrictBool = Field(
         default=False, description="applied where the model's provider has a switch for it"

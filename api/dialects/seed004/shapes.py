@@ -11,8 +11,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.dialects.catalog_fields import AspectRatio, Prompt, Seconds, TextModelId
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
 from reelay.jobs import JobStatus, JobView
@@ -62,10 +63,10 @@ class Seed004CreateVideo(BaseModel):
         json_schema_extra={"examples": [example["value"] for example in EXAMPLES.values()]},
     )
 
-    model: str = Field(description="Catalog model id or alias, e.g. google/veo-3.0")
-    prompt: str
-    duration: StrictInt | None = Field(default=None, description="seconds")
-    aspect_ratio: str | None = Field(default=None, description="16:9 or 9:16")
+    model: TextModelId
+    prompt: Prompt
+    duration: Seconds | None = None
+    aspect_ratio: AspectRatio | None = None
 
 
 class Seed004Error(BaseModel):
