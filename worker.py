@@ -14,13 +14,16 @@ from temporalio.worker import Worker
 
 from activities.jobs import JobActivities
 from activities.webhooks import WebhookActivities
+from api.batches import BatchActivities
 from api.dialects.registry import webhook_renderer
 from providers.registry import PROVIDERS, build_adapters
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
 from reelay.storage import ensure_bucket, s3_client
 from reelay.temporal import connect
+from reelay.tenants import TenantDirectory
 from workflows.account import AccountWorkflow
+from workflows.batch import BatchWorkflow
 from workflows.clip import ClipWorkflow, submit_queue
 from workflows.video_generation import VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -28,13 +31,20 @@ from workflows.webhook_delivery import WebhookDeliveryWorkflow
 log = structlog.get_logger()
 
 #: Every workflow type the workers run (the replay test checks each has a recorded history).
-WORKFLOWS = [VideoGenerationWorkflow, ClipWorkflow, AccountWorkflow, WebhookDeliveryWorkflow]
+WORKFLOWS = [
+    VideoGenerationWorkflow,
+    ClipWorkflow,
+    AccountWorkflow,
+    WebhookDeliveryWorkflow,
+    BatchWorkflow,
+]
 
 
 def build_workers(client: Client, settings: Settings) -> list[Worker]:
     s3 = s3_client(settings)
     ensure_bucket(s3, settings.s3_bucket)
     activities = JobActivities(settings, build_adapters(settings), s3)
+    batch = BatchActivities(client, settings, s3, TenantDirectory(settings))
     main = Worker(
         client,
         task_queue=settings.task_queue,
@@ -46,6 +56,10 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
             activities.stitch_segments,
             activities.cancel_at_provider,
             WebhookActivities(settings, render=webhook_renderer(settings)).deliver_webhook,
+            batch.validate_page,
+            batch.plan_page,
+            batch.check_funds,
+            batch.run_line,
         ],
     )
     # Submits go through a queue per provider: a burst of jobs is paced by Temporal

@@ -84,6 +84,7 @@ def build_spec(
     webhook: WebhookTarget | None = None,
     seed: int | None = None,
     request_hash: str | None = None,
+    batch_id: str | None = None,
 ) -> JobSpec:
     available = configured_providers(settings)
     routes = [route for route in resolved.routes if route.adapter in available]
@@ -120,6 +121,7 @@ def build_spec(
         failover_after_seconds=settings.provider_failover_after_seconds,
         request_hash=request_hash,
         segments=resolved.segments,
+        batch_id=batch_id,
     )
 
 
