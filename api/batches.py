@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from io import BytesIO
 from typing import Any
 
+import structlog
 from minio import Minio
 from minio.error import S3Error
 from pydantic import BaseModel
@@ -59,7 +60,10 @@ from reelay.tenants import Tenant, TenantDirectory
 from workflows import search_attributes
 from workflows.batch import BatchWorkflow, for_new_batch
 
+log = structlog.get_logger()
+
 QUERY_TIMEOUT = timedelta(seconds=5)
+RETRY_QUERY_TIMEOUT = timedelta(seconds=20)
 # Admission refusals that pause the batch (the line is tried again on resume), and those
 # that are worth a retry of the activity as they are.
 _PAUSING = frozenset({ErrorCode.INSUFFICIENT_CREDITS, ErrorCode.DAILY_QUOTA_EXCEEDED})
@@ -460,12 +464,21 @@ async def read_batch(client: Client, batch_id: str, tenant: Tenant | None) -> Ba
         raise not_found()
     handle = client.get_workflow_handle_for(BatchWorkflow.run, batch_id)
     try:
-        view = await handle.query(BatchWorkflow.view, rpc_timeout=QUERY_TIMEOUT)
+        try:
+            view = await handle.query(BatchWorkflow.view, rpc_timeout=QUERY_TIMEOUT)
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                raise
+            # A worker that died held the batch: the server hands the query on to another
+            # one once the dead worker's sticky queue times out (5 s).
+            log.info("batch query retried", batch_id=batch_id, status=exc.status, error=str(exc))
+            view = await handle.query(BatchWorkflow.view, rpc_timeout=RETRY_QUERY_TIMEOUT)
     except WorkflowQueryFailedError as exc:
         raise not_found() from exc
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise not_found() from exc
+        log.warning("batch query failed", batch_id=batch_id, status=exc.status, error=str(exc))
         raise unavailable("batch store") from exc
     if tenant is not None and view.tenant_id != tenant.id:
         raise not_found()
