@@ -10,10 +10,12 @@ import subprocess
 import uuid
 from collections import Counter
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from api.dialects.native import shapes as native
 from api.dialects.openai import shapes as openai
@@ -21,6 +23,7 @@ from api.dialects.seed001 import shapes as seed001
 from api.dialects.seed002 import shapes as seed002
 from api.dialects.seed003 import shapes as seed003
 from api.dialects.seed004 import shapes as seed004
+from reelay.cli import app
 from reelay.devstack import binary
 from reelay.settings import Settings
 from reelay.storage import s3_client
@@ -333,3 +336,41 @@ async def test_sigkill_of_the_worker_mid_batch_runs_every_line_once(stack: Stack
         *(emulator_submissions(stack.settings, prompt) for prompt in prompts)
     )
     assert [len(found) for found in submitted] == [1] * 40
+
+
+async def test_the_cli_submits_waits_and_saves_results_and_videos_resumably(
+    stack: Stack, tmp_path: Path
+) -> None:
+    lines = [
+        _line(f"cli-{i}", url, _prompted(body, unique_prompt("[emu gen=0.2]")))
+        for i, (url, body) in enumerate(ROUTE_EXAMPLES)
+    ]
+    lines.append(json.dumps(INVALID[2]))
+    source = tmp_path / "batch.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    env = {"REELAY_API_URL": stack.settings.public_url, "REELAY_API_KEY": KEY}
+
+    def reelay(*args: str) -> Any:
+        return CliRunner().invoke(app, list(args), env=env)
+
+    submitted = await asyncio.to_thread(
+        reelay, "batch", "submit", str(source), "--skip-invalid", "--wait", "--json"
+    )
+    assert submitted.exit_code == 0, submitted.output
+    view = json.loads(submitted.stdout)
+    assert view["status"] == "completed"
+    assert view["request_counts"]["completed"] == len(ROUTE_EXAMPLES)
+    output, videos = tmp_path / "out.jsonl", tmp_path / "videos"
+    args = ("batch", "results", view["id"], "-o", str(output), "--videos", str(videos))
+    saved = await asyncio.to_thread(reelay, *args, "--errors", str(tmp_path / "errors.jsonl"))
+    assert saved.exit_code == 0, saved.output
+    records = [json.loads(line) for line in output.read_text().splitlines()]
+    assert sorted(r["custom_id"] for r in records) == sorted(f"cli-{i}" for i in range(6))
+    assert sorted(p.name for p in videos.iterdir()) == sorted(f"cli-{i}.mp4" for i in range(6))
+    assert all((videos / f"cli-{i}.mp4").read_bytes()[4:8] == b"ftyp" for i in range(6))
+    errors = (tmp_path / "errors.jsonl").read_text().splitlines()
+    assert [json.loads(line)["line"] for line in errors] == [7]
+    (videos / "cli-0.mp4").unlink()
+    again = await asyncio.to_thread(reelay, *args)
+    assert again.exit_code == 0, again.output
+    assert "1 videos saved, 5 already there" in again.output
