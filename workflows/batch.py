@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from reelay import idempotency
     from reelay.batches import (
         LINES_PER_RUN,
+        PAGE_LINES,
         BatchCounts,
         BatchInput,
         BatchState,
@@ -125,6 +126,7 @@ class BatchWorkflow:
                     input_key=batch.input_key,
                     offset=offset,
                     first_line=line,
+                    max_lines=PAGE_LINES,
                 ),
                 result_type=ValidatedPage,
                 start_to_close_timeout=PAGE_TIMEOUT,
@@ -176,22 +178,26 @@ class BatchWorkflow:
                 if not self._running and not self._pending:
                     return
                 continue
-            try:
-                await workflow.wait_condition(
-                    lambda: (
-                        state.cancel_requested
-                        or (
-                            state.status is not BatchStatus.PAUSED
-                            and len(self._running) < self._input.concurrency
-                        )
-                    ),
-                    timeout=REFUSAL_RETRY if state.paused_by_refusal else None,
-                )
-            except TimeoutError:
-                self.resume()  # credits may have been topped up: the line is tried again
+            if state.status is BatchStatus.PAUSED:
+                try:
+                    await workflow.wait_condition(
+                        lambda: state.status is not BatchStatus.PAUSED or state.cancel_requested,
+                        timeout=REFUSAL_RETRY if state.paused_by_refusal else None,
+                    )
+                except TimeoutError:
+                    self.resume()  # credits may have been topped up: the line is tried again
                 continue
+            await workflow.wait_condition(
+                lambda: (
+                    state.cancel_requested
+                    or state.status is BatchStatus.PAUSED
+                    or len(self._running) < self._input.concurrency
+                )
+            )
             if state.cancel_requested:
                 return
+            if state.status is BatchStatus.PAUSED:
+                continue
             ref = self._pending.pop(0)
             self._running[ref.line] = asyncio.create_task(self._run_line(ref))
             self._started_this_run += 1
@@ -206,6 +212,7 @@ class BatchWorkflow:
                 input_key=self._input.input_key,
                 offset=state.offset,
                 first_line=state.next_line,
+                max_lines=PAGE_LINES,
             ),
             result_type=PlannedPage,
             start_to_close_timeout=PAGE_TIMEOUT,
