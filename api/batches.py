@@ -132,45 +132,50 @@ def _custom_id_of(raw: bytes) -> str | None:
     return found if isinstance(found, str) else None
 
 
-def _lines(s3: Minio, bucket: str, key: str, offset: int) -> Iterator[tuple[int, bytes]]:
-    """(offset, line without its newline) from `offset` on, streamed (never the whole file)."""
+def _lines(s3: Minio, bucket: str, key: str, offset: int) -> Iterator[tuple[int, int, bytes]]:
+    """(offset, length, line) from `offset` on, streamed (never the whole file); a line over
+    `MAX_LINE_BYTES` comes cut to its first `MAX_LINE_BYTES + 1` bytes (its length is whole)."""
     response = s3.get_object(bucket, key, offset=offset)
     try:
-        buffered = b""
-        position = offset
+        kept = bytearray()
+        start, length = offset, 0
         for chunk in response.stream(256 * 1024):
-            buffered += chunk
-            while (end := buffered.find(b"\n")) >= 0:
-                yield position, buffered[:end]
-                position += end + 1
-                buffered = buffered[end + 1 :]
-            if len(buffered) > MAX_LINE_BYTES + 1:
-                # an over-long line: report it without keeping it (its first bytes suffice)
-                yield position, buffered
-                return
-        if buffered:
-            yield position, buffered
+            view = memoryview(chunk)
+            while view:
+                end = chunk.find(b"\n", len(chunk) - len(view))
+                piece = view if end < 0 else view[: end - (len(chunk) - len(view))]
+                if len(kept) <= MAX_LINE_BYTES:
+                    kept += piece[: MAX_LINE_BYTES + 1 - len(kept)]
+                length += len(piece)
+                if end < 0:
+                    break
+                yield start, length, bytes(kept)
+                start, length = start + length + 1, 0
+                kept.clear()
+                view = view[len(piece) + 1 :]
+        if length:
+            yield start, length, bytes(kept)
     finally:
         response.close()
         response.release_conn()
 
 
-def _page(s3: Minio, bucket: str, request: PageRequest) -> Iterator[tuple[int, int, bytes]]:
-    """(line number, offset, line) for one page; blank lines are skipped but counted."""
+def _page(s3: Minio, bucket: str, request: PageRequest) -> Iterator[tuple[int, int, int, bytes]]:
+    """(line number, offset, length, line) for one page."""
     number = request.first_line
-    for offset, raw in _lines(s3, bucket, request.input_key, request.offset):
+    for offset, length, raw in _lines(s3, bucket, request.input_key, request.offset):
         if number >= request.first_line + request.max_lines:
             return
-        yield number, offset, raw
+        yield number, offset, length, raw
         number += 1
 
 
-def _end_of(page: list[tuple[int, int, bytes]], request: PageRequest) -> tuple[int, bool]:
+def _end_of(page: list[tuple[int, int, int, bytes]], request: PageRequest) -> tuple[int, bool]:
     """The next page's offset, and whether the file ended in this page."""
     if not page:
         return request.offset, True
-    _, offset, raw = page[-1]
-    return offset + len(raw) + 1, len(page) < request.max_lines
+    _, offset, length, _ = page[-1]
+    return offset + length + 1, len(page) < request.max_lines
 
 
 class BatchActivities:
@@ -222,7 +227,7 @@ class BatchActivities:
         page = list(_page(self._s3, bucket, request))
         errors: list[LineError] = []
         estimate = 0
-        for number, _, raw in page:
+        for number, _, _, raw in page:
             if not raw.strip():
                 errors.append(LineError(line=number, code="invalid_request", message="empty line"))
                 continue
@@ -267,12 +272,12 @@ class BatchActivities:
     def _plan_page(self, request: PageRequest) -> PlannedPage:
         page = list(_page(self._s3, self._settings.s3_bucket, request))
         refs = []
-        for number, offset, raw in page:
+        for number, offset, length, raw in page:
             try:
                 parse_line(raw)
             except APIError:
                 continue
-            refs.append(LineRef(line=number, offset=offset, length=len(raw)))
+            refs.append(LineRef(line=number, offset=offset, length=length))
         next_offset, eof = _end_of(page, request)
         return PlannedPage(
             lines=refs, next_offset=next_offset, next_line=request.first_line + len(page), eof=eof

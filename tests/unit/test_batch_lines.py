@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from api.batches import parse_line
+from api.batches import _end_of, _page, parse_line
 from api.dialects.native import shapes as native
 from api.dialects.openai import shapes as openai
 from api.dialects.registry import SUBMIT_ROUTES
@@ -17,7 +18,7 @@ from api.dialects.seed003 import shapes as seed003
 from api.dialects.seed004 import shapes as seed004
 from api.problem import APIError
 from providers.catalog import CatalogError
-from reelay.batches import MAX_LINE_BYTES
+from reelay.batches import MAX_LINE_BYTES, PageRequest
 
 # Every example body of each dialect's docs, by the route that takes it.
 EXAMPLES: list[tuple[str, str, dict[str, Any]]] = [
@@ -98,3 +99,51 @@ def test_a_line_out_of_shape_is_refused_naming_the_field(raw: bytes, param: str 
         parse_line(raw)
     assert caught.value.param == param
     assert caught.value.status_code == 400
+
+
+class _Object:
+    """A stored object as `minio` streams it, in chunks of `size` bytes."""
+
+    def __init__(self, data: bytes, size: int) -> None:
+        self._data, self._size = data, size
+
+    def stream(self, _amount: int) -> Iterator[bytes]:
+        for start in range(0, len(self._data), self._size):
+            yield self._data[start : start + self._size]
+
+    def close(self) -> None:
+        pass
+
+    def release_conn(self) -> None:
+        pass
+
+
+class _S3:
+    def __init__(self, data: bytes, size: int) -> None:
+        self._data, self._size = data, size
+
+    def get_object(self, _bucket: str, _key: str, offset: int = 0) -> _Object:
+        return _Object(self._data[offset:], self._size)
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 7, 64 * 1024])
+def test_pages_stream_lines_with_their_offsets_across_chunks_and_pages(chunk: int) -> None:
+    long_line = b"x" * (MAX_LINE_BYTES + 10)
+    lines = [b'{"a": 1}', b"", b"second", long_line, b"last"]
+    data = b"\n".join(lines)  # no newline at the end
+    s3: Any = _S3(data, chunk)
+    seen: list[tuple[int, int, bytes]] = []
+    request = PageRequest(batch_id="b", tenant_id="t", input_key="k", offset=0, first_line=1)
+    request.max_lines = 2
+    while True:
+        page = list(_page(s3, "bucket", request))
+        seen += [(number, length, raw) for number, _, length, raw in page]
+        for _, offset, length, raw in page:
+            assert data[offset : offset + length].startswith(raw)
+        offset, eof = _end_of(page, request)
+        if eof:
+            break
+        request = request.model_copy(update={"offset": offset, "first_line": seen[-1][0] + 1})
+    assert [number for number, _, _ in seen] == [1, 2, 3, 4, 5]
+    assert [length for _, length, _ in seen] == [len(line) for line in lines]
+    assert seen[3][2] == long_line[: MAX_LINE_BYTES + 1]
