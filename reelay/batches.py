@@ -27,8 +27,9 @@ DEFAULT_CONCURRENCY = 16
 #: Lines validated / planned per activity call: bounds the activity's memory and each
 #: result's size in history.
 PAGE_LINES = 500
-#: Lines started by one run of the workflow before it continues as new.
-LINES_PER_RUN = 2_000
+#: Lines started by one run of the workflow before it continues as new (each line is three
+#: events, plus workflow tasks: a run stays well under Temporal's 10,000-event warning).
+LINES_PER_RUN = 1_000
 
 
 def new_batch_id() -> str:

@@ -161,7 +161,8 @@ class BatchWorkflow:
             return self._fail(shortfall)
         state.validated = True
         state.started_at = workflow.now()
-        self._set_status(BatchStatus.IN_PROGRESS)
+        if state.status is not BatchStatus.PAUSED:  # a pause during validation holds
+            self._set_status(BatchStatus.IN_PROGRESS)
         return True
 
     async def _window(self) -> None:

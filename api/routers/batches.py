@@ -354,7 +354,13 @@ async def _signal(
     handle = client.get_workflow_handle_for(BatchWorkflow.run, batch_id)
     if action == "cancel":
         raw = await request.body()
-        options = parse(CancelOptions, json.loads(raw) if raw.strip() else {})
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            raise invalid("request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise invalid("request body must be a JSON object")
+        options = parse(CancelOptions, body)
         await handle.signal(
             BatchWorkflow.cancel, CancelRequest(cancel_running=options.cancel_running)
         )
