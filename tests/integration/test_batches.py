@@ -374,3 +374,35 @@ async def test_the_cli_submits_waits_and_saves_results_and_videos_resumably(
     again = await asyncio.to_thread(reelay, *args)
     assert again.exit_code == 0, again.output
     assert "1 videos saved, 5 already there" in again.output
+
+
+async def test_bad_batch_requests_get_native_errors_naming_the_field(stack: Stack) -> None:
+    url, body = ROUTE_EXAMPLES[0]
+    line = _line("f1", url, _prompted(body, unique_prompt("[emu gen=0.2]")))
+    files = {"file": ("one.jsonl", (line + "\n").encode(), "application/jsonl")}
+    async with _api(stack) as http, _api(stack, OTHER_KEY) as other:
+        zero = await http.post("/v1/batches", data={"concurrency": "0"}, files=files)
+        assert zero.status_code == 400
+        assert zero.json()["error"]["type"] == "invalid_request"
+        assert "concurrency" in zero.json()["error"]["message"]
+        neither = await http.post("/v1/batches", json={"concurrency": 2})
+        assert neither.status_code == 400
+        assert "input_file_id" in neither.json()["error"]["message"]
+        missing = await http.post("/v1/batches", json={"input_file_id": f"file-{'0' * 32}"})
+        assert missing.status_code == 404
+        unknown = await http.get(f"/v1/batches/batch_{'0' * 32}")
+        assert unknown.status_code == 404
+        assert unknown.json()["error"]["type"] == "not_found"
+
+        uploaded = await http.post("/v1/batches/files", files=files)
+        assert uploaded.status_code == 201, uploaded.text
+        file_id = uploaded.json()["id"]
+        theirs = await other.post("/v1/batches", json={"input_file_id": file_id})
+        assert theirs.status_code == 404  # a file id names the uploader's file only
+        started = await http.post("/v1/batches", json={"input_file_id": file_id})
+        assert started.status_code == 201, started.text
+        done = await _until_status(http, started.json()["id"], "completed", "failed")
+        assert done["request_counts"]["completed"] == 1
+        finished = await http.post(f"/v1/batches/{done['id']}/cancel")
+        assert finished.status_code == 409
+        assert finished.json()["error"]["type"] == "conflict"
