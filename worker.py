@@ -23,7 +23,7 @@ from reelay.storage import ensure_bucket, s3_client
 from reelay.temporal import connect
 from reelay.tenants import TenantDirectory
 from workflows.account import AccountWorkflow
-from workflows.batch import BatchWorkflow
+from workflows.batch import BatchWorkflow, lines_queue
 from workflows.clip import ClipWorkflow, submit_queue
 from workflows.video_generation import VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -38,6 +38,10 @@ WORKFLOWS = [
     WebhookDeliveryWorkflow,
     BatchWorkflow,
 ]
+
+
+#: Batch lines a worker follows at once (each an activity waiting on its job).
+BATCH_LINE_SLOTS = 2_000
 
 
 def build_workers(client: Client, settings: Settings) -> list[Worker]:
@@ -59,7 +63,6 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
             batch.validate_page,
             batch.plan_page,
             batch.check_funds,
-            batch.run_line,
         ],
     )
     # Submits go through a queue per provider: a burst of jobs is paced by Temporal
@@ -74,7 +77,14 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
         )
         for provider in PROVIDERS
     ]
-    return [main, *submitters]
+    # A batch line's activity mostly waits for its job: many slots, on a queue of their own.
+    lines = Worker(
+        client,
+        task_queue=lines_queue(settings.task_queue),
+        activities=[batch.run_line],
+        max_concurrent_activities=BATCH_LINE_SLOTS,
+    )
+    return [main, *submitters, lines]
 
 
 @asynccontextmanager

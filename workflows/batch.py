@@ -58,6 +58,12 @@ REFUSAL_RETRY = timedelta(seconds=30)
 RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
 
 
+def lines_queue(task_queue: str) -> str:
+    """The task queue of `batch_run_line`: a line's activity waits as long as its job, so
+    lines get slots of their own and never starve the jobs' own activities."""
+    return f"{task_queue}-batch-lines"
+
+
 def for_new_batch(batch_id: str, tenant_id: str) -> TypedSearchAttributes:
     """What a batch starts with (the API's start; an operator's start gets them on run)."""
     return TypedSearchAttributes(
@@ -234,6 +240,7 @@ class BatchWorkflow:
                     ref=ref,
                 ),
                 result_type=LineOutcome,
+                task_queue=lines_queue(workflow.info().task_queue),
                 start_to_close_timeout=LINE_TIMEOUT,
                 heartbeat_timeout=LINE_HEARTBEAT,
                 retry_policy=RETRY,

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,7 +39,7 @@ from reelay.batches import (
 )
 from workflows import batch as batch_module
 from workflows import search_attributes
-from workflows.batch import BatchWorkflow
+from workflows.batch import BatchWorkflow, lines_queue
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
@@ -124,18 +125,20 @@ class FakeBatch:
             self.running -= 1
         return LineOutcome(line=line, status="completed", cost_micro_usd=100)
 
-    def activities(self) -> list[object]:
-        return [self.validate_page, self.plan_page, self.check_funds, self.run_line]
 
-
-def _worker(env: WorkflowEnvironment, fake: FakeBatch, queue: str) -> Worker:
-    return Worker(
+@asynccontextmanager
+async def _worker(env: WorkflowEnvironment, fake: FakeBatch, queue: str) -> AsyncIterator[None]:
+    """The batch workflow and its page activities on `queue`, its lines on theirs."""
+    main = Worker(
         env.client,
         task_queue=queue,
         workflows=[BatchWorkflow],
-        activities=fake.activities(),
+        activities=[fake.validate_page, fake.plan_page, fake.check_funds],
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
+    lines = Worker(env.client, task_queue=lines_queue(queue), activities=[fake.run_line])
+    async with main, lines:
+        yield
 
 
 def _batch_id() -> str:
