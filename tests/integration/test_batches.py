@@ -312,13 +312,13 @@ async def test_a_batch_started_with_the_temporal_cli_reads_through_the_api(
 
 async def test_sigkill_of_the_worker_mid_batch_runs_every_line_once(stack: Stack) -> None:
     url, body = ROUTE_EXAMPLES[0]  # runway-gen3: its submissions are the emulator's runway ones
-    prompts = [unique_prompt("[emu gen=1]") for _ in range(40)]
+    prompts = [unique_prompt("[emu gen=1]") for _ in range(60)]
     lines = [_line(f"k{i}", url, _prompted(body, prompt)) for i, prompt in enumerate(prompts)]
     async with _api(stack) as http:
         batch = await _submit(http, lines, concurrency=8)
-        for kills in (1, 2):
+        for kills in (1, 2, 3):
 
-            async def some_done(at_least: int = kills * 8) -> bool:
+            async def some_done(at_least: int = kills * 12) -> bool:
                 view = await _batch(http, batch["id"])
                 return view["request_counts"]["completed"] >= at_least
 
@@ -327,15 +327,15 @@ async def test_sigkill_of_the_worker_mid_batch_runs_every_line_once(stack: Stack
             stack.start_worker()
         done = await _until_status(http, batch["id"], "completed", "failed", within=400)
         assert done["status"] == "completed", done
-        assert done["request_counts"]["completed"] == 40
+        assert done["request_counts"]["completed"] == 60
         output = await _records(http, batch["id"], "output")
         assert sorted(record["custom_id"] for record in output) == sorted(
-            f"k{i}" for i in range(40)
+            f"k{i}" for i in range(60)
         )
     submitted = await asyncio.gather(
         *(emulator_submissions(stack.settings, prompt) for prompt in prompts)
     )
-    assert [len(found) for found in submitted] == [1] * 40
+    assert [len(found) for found in submitted] == [1] * 60
 
 
 async def test_the_cli_submits_waits_and_saves_results_and_videos_resumably(
