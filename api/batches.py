@@ -178,6 +178,13 @@ def _end_of(page: list[tuple[int, int, int, bytes]], request: PageRequest) -> tu
     return offset + length + 1, len(page) < request.max_lines
 
 
+def _refused(error: str) -> ValidatedPage:
+    """The file as a whole cannot run: the batch fails with `error`."""
+    return ValidatedPage(
+        lines=0, invalid=0, estimated_micro_usd=0, next_offset=0, eof=True, error=error
+    )
+
+
 class BatchActivities:
     """The activities of `BatchWorkflow`. A line is admitted through `api.jobs.start_job`
     (via the dialect's own `admit`), exactly as the API admits a request."""
@@ -202,28 +209,16 @@ class BatchActivities:
 
     def _validate_page(self, request: PageRequest) -> ValidatedPage:
         bucket = self._settings.s3_bucket
+        if self._tenants.get(request.tenant_id) is None:
+            return _refused(f"tenant {request.tenant_id} is not in the tenants file")
         try:
             size = self._s3.stat_object(bucket, request.input_key).size or 0
         except S3Error as exc:
             if exc.code != "NoSuchKey":
                 raise
-            return ValidatedPage(
-                lines=0,
-                invalid=0,
-                estimated_micro_usd=0,
-                next_offset=0,
-                eof=True,
-                error=f"input file {request.input_key} not found",
-            )
+            return _refused(f"input file {request.input_key} not found")
         if size > MAX_FILE_BYTES:
-            return ValidatedPage(
-                lines=0,
-                invalid=0,
-                estimated_micro_usd=0,
-                next_offset=0,
-                eof=True,
-                error=f"input file is over {MAX_FILE_BYTES // 2**20} MB",
-            )
+            return _refused(f"input file is over {MAX_FILE_BYTES // 2**20} MB")
         page = list(_page(self._s3, bucket, request))
         errors: list[LineError] = []
         estimate = 0

@@ -309,6 +309,24 @@ async def test_a_batch_started_with_the_temporal_cli_reads_through_the_api(
         listed = (await http.get("/v1/batches", params={"limit": 100})).json()
         assert batch_id in [item["id"] for item in listed["data"]]
 
+    missing_id = f"batch_{uuid.uuid4().hex}"
+    missing = {"tenant_id": "batcher", "input_key": "operator/missing.jsonl"}
+    await asyncio.to_thread(
+        subprocess.run,
+        [
+            binary("temporal"), "workflow", "start",
+            "--address", settings.temporal_address, "--type", "BatchWorkflow",
+            "--task-queue", settings.task_queue, "--workflow-id", missing_id,
+            "--input", json.dumps(missing),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    async with _api(stack) as http:
+        failed = await _until_status(http, missing_id, "failed", "completed")
+        assert failed["status"] == "failed"
+        assert "operator/missing.jsonl not found" in failed["error"]
+
 
 async def test_sigkill_of_the_worker_mid_batch_runs_every_line_once(stack: Stack) -> None:
     url, body = ROUTE_EXAMPLES[0]  # runway-gen3: its submissions are the emulator's runway ones
