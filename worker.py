@@ -63,6 +63,7 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
             batch.validate_page,
             batch.plan_page,
             batch.check_funds,
+            batch.notify,
         ],
     )
     # Submits go through a queue per provider: a burst of jobs is paced by Temporal

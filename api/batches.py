@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
-from typing import Any
+from typing import Any, Literal
 
 import structlog
 from minio import Minio
@@ -39,6 +40,7 @@ from reelay.batches import (
     MAX_LINES,
     BatchCounts,
     BatchInput,
+    BatchNotice,
     BatchStatus,
     BatchView,
     FundsCheck,
@@ -55,8 +57,10 @@ from reelay.errors import ErrorCode
 from reelay.jobs import JobStatus, micro_usd_to_usd, quoted_cost_micro_usd
 from reelay.media import InvalidMediaError
 from reelay.settings import Settings
+from reelay.ssrf import UnsafeURLError, check_url, pinned_stream
 from reelay.storage import batch_errors_key, batch_output_key, batch_prefix
 from reelay.tenants import Tenant, TenantDirectory
+from reelay.webhooks import encode_body, signed_headers, tenant_secret
 from workflows import search_attributes
 from workflows.batch import BatchWorkflow, for_new_batch
 
@@ -399,6 +403,36 @@ class BatchActivities:
         await asyncio.to_thread(self._put, batch_output_key(run.batch_id, run.ref.line), data)
         return outcome
 
+    @activity.defn(name="batch_notify")
+    async def notify(self, notice: BatchNotice) -> str:
+        """POST the batch's end to its `webhook_url`, signed as job webhooks are; raises on
+        an answer that is not 2xx (Temporal retries); '' when delivered, else why not."""
+        try:
+            checked = await check_url(notice.url, self._settings, field="webhook_url")
+        except UnsafeURLError as exc:
+            return str(exc)
+        view = notice.view
+        stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+        payload = {
+            "type": f"batch.{view.status.value}",
+            "timestamp": stamp,
+            "data": render(view).model_dump(mode="json"),
+        }
+        body = encode_body(payload)
+        secret = tenant_secret(self._settings, view.tenant_id)
+        message_id = f"msg_{view.batch_id}_{view.status.value}"
+        headers = signed_headers(secret, message_id, int(time.time()), body)
+        async with pinned_stream(
+            checked,
+            "POST",
+            time_limit=self._settings.webhook_timeout_seconds,
+            headers=headers,
+            content=body,
+        ) as response:
+            if not 200 <= response.status_code < 300:
+                raise RuntimeError(f"webhook answered {response.status_code}")
+        return ""
+
     def _read_line(self, key: str, ref: LineRef) -> bytes:
         response = self._s3.get_object(
             self._settings.s3_bucket, key, offset=ref.offset, length=ref.length
@@ -532,5 +566,56 @@ def _get_object(s3: Minio, bucket: str, key: str) -> bytes:
     return data
 
 
-def batch_usd(view: BatchView) -> tuple[float, float]:
-    return micro_usd_to_usd(view.cost_micro_usd), micro_usd_to_usd(view.estimated_micro_usd)
+class Batch(BaseModel):
+    id: str
+    object: Literal["batch"] = "batch"
+    status: BatchStatus
+    input_file: str
+    request_counts: BatchCounts
+    concurrency: int
+    max_cost_usd: float | None
+    on_invalid_line: str
+    cost_usd: float
+    estimated_cost_usd: float
+    eta_seconds: int | None
+    created_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    pause_reason: str | None = None
+    error: str | None = None
+    output_url: str
+    errors_url: str
+
+
+def _eta(view: BatchView) -> int | None:
+    counts = view.request_counts
+    done = counts.completed + counts.failed + counts.cancelled
+    left = counts.queued + counts.running
+    if view.status is not BatchStatus.IN_PROGRESS or not done or view.started_at is None:
+        return None
+    elapsed = (datetime.now(UTC) - view.started_at).total_seconds()
+    return round(elapsed / done * left)
+
+
+def render(view: BatchView) -> Batch:
+    cost = micro_usd_to_usd(view.cost_micro_usd)
+    estimate = micro_usd_to_usd(view.estimated_micro_usd)
+    return Batch(
+        id=view.batch_id,
+        status=view.status,
+        input_file=view.input_key,
+        request_counts=view.request_counts,
+        concurrency=view.concurrency,
+        max_cost_usd=view.max_cost_usd,
+        on_invalid_line=view.on_invalid_line,
+        cost_usd=cost,
+        estimated_cost_usd=estimate,
+        eta_seconds=_eta(view),
+        created_at=view.created_at,
+        started_at=view.started_at,
+        completed_at=view.completed_at,
+        pause_reason=view.pause_reason,
+        error=view.error,
+        output_url=f"/v1/batches/{view.batch_id}/output",
+        errors_url=f"/v1/batches/{view.batch_id}/errors",
+    )

@@ -136,6 +136,13 @@ class BatchView(BaseModel):
     idempotency_hash: str | None = None
 
 
+class BatchNotice(BaseModel):
+    """The batch's end, for its `webhook_url`."""
+
+    url: str
+    view: BatchView
+
+
 class CancelRequest(BaseModel):
     cancel_running: bool = False
 

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         PAGE_LINES,
         BatchCounts,
         BatchInput,
+        BatchNotice,
         BatchState,
         BatchStatus,
         BatchView,
@@ -98,7 +99,7 @@ class BatchWorkflow:
         )
         self._set_status(state.status)
         if not state.validated and not await self._validate():
-            return self.view()
+            return await self._notify()
         if not state.cancel_requested:
             await self._window()
         if state.cancel_requested:
@@ -106,13 +107,29 @@ class BatchWorkflow:
             started = state.completed + state.failed + state.cancelled
             state.cancelled += max(state.lines - state.invalid - started, 0)
             self._finish(BatchStatus.CANCELLED)
-            return self.view()
+            return await self._notify()
         if not state.eof:
             state.runs += 1
             workflow.continue_as_new(batch.model_copy(update={"state": state}))
         self._set_status(BatchStatus.FINALIZING)
         self._finish(BatchStatus.COMPLETED)
-        return self.view()
+        return await self._notify()
+
+    async def _notify(self) -> BatchView:
+        """The batch's end to its `webhook_url` (retried for a day), then its view."""
+        view = self.view()
+        if self._input.webhook_url:
+            await workflow.execute_activity(
+                "batch_notify",
+                BatchNotice(url=self._input.webhook_url, view=view),
+                result_type=str,
+                start_to_close_timeout=PAGE_TIMEOUT,
+                schedule_to_close_timeout=timedelta(days=1),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(hours=1)
+                ),
+            )
+        return view
 
     @property
     def _batch_id(self) -> str:

@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
@@ -20,6 +19,7 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from api import batches
+from api.batches import Batch, render
 from api.deps import CurrentTenant, IdempotencyKey, S3Client, SettingsDep, TemporalClient
 from api.dialects.bodies import is_form, json_object, parse
 from api.dialects.webhooks import webhook_target
@@ -30,10 +30,8 @@ from reelay.batches import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
     MAX_FILE_BYTES,
-    BatchCounts,
     BatchInput,
     BatchStatus,
-    BatchView,
     CancelRequest,
     is_file_id,
     new_batch_id,
@@ -66,27 +64,6 @@ class BatchOptions(BaseModel):
     webhook_url: str | None = None
 
 
-class Batch(BaseModel):
-    id: str
-    object: Literal["batch"] = "batch"
-    status: BatchStatus
-    input_file: str
-    request_counts: BatchCounts
-    concurrency: int
-    max_cost_usd: float | None
-    on_invalid_line: str
-    cost_usd: float
-    estimated_cost_usd: float
-    eta_seconds: int | None
-    created_at: datetime | None
-    started_at: datetime | None
-    completed_at: datetime | None
-    pause_reason: str | None = None
-    error: str | None = None
-    output_url: str
-    errors_url: str
-
-
 class BatchList(BaseModel):
     object: Literal["list"] = "list"
     data: list[Batch]
@@ -99,39 +76,6 @@ class BatchFile(BaseModel):
     object: Literal["file"] = "file"
     bytes: int
     sha256: str
-
-
-def _eta(view: BatchView) -> int | None:
-    counts = view.request_counts
-    done = counts.completed + counts.failed + counts.cancelled
-    left = counts.queued + counts.running
-    if view.status is not BatchStatus.IN_PROGRESS or not done or view.started_at is None:
-        return None
-    elapsed = (datetime.now(UTC) - view.started_at).total_seconds()
-    return round(elapsed / done * left)
-
-
-def render(view: BatchView) -> Batch:
-    cost, estimate = batches.batch_usd(view)
-    return Batch(
-        id=view.batch_id,
-        status=view.status,
-        input_file=view.input_key,
-        request_counts=view.request_counts,
-        concurrency=view.concurrency,
-        max_cost_usd=view.max_cost_usd,
-        on_invalid_line=view.on_invalid_line,
-        cost_usd=cost,
-        estimated_cost_usd=estimate,
-        eta_seconds=_eta(view),
-        created_at=view.created_at,
-        started_at=view.started_at,
-        completed_at=view.completed_at,
-        pause_reason=view.pause_reason,
-        error=view.error,
-        output_url=f"/v1/batches/{view.batch_id}/output",
-        errors_url=f"/v1/batches/{view.batch_id}/errors",
-    )
 
 
 async def _store_file(

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from standardwebhooks import Webhook
 from typer.testing import CliRunner
 
 from api.dialects.native import shapes as native
@@ -29,7 +30,14 @@ from reelay.settings import Settings
 from reelay.storage import s3_client
 from reelay.temporal import connect
 from reelay.tenants import hash_key
-from tests.support import MakeStack, Stack, emulator_submissions, unique_prompt, wait_until
+from tests.support import (
+    MakeStack,
+    Receiver,
+    Stack,
+    emulator_submissions,
+    unique_prompt,
+    wait_until,
+)
 
 KEY = "rl_batcher_key"
 OTHER_KEY = "rl_batch_other_key"
@@ -74,7 +82,7 @@ INVALID: list[dict[str, Any] | str] = [
 def stack(make_stack: MakeStack, tmp_path_factory: pytest.TempPathFactory) -> Stack:
     path = tmp_path_factory.mktemp("batch-tenants") / "tenants.toml"
     path.write_text(TENANTS)
-    return make_stack(tenants_file=path)
+    return make_stack(tenants_file=path, webhook_allow_hosts=["127.0.0.1"])
 
 
 def _api(stack: Stack, key: str = KEY) -> httpx.AsyncClient:
@@ -424,3 +432,24 @@ async def test_bad_batch_requests_get_native_errors_naming_the_field(stack: Stac
         finished = await http.post(f"/v1/batches/{done['id']}/cancel")
         assert finished.status_code == 409
         assert finished.json()["error"]["type"] == "conflict"
+
+
+async def test_the_batch_webhook_gets_its_signed_end(stack: Stack) -> None:
+    url, body = ROUTE_EXAMPLES[3]
+    line = _line("w1", url, _prompted(body, unique_prompt("[emu gen=0.2]")))
+    with Receiver() as receiver:
+        async with _api(stack) as http:
+            batch = await _submit(http, [line], webhook_url=receiver.url())
+            done = await _until_status(http, batch["id"], "completed", "failed")
+            assert done["status"] == "completed"
+
+            async def delivered() -> list[Any]:
+                return list(receiver.requests)
+
+            requests = await wait_until(delivered, within=30)
+            secret = (await http.get("/v1/account")).json()["webhook_secret"]
+    # verified as a client would, with the `standardwebhooks` library
+    event = Webhook(secret).verify(requests[0].body, requests[0].headers)
+    assert event["type"] == "batch.completed"
+    assert event["data"]["id"] == batch["id"]
+    assert event["data"]["request_counts"]["completed"] == 1
