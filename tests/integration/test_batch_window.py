@@ -72,6 +72,8 @@ class FakeBatch:
     refusals: Counter[int] = field(default_factory=Counter)
     hold: asyncio.Event | None = None
     busy: asyncio.Event = field(default_factory=asyncio.Event)  # set once `hold` holds any
+    validating: asyncio.Event | None = None  # validation waits for it
+    validation_began: asyncio.Event = field(default_factory=asyncio.Event)
     started: Counter[int] = field(default_factory=Counter)
     running: int = 0
     most_running: int = 0
@@ -83,6 +85,9 @@ class FakeBatch:
 
     @activity.defn(name="batch_validate_page")
     async def validate_page(self, request: PageRequest) -> ValidatedPage:
+        self.validation_began.set()
+        if self.validating is not None:
+            await self.validating.wait()
         page = self._page(request)
         bad = [number for number in page if number in self.invalid]
         return ValidatedPage(
@@ -235,5 +240,38 @@ async def _until_running(handle: WorkflowHandle[BatchWorkflow, BatchView], count
     while True:
         view = await handle.query(BatchWorkflow.view)
         if view.request_counts.running >= count:
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_a_pause_during_validation_holds_until_resumed(env: WorkflowEnvironment) -> None:
+    fake = FakeBatch(lines=4, validating=asyncio.Event())
+    queue = f"batch-{uuid.uuid4().hex[:8]}"
+    async with _worker(env, fake, queue):
+        handle = await env.client.start_workflow(
+            BatchWorkflow.run,
+            BatchInput(tenant_id="t", input_key="k"),
+            id=_batch_id(),
+            task_queue=queue,
+        )
+        await fake.validation_began.wait()
+        await handle.signal(BatchWorkflow.pause, "hold on")
+        assert fake.validating is not None
+        fake.validating.set()
+        await _until_validated(handle)
+        view = await handle.query(BatchWorkflow.view)
+        assert view.status is BatchStatus.PAUSED
+        assert view.pause_reason == "hold on"
+        assert not fake.started
+        await handle.signal(BatchWorkflow.resume)
+        view = await handle.result()
+    assert view.status is BatchStatus.COMPLETED
+    assert view.request_counts.completed == 4
+
+
+async def _until_validated(handle: WorkflowHandle[BatchWorkflow, BatchView]) -> None:
+    while True:
+        view = await handle.query(BatchWorkflow.view)
+        if view.started_at is not None:
             return
         await asyncio.sleep(0.01)
