@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 from activities.jobs import JobActivities
 from activities.observe import ObservingInterceptor
 from activities.webhooks import WebhookActivities
+from api.batches import BatchActivities
 from api.dialects.registry import webhook_renderer
 from providers.registry import PROVIDERS, build_adapters
 from reelay import metrics
@@ -23,8 +24,10 @@ from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
 from reelay.storage import ensure_bucket, s3_client
 from reelay.temporal import connect
+from reelay.tenants import TenantDirectory
 from reelay.tracing import configure_tracing, shutdown_tracing
 from workflows.account import AccountWorkflow
+from workflows.batch import BatchWorkflow, lines_queue
 from workflows.clip import ClipWorkflow, submit_queue
 from workflows.video_generation import VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -32,7 +35,17 @@ from workflows.webhook_delivery import WebhookDeliveryWorkflow
 log = structlog.get_logger()
 
 #: Every workflow type the workers run (the replay test checks each has a recorded history).
-WORKFLOWS = [VideoGenerationWorkflow, ClipWorkflow, AccountWorkflow, WebhookDeliveryWorkflow]
+WORKFLOWS = [
+    VideoGenerationWorkflow,
+    ClipWorkflow,
+    AccountWorkflow,
+    WebhookDeliveryWorkflow,
+    BatchWorkflow,
+]
+
+
+#: Batch lines a worker follows at once (each an activity waiting on its job).
+BATCH_LINE_SLOTS = 2_000
 
 
 def build_workers(client: Client, settings: Settings) -> list[Worker]:
@@ -41,6 +54,7 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
     activities = JobActivities(settings, build_adapters(settings), s3)
     # Metrics, log context and span attributes of every activity (`activities.observe`).
     observed = [ObservingInterceptor()]
+    batch = BatchActivities(client, settings, s3, TenantDirectory(settings))
     main = Worker(
         client,
         task_queue=settings.task_queue,
@@ -52,6 +66,10 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
             activities.stitch_segments,
             activities.cancel_at_provider,
             WebhookActivities(settings, render=webhook_renderer(settings)).deliver_webhook,
+            batch.validate_page,
+            batch.plan_page,
+            batch.check_funds,
+            batch.notify,
         ],
         interceptors=observed,
     )
@@ -68,7 +86,14 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
         )
         for provider in PROVIDERS
     ]
-    return [main, *submitters]
+    # A batch line's activity mostly waits for its job: many slots, on a queue of their own.
+    lines = Worker(
+        client,
+        task_queue=lines_queue(settings.task_queue),
+        activities=[batch.run_line],
+        max_concurrent_activities=BATCH_LINE_SLOTS,
+    )
+    return [main, *submitters, lines]
 
 
 @asynccontextmanager

@@ -13,7 +13,7 @@ went away mid-body is not an error at all.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.problem import APIError
+from api.problem import APIError, validation_error
 from providers.catalog import CatalogError
 from reelay.errors import ErrorCode, code_for_status
 from reelay.media import InvalidMediaError, MediaTooLargeError
@@ -74,32 +74,6 @@ def _shape_of(request: Request) -> ErrorShape:
         return chosen
     choose = getattr(request.scope.get("route"), "error_shape", None)
     return choose(request) if choose is not None else native_error
-
-
-_LOCATIONS = ("body", "query", "path", "header", "cookie")
-
-
-def validation_error(errors: Sequence[Mapping[str, Any]]) -> APIError:
-    """A 400 whose message is one readable sentence naming the first offending field and
-    the rule it broke; `errors` as pydantic (or FastAPI) lists them."""
-    for error in errors:
-        loc = [str(part) for part in error.get("loc", ())]
-        if loc and loc[0] in _LOCATIONS:
-            loc = loc[1:]
-        field = ".".join(loc)
-        kind = error.get("type", "")
-        if kind == "json_invalid":
-            message = "request body is not valid JSON"
-        elif kind == "missing":
-            message = f"{field} is required" if field else "request body is required"
-        elif kind == "extra_forbidden":
-            message = f"{field} is not a known parameter"
-        elif not field:
-            message = "request body must be a JSON object"
-        else:
-            message = f"{field}: {error.get('msg', 'is invalid')}"
-        return APIError(ErrorCode.INVALID_REQUEST, message, param=field or None)
-    return APIError(ErrorCode.INVALID_REQUEST, "invalid request")
 
 
 class ContainErrors:

@@ -92,6 +92,7 @@ def build_spec(
     webhook: WebhookTarget | None = None,
     seed: int | None = None,
     request_hash: str | None = None,
+    batch_id: str | None = None,
 ) -> JobSpec:
     routes = deployed_routes(settings, resolved.routes)
     if not routes:
@@ -127,6 +128,7 @@ def build_spec(
         failover_after_seconds=settings.provider_failover_after_seconds,
         request_hash=request_hash,
         segments=resolved.segments,
+        batch_id=batch_id,
     )
 
 

@@ -20,7 +20,7 @@ from api.dialects.seed004 import routes as seed004
 from api.errors import install_error_handlers
 from api.observability import Observe
 from api.openapi import install_openapi
-from api.routers import account, callbacks, health, media, models
+from api.routers import account, batches, callbacks, health, media, models
 from providers.registry import build_adapters
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(openai.router)
     app.include_router(account.router)
     app.include_router(media.router)
+    app.include_router(batches.router)
     app.include_router(callbacks.router)
     return app
 

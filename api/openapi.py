@@ -88,6 +88,14 @@ TAGS: list[dict[str, str]] = [
         "name": "media",
         "description": "Source images for image-to-video: upload once, pass the `media_id`.",
     },
+    {
+        "name": "batches",
+        "description": "Batch backfills: one JSONL file of submit requests (OpenAI's batch "
+        "line shape, `{custom_id, method, url, body}`, `url` any submit route above and `body` "
+        "what it takes), run as ordinary jobs by a durable `BatchWorkflow`; statuses "
+        "`validating`, `in_progress`, `finalizing`, `completed`, `failed`, `cancelled`, "
+        "`paused`; an output and an errors file (JSONL); errors in the native shape.",
+    },
     {"name": "health", "description": "Liveness, and readiness (Temporal and S3 reachable)."},
     {
         "name": "provider callbacks",

@@ -5,6 +5,11 @@ See `reelay.errors` for the codes, their HTTP statuses and the whole exception t
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
 from reelay.errors import HTTP_STATUS, ErrorCode
 
 
@@ -49,3 +54,40 @@ def unavailable(what: str, retry_after: int = 5) -> APIError:
         f"{what} temporarily unavailable",
         headers={"Retry-After": str(retry_after)},
     )
+
+
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+
+def validation_error(errors: Sequence[Mapping[str, Any]]) -> APIError:
+    """A 400 whose message is one readable sentence naming the first offending field and
+    the rule it broke; `errors` as pydantic (or FastAPI) lists them."""
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        if loc and loc[0] in _LOCATIONS:
+            loc = loc[1:]
+        field = ".".join(loc)
+        kind = error.get("type", "")
+        if kind == "json_invalid":
+            message = "request body is not valid JSON"
+        elif kind == "missing":
+            message = f"{field} is required" if field else "request body is required"
+        elif kind == "extra_forbidden":
+            message = f"{field} is not a known parameter"
+        elif not field:
+            message = "request body must be a JSON object"
+        else:
+            message = f"{field}: {error.get('msg', 'is invalid')}"
+        return APIError(ErrorCode.INVALID_REQUEST, message, param=field or None)
+    return APIError(ErrorCode.INVALID_REQUEST, "invalid request")
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], data: dict[str, Any]) -> M:
+    """`data` validated by `model`, or a 400 naming the first offending field."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise validation_error(exc.errors()) from None

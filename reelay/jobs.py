@@ -129,6 +129,7 @@ class JobSpec(BaseModel):
     queued: bool = Field(default=False, description="wait for an `admit` signal before running")
     request_hash: str | None = None
     resume: Resume | None = None
+    batch_id: str | None = Field(default=None, description="the batch this job is a line of")
 
     @property
     def estimated_cost_micro_usd(self) -> int:

@@ -58,3 +58,22 @@ def segment_key(job_id: str, index: int) -> str:
 
 def last_frame_key(video_key: str) -> str:
     return video_key.removesuffix(".mp4") + "-last.png"
+
+
+def batch_file_key(tenant_id: str, file_id: str) -> str:
+    """An uploaded batch input file (`POST /v1/batches` with `file`)."""
+    return f"batch-files/{tenant_id}/{file_id}.jsonl"
+
+
+def batch_errors_key(batch_id: str, first_line: int) -> str:
+    """The invalid lines of one validated page."""
+    return f"batches/{batch_id}/errors/{first_line:08d}.jsonl"
+
+
+def batch_output_key(batch_id: str, line: int) -> str:
+    """One line's output record (rewritten whole on a retry, so never twice)."""
+    return f"batches/{batch_id}/output/{line:08d}.json"
+
+
+def batch_prefix(batch_id: str, part: str) -> str:
+    return f"batches/{batch_id}/{part}/"

@@ -27,8 +27,9 @@ MODEL = _keyword("ReelayModel")
 STATUS = _keyword("ReelayStatus")
 APP = _keyword("ReelayApp")
 BATCH = _keyword("ReelayBatch")
+BATCH_STATUS = _keyword("ReelayBatchStatus")
 
-ALL = (TENANT, MODEL, STATUS, APP, BATCH)
+ALL = (TENANT, MODEL, STATUS, APP, BATCH, BATCH_STATUS)
 if {key.name for key in ALL} != set(search_attribute_types()):
     raise RuntimeError("workflows/search_attributes.py and reelay/search_attributes.toml differ")
 
@@ -41,5 +42,6 @@ def for_new_job(spec: JobSpec) -> TypedSearchAttributes:
             SearchAttributePair(MODEL, spec.model),
             SearchAttributePair(STATUS, JobStatus.QUEUED.value),
             SearchAttributePair(APP, spec.app_id or ""),
+            *([SearchAttributePair(BATCH, spec.batch_id)] if spec.batch_id else []),
         ]
     )

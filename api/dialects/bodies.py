@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 
 from fastapi import Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException
 
-from api.errors import validation_error
 from api.problem import APIError, invalid
+from api.problem import parse as parse
 from reelay.errors import ErrorCode
 from reelay.settings import Settings
 
@@ -169,14 +169,6 @@ async def form_fields(
             fields[key] = value
     check_text(fields)
     return fields, files
-
-
-def parse(model: type[M], data: dict[str, Any]) -> M:
-    """`data` validated by `model`, or a 400 naming the first offending field."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise validation_error(exc.errors()) from None
 
 
 def inline_schema(model: type[BaseModel]) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""What every dialect does the same way: submit a resolved request, read a job that was not
-deleted, stream its files."""
+"""What every dialect does the same way: read a job that was not deleted, stream its files
+(submitting is `api.dialects.admission`, which the worker loads too)."""
 
 from __future__ import annotations
 
@@ -13,58 +13,11 @@ from temporalio.client import Client, WorkflowHandle
 from api import jobs
 from api.content import stream_object
 from api.dialects import deletion
-from api.problem import APIError, invalid, not_found
-from providers.catalog import ResolvedRequest
-from reelay import idempotency
+from api.problem import APIError, not_found
 from reelay.errors import ErrorCode
-from reelay.jobs import ImageRef, JobView, WebhookTarget
+from reelay.jobs import JobView
 from reelay.settings import Settings
 from reelay.tenants import Tenant
-
-
-async def submit(
-    client: Client,
-    settings: Settings,
-    tenant: Tenant,
-    resolved: ResolvedRequest,
-    *,
-    dialect: str,
-    app_id: str | None = None,
-    image: ImageRef | None = None,
-    webhook: WebhookTarget | None = None,
-    idempotency_key: str | None = None,
-) -> jobs.Admission:
-    """Start the job. With an `Idempotency-Key`, the same key and request from the same
-    tenant return the first job (no second charge); the same key with another request is
-    a 409."""
-    fingerprint = None
-    if idempotency_key:
-        try:
-            idempotency.check_key(idempotency_key)
-        except idempotency.InvalidKeyError as exc:
-            raise invalid(str(exc), "Idempotency-Key") from exc
-        fingerprint = idempotency.fingerprint(
-            dialect,
-            {
-                "request": resolved.model_dump(mode="json", exclude={"model"}),
-                "app_id": app_id,
-                "image": image is not None,
-                "webhook": webhook.model_dump(mode="json") if webhook else None,
-            },
-        )
-    spec = jobs.build_spec(
-        resolved,
-        tenant,
-        settings,
-        job_id=jobs.new_job_id(tenant, idempotency_key),
-        request_id=jobs.new_request_id(),
-        dialect=dialect,
-        app_id=app_id,
-        image=image,
-        webhook=webhook,
-        request_hash=fingerprint,
-    )
-    return await jobs.start_job(client, settings, spec, tenant)
 
 
 async def read_live_job(

@@ -56,7 +56,7 @@ async def create_video(
         return respond(video, exclude_none=False)
     body = await json_object(request)
     if seed004.speaks(body) and not any(field in body for field in openai.FIELDS):
-        return respond(await seed004_routes.create(body, tenant, client, settings, key))
+        return respond(await seed004_routes.create(body, tenant, client, s3, settings, key))
     video = await openai_routes.create(body, {}, tenant, client, s3, settings, key)
     return respond(video, exclude_none=False)
 

@@ -13,6 +13,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.text import Text
 
+from reelay.cli.batch import batch
 from reelay.cli.http import DEFAULT_API_URL, Api, ApiKey, ApiUrl, AsJson, console
 from reelay.cli.http import print_json as emit_json
 from reelay.cli.views import job_table, models_table, show_account, show_job, usd
@@ -23,6 +24,7 @@ app = typer.Typer(
 )
 jobs = typer.Typer(help="The tenant's jobs, as operators look at them.", no_args_is_help=True)
 app.add_typer(jobs, name="jobs")
+app.add_typer(batch, name="batch")
 
 TERMINAL = {"complete", "failed", "cancelled"}
 JOBS = "/v1/video/generations"

@@ -87,6 +87,28 @@ class Api:
     def post(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         return self._call("POST", path, json=body)
 
+    def upload(
+        self,
+        path: str,
+        file: Path,
+        fields: dict[str, str],
+        headers: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """POST `file` as multipart field `file` with `fields` (streamed from disk)."""
+        with file.open("rb") as handle:
+            files = {"file": (file.name, handle, "application/jsonl")}
+            return self._call("POST", path, files=files, data=fields, headers=headers or {})
+
+    def lines(self, path: str) -> list[str]:
+        """The non-empty lines of a text (JSONL) answer."""
+        try:
+            response = self._http.get(path)
+        except httpx.HTTPError as exc:
+            fail(self.notes, f"cannot reach the API at {self.url}: {exc}")
+        if not response.is_success:
+            fail(self.notes, _error_message(response), response.status_code)
+        return [line for line in response.text.splitlines() if line.strip()]
+
     def download(self, path: str, output: Path) -> None:
         """Stream the bytes at `path` into `output`."""
         try:

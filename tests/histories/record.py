@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import sys
 import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from io import BytesIO
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -24,14 +26,23 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from api import jobs
+from api.dialects.native import shapes as native
+from api.dialects.openai import shapes as openai
+from api.dialects.seed001 import shapes as seed001
+from api.dialects.seed002 import shapes as seed002
+from api.dialects.seed003 import shapes as seed003
+from api.dialects.seed004 import shapes as seed004
 from providers.catalog import resolve_request
 from reelay import devstack
+from reelay.batches import BatchInput, BatchStatus, new_batch_id
 from reelay.jobs import JobSpec, JobStatus, WebhookTarget
 from reelay.settings import Settings
+from reelay.storage import s3_client
 from reelay.tenants import DEFAULT_TIERS, Tenant
 from tests.support import job_spec, running_worker, start, status_is, unique_prompt, wait_until
 from workflows import search_attributes
 from workflows.account import account_workflow_id
+from workflows.batch import BatchWorkflow
 
 HERE = Path(__file__).parent
 # One job each, limits off: name -> (prompt, request).
@@ -62,6 +73,7 @@ DERIVED = {
     "v2_account_continued",  # an AccountWorkflow run that continued as new
     "v2_account_resumed",  # the run it continued as, from the ledger's state
     "v2_job_resumed",  # a job run continued as new mid-poll, resuming its provider task
+    "v3_batch",  # a BatchWorkflow: a line of each dialect and an invalid one, paused, resumed
 }
 CONTINUING = {"v2_account_continued", "v2_account_resumed", "v2_job_resumed"}
 # Temporal suggests continuing as new this early on the server that records `CONTINUING`.
@@ -205,6 +217,51 @@ async def _record_continuing(settings: Settings) -> None:
                 _save(name, history.to_json(), len(history.events))
 
 
+async def _record_batch(settings: Settings) -> None:
+    batching = settings.model_copy(
+        update={"dev_api_key": "rl_record_dev_key", "task_queue": f"{settings.task_queue}-b"}
+    )
+    examples = [
+        ("/v1/video/generations", native.EXAMPLES["seed 000: client"]["value"]),
+        ("/v1/video/generations", seed001.EXAMPLES["seed 001: request"]["value"]),
+        ("/v2/videos/generate", seed002.EXAMPLES["seed 002: parameters"]["value"]),
+        ("/api/v1/videos/generate", seed003.EXAMPLES["seed 003: text-to-video"]["value"]),
+        ("/v1/videos", seed004.EXAMPLES["seed 004: full example"]["value"]),
+        ("/v1/videos", openai.EXAMPLES["OpenAI: create"]["value"]),
+    ]
+    lines = [
+        json.dumps(
+            {
+                "custom_id": f"r{n}",
+                "method": "POST",
+                "url": url,
+                "body": {**body, "prompt": unique_prompt("[emu gen=0.5]")},
+            }
+        )
+        for n, (url, body) in enumerate(examples)
+    ]
+    lines.insert(2, json.dumps({"custom_id": "bad", "url": "/v9/none", "body": {}}))
+    data = ("\n".join(lines) + "\n").encode()
+    key = f"record/{uuid.uuid4().hex}.jsonl"
+    async with running_worker(batching) as client:
+        s3_client(batching).put_object(batching.s3_bucket, key, BytesIO(data), len(data))
+        batch = BatchInput(tenant_id="dev", input_key=key, concurrency=2, on_invalid_line="skip")
+        handle = await client.start_workflow(
+            BatchWorkflow.run, batch, id=new_batch_id(), task_queue=batching.task_queue
+        )
+
+        async def running() -> bool:
+            view = await handle.query(BatchWorkflow.view)
+            return view.status is BatchStatus.IN_PROGRESS
+
+        await wait_until(running)
+        await handle.signal(BatchWorkflow.pause, "recording")
+        await handle.signal(BatchWorkflow.resume)
+        await handle.result()
+        history = await handle.fetch_history()
+        _save("v3_batch", history.to_json(), len(history.events))
+
+
 async def record(settings: Settings, names: set[str]) -> None:
     async with running_worker(settings) as client:
         for name in SCENARIOS:
@@ -214,6 +271,8 @@ async def record(settings: Settings, names: set[str]) -> None:
             await _record_limited(client, settings)
     if names & CONTINUING:
         await _record_continuing(settings)
+    if "v3_batch" in names:
+        await _record_batch(settings)
 
 
 def _wanted(argv: list[str]) -> set[str]:

@@ -19,13 +19,13 @@ from pydantic import BeforeValidator
 
 from api import jobs
 from api.deps import CurrentTenant, S3Client, SettingsDep, TemporalClient, authenticate
-from api.dialects.bodies import json_object, parse, request_body_doc, respond
+from api.dialects.admission import admit
+from api.dialects.bodies import json_object, request_body_doc, respond
 from api.dialects.common import (
     elapsed_ms,
     read_live_job,
     stream_thumbnail,
     stream_video,
-    submit,
 )
 from api.dialects.native.shapes import (
     DIALECT,
@@ -36,14 +36,13 @@ from api.dialects.native.shapes import (
     Generation,
     GenerationList,
     render,
+    submission,
 )
 from api.dialects.seed001 import routes as seed001_routes
 from api.dialects.seed001 import shapes as seed001
-from api.dialects.webhooks import webhook_target
 from api.errors import ErrorShape, errors, native_error, shaped_route
 from api.problem import APIError
 from api.signing import verify
-from providers.catalog import resolve_request
 from reelay.errors import ErrorCode
 from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
@@ -97,7 +96,11 @@ router = APIRouter(
     ),
 )
 async def create_generation(
-    request: Request, client: TemporalClient, settings: SettingsDep, app_id: AppHeader = None
+    request: Request,
+    client: TemporalClient,
+    s3: S3Client,
+    settings: SettingsDep,
+    app_id: AppHeader = None,
 ) -> JSONResponse:
     """Submit a job. Seed 000's body, or seed 001's (`X-App-ID`, `parameters`,
     `response_format`), which is answered in seed 001's shape."""
@@ -105,30 +108,15 @@ async def create_generation(
     tenant = authenticate(request)
     body = await json_object(request)
     if seed001.speaks(request.headers, body):
-        return await seed001_routes.create(request, body, tenant, client, settings, app_id=app_id)
-    order = parse(CreateGeneration, body)
-    resolved = resolve_request(
-        prompt=order.prompt,
-        model=order.model,
-        duration_seconds=order.duration_seconds,
-        resolution=order.resolution,
-        aspect_ratio=order.aspect_ratio,
-        negative_prompt=order.negative_prompt,
-    )
-    webhook = await webhook_target(
-        order.webhook_url,
-        order.webhook_events,
-        settings,
-        url_field="webhook_url",
-        events_field="webhook_events",
-    )
-    admission = await submit(
+        return await seed001_routes.create(
+            request, body, tenant, client, s3, settings, app_id=app_id
+        )
+    admission = await admit(
+        submission(body),
         client,
+        s3,
         settings,
         tenant,
-        resolved,
-        dialect=DIALECT,
-        webhook=webhook,
         idempotency_key=request.headers.get("idempotency-key"),
     )
     return respond(render(admission.view, settings, latency_ms=elapsed_ms(started)), 202)

@@ -15,7 +15,10 @@ from api.dialects.catalog_fields import (
     WholeSeconds,
 )
 from api.dialects.links import signed_links
+from api.dialects.submission import Submission
 from api.dialects.webhooks import WebhookEvents, WebhookUrl
+from api.problem import parse
+from providers.catalog import resolve_request
 from reelay.jobs import JobStatus, JobView, WebhookDeliveryState, micro_usd_to_usd
 from reelay.settings import Settings
 
@@ -219,3 +222,22 @@ def render(view: JobView, settings: Settings, *, latency_ms: int | None = None) 
         body.segments = Segments(total=view.segments_total, completed=view.segments_done)
     body.webhooks = view.webhooks or None
     return body
+
+
+def submission(body: dict[str, Any]) -> Submission:
+    """Seed 000's submit body, parsed and resolved (a 400 naming the field otherwise)."""
+    order = parse(CreateGeneration, body)
+    resolved = resolve_request(
+        prompt=order.prompt,
+        model=order.model,
+        duration_seconds=order.duration_seconds,
+        resolution=order.resolution,
+        aspect_ratio=order.aspect_ratio,
+        negative_prompt=order.negative_prompt,
+    )
+    return Submission(
+        dialect=DIALECT,
+        resolved=resolved,
+        webhook_url=order.webhook_url,
+        webhook_events=order.webhook_events,
+    )

@@ -14,26 +14,20 @@ from temporalio.client import Client
 from api import jobs
 from api.deps import CurrentTenant, S3Client, SettingsDep, TemporalClient
 from api.dialects import deletion
-from api.dialects.bodies import parse
-from api.dialects.common import read_live_job, stream_thumbnail, stream_video, submit
+from api.dialects.admission import admit, submit
+from api.dialects.common import read_live_job, stream_thumbnail, stream_video
 from api.dialects.openai.shapes import (
     DIALECT,
-    NAMES,
-    OpenAICreateVideo,
-    OpenAIImageReference,
     OpenAIVideo,
     OpenAIVideoDeleted,
     OpenAIVideoList,
     render,
-    seconds_of,
-    shape_of,
+    submission,
 )
 from api.errors import errors, shaped_route
-from api.problem import APIError, invalid
-from providers.catalog import DEFAULT_MODEL, find_model, resolve_request
+from api.problem import APIError
 from reelay.errors import ErrorCode
-from reelay.jobs import ImageRef
-from reelay.media import resolve_image, store_upload
+from reelay.media import store_upload
 from reelay.settings import Settings
 from reelay.tenants import Tenant
 
@@ -68,51 +62,24 @@ async def create(
     settings: Settings,
     idempotency_key: str | None = None,
 ) -> OpenAIVideo:
-    order = parse(OpenAICreateVideo, fields)
     upload = files.get("input_reference")
-    if upload is not None and order.input_reference is not None:
-        raise invalid(
-            "give input_reference as a file or as a reference, not both", "input_reference"
+    order = submission(fields, with_upload=upload is not None)
+    if upload is None:
+        admission = await admit(
+            order, client, s3, settings, tenant, idempotency_key=idempotency_key
         )
-    spec = find_model(order.model or DEFAULT_MODEL)
-    resolution, aspect_ratio = None, None
-    if order.size is not None and spec is not None and spec.aspect_ratios and spec.resolutions:
-        # a retired model has no sizes: `resolve_request` refuses it, naming the model
-        resolution, aspect_ratio = shape_of(order.size, spec)
-    resolved = resolve_request(
-        prompt=order.prompt,
-        model=order.model,
-        duration_seconds=seconds_of(order.seconds),
-        resolution=resolution,
-        aspect_ratio=aspect_ratio,
-        with_image=upload is not None or order.input_reference is not None,
-        names=NAMES,
+        return render(admission.view)
+    data = await upload.read(settings.media_max_bytes + 1)
+    stored = await store_upload(
+        s3, settings, tenant.id, data, upload.content_type, field="input_reference"
     )
-    image: ImageRef | None
-    if upload is not None:
-        data = await upload.read(settings.media_max_bytes + 1)
-        stored = await store_upload(
-            s3, settings, tenant.id, data, upload.content_type, field="input_reference"
-        )
-        image = stored.ref
-    else:
-        reference = order.input_reference or OpenAIImageReference()
-        image = await resolve_image(
-            s3,
-            settings,
-            tenant.id,
-            image_url=reference.image_url,
-            media_id=reference.file_id,
-            image_field="input_reference.image_url",
-            media_field="input_reference.file_id",
-        )
     admission = await submit(
         client,
         settings,
         tenant,
-        resolved,
+        order.resolved,
         dialect=DIALECT,
-        image=image,
+        image=stored.ref,
         idempotency_key=idempotency_key,
     )
     return render(admission.view)

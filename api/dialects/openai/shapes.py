@@ -21,8 +21,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 
 from api.dialects.catalog_fields import ModelId, Prompt
 from api.dialects.outcome import failure_of
-from api.problem import invalid
-from providers.catalog import DEFAULT_MODEL, ModelSpec
+from api.dialects.submission import Submission
+from api.problem import invalid, parse
+from providers.catalog import DEFAULT_MODEL, ModelSpec, find_model, resolve_request
 from reelay.jobs import JobStatus, JobView
 
 DIALECT = "openai"
@@ -263,3 +264,35 @@ def poll_after_headers(view: JobView) -> dict[str, str]:
     eta_ms = 2000 if view.eta_seconds is None else view.eta_seconds * 500
     low, high = POLL_AFTER_MS
     return {POLL_AFTER_HEADER: str(round(min(max(eta_ms, low), high)))}
+
+
+def submission(fields: dict[str, Any], *, with_upload: bool = False) -> Submission:
+    """OpenAI's create body, parsed and resolved; `with_upload`: a multipart
+    `input_reference` file comes with it (the route stores it)."""
+    order = parse(OpenAICreateVideo, fields)
+    if with_upload and order.input_reference is not None:
+        raise invalid(
+            "give input_reference as a file or as a reference, not both", "input_reference"
+        )
+    spec = find_model(order.model or DEFAULT_MODEL)
+    resolution, aspect_ratio = None, None
+    if order.size is not None and spec is not None and spec.aspect_ratios and spec.resolutions:
+        # a retired model has no sizes: `resolve_request` refuses it, naming the model
+        resolution, aspect_ratio = shape_of(order.size, spec)
+    resolved = resolve_request(
+        prompt=order.prompt,
+        model=order.model,
+        duration_seconds=seconds_of(order.seconds),
+        resolution=resolution,
+        aspect_ratio=aspect_ratio,
+        with_image=with_upload or order.input_reference is not None,
+        names=NAMES,
+    )
+    reference = order.input_reference or OpenAIImageReference()
+    return Submission(
+        dialect=DIALECT,
+        resolved=resolved,
+        image_url=reference.image_url,
+        media_id=reference.file_id,
+        image_fields=("input_reference.image_url", "input_reference.file_id"),
+    )

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from api.dialects.catalog_fields import AspectRatio, Prompt, Resolution, Seconds, TextModelId
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
+from api.dialects.submission import Submission
+from api.problem import invalid, parse
+from providers.catalog import find_model, resolve_request
 from reelay.errors import ErrorCode
 from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
@@ -132,3 +135,28 @@ def render(view: JobView, settings: Settings) -> VideoOperation:
     elif (failure := failure_of(view)) is not None:
         body.status, body.error = "failed", failure.message
     return body
+
+
+def submission(body: dict[str, Any]) -> Submission:
+    """Seed 001's submit body, parsed and resolved (its `X-App-ID` header is the route's)."""
+    if not body.get("model") or not body.get("prompt"):
+        raise invalid(MISSING_FIELDS)
+    order = parse(CreateVideoOperation, body)
+    if order.response_format not in (None, "mp4"):
+        raise invalid(
+            f"Unsupported response_format '{order.response_format}': only mp4 is supported",
+            "response_format",
+        )
+    if find_model(order.model) is None:
+        raise invalid("Model not found", "model")
+    parameters = order.parameters or Seed001Parameters()
+    resolved = resolve_request(
+        prompt=order.prompt,
+        model=order.model,
+        duration_seconds=parameters.durationSeconds,
+        resolution=parameters.resolution,
+        aspect_ratio=parameters.aspectRatio,
+        negative_prompt=parameters.negativePrompt,
+        names=NAMES,
+    )
+    return Submission(dialect=DIALECT, resolved=resolved, app_id=order.appId)

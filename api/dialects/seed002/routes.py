@@ -16,25 +16,21 @@ from api.deps import (
     TemporalClient,
     authenticate,
 )
-from api.dialects.bodies import json_object, parse, request_body_doc
-from api.dialects.common import read_live_job, submit
+from api.dialects.admission import admit
+from api.dialects.bodies import json_object, request_body_doc
+from api.dialects.common import read_live_job
 from api.dialects.seed002.shapes import (
-    DIALECT,
     EXAMPLES,
-    NAMES,
     STATUS_WORDS,
     TITLES,
     Seed002Accepted,
     Seed002GenerateVideo,
     Seed002Job,
-    Seed002Parameters,
     render,
+    submission,
 )
-from api.dialects.webhooks import webhook_target
 from api.errors import errors, shaped_route
 from api.problem import APIError
-from providers.catalog import resolve_request
-from reelay.media import resolve_image
 
 
 def error_response(exc: APIError) -> JSONResponse:
@@ -63,42 +59,12 @@ async def generate_video(
     idempotency_key: IdempotencyKey = None,
 ) -> Seed002Accepted:
     tenant = authenticate(request)
-    order = parse(Seed002GenerateVideo, await json_object(request))
-    parameters = order.parameters or Seed002Parameters()
-    resolved = resolve_request(
-        prompt=order.prompt,
-        model=order.model,
-        duration_seconds=parameters.duration,
-        resolution=parameters.resolution,
-        aspect_ratio=parameters.aspect_ratio,
-        negative_prompt=parameters.negative_prompt,
-        audio=parameters.audio,
-        with_image=parameters.image_url is not None,
-        names=NAMES,
-    )
-    webhook = await webhook_target(
-        order.webhookUrl,
-        order.webhookEvents,
-        settings,
-        url_field="webhookUrl",
-        events_field="webhookEvents",
-    )
-    image = await resolve_image(
+    admission = await admit(
+        submission(await json_object(request)),
+        client,
         s3,
         settings,
-        tenant.id,
-        image_url=parameters.image_url,
-        media_id=None,
-        image_field="parameters.image_url",
-    )
-    admission = await submit(
-        client,
-        settings,
         tenant,
-        resolved,
-        dialect=DIALECT,
-        image=image,
-        webhook=webhook,
         idempotency_key=idempotency_key,
     )
     return Seed002Accepted(jobId=admission.view.job_id, status=STATUS_WORDS[admission.view.status])

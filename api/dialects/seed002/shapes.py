@@ -16,7 +16,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from api.dialects.catalog_fields import AspectRatio, ModelId, Resolution, Seconds
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
+from api.dialects.submission import Submission
 from api.dialects.webhooks import WebhookEvents, WebhookUrl
+from api.problem import parse
+from providers.catalog import resolve_request
 from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
 
@@ -174,3 +177,29 @@ def render(view: JobView, settings: Settings) -> Seed002Job:
     if (failure := failure_of(view)) is not None:
         job.error = Seed002Error(code=failure.code, message=failure.message)
     return job
+
+
+def submission(body: dict[str, Any]) -> Submission:
+    """Seed 002's submit body, parsed and resolved."""
+    order = parse(Seed002GenerateVideo, body)
+    parameters = order.parameters or Seed002Parameters()
+    resolved = resolve_request(
+        prompt=order.prompt,
+        model=order.model,
+        duration_seconds=parameters.duration,
+        resolution=parameters.resolution,
+        aspect_ratio=parameters.aspect_ratio,
+        negative_prompt=parameters.negative_prompt,
+        audio=parameters.audio,
+        with_image=parameters.image_url is not None,
+        names=NAMES,
+    )
+    return Submission(
+        dialect=DIALECT,
+        resolved=resolved,
+        webhook_url=order.webhookUrl,
+        webhook_events=order.webhookEvents,
+        webhook_fields=("webhookUrl", "webhookEvents"),
+        image_url=parameters.image_url,
+        image_fields=("parameters.image_url", "media_id"),
+    )

@@ -16,27 +16,23 @@ from api.deps import (
     TemporalClient,
     authenticate,
 )
-from api.dialects.bodies import json_object, parse, request_body_doc
-from api.dialects.common import read_live_job, submit
+from api.dialects.admission import admit
+from api.dialects.bodies import json_object, request_body_doc
+from api.dialects.common import read_live_job
 from api.dialects.seed003.shapes import (
-    DIALECT,
     EXAMPLES,
     MICRO_USD_PER_CREDIT,
-    NAMES,
-    SIZES,
     STATUS_PREFIX,
     Seed003Accepted,
     Seed003GenerateVideo,
     Seed003VideoGeneration,
     enhancement_applied,
     render,
-    seed_durations,
+    submission,
 )
 from api.errors import errors, shaped_route
-from api.problem import APIError, invalid
-from providers.catalog import find_model, resolve_request
+from api.problem import APIError
 from reelay.errors import ErrorCode
-from reelay.media import resolve_image
 
 
 def error_response(exc: APIError) -> JSONResponse:
@@ -65,40 +61,14 @@ async def generate_video(
     idempotency_key: IdempotencyKey = None,
 ) -> Seed003Accepted:
     tenant = authenticate(request)
-    order = parse(Seed003GenerateVideo, await json_object(request))
-    allowed = seed_durations(find_model(order.model))
-    if allowed and order.duration not in allowed:
-        raise invalid(
-            f"duration must be one of {', '.join(map(str, allowed))} for {order.model}",
-            "duration",
-        )
-    resolved = resolve_request(
-        prompt=order.prompt,
-        model=order.model,
-        duration_seconds=order.duration,
-        aspect_ratio=SIZES[order.size],
-        audio=order.has_audio,
-        enhance_prompt=order.enhance_prompt,
-        with_image=order.source_image is not None,
-        names=NAMES,
-    )
-    image = await resolve_image(
+    admission = await admit(
+        submission(await json_object(request)),
+        client,
         s3,
         settings,
-        tenant.id,
-        image_url=None,
-        media_id=str(order.source_image) if order.source_image else None,
-        media_field="source_image",
-    )
-    admission = await submit(
-        client,
-        settings,
         tenant,
-        resolved,
-        dialect=DIALECT,
-        app_id=workspace,
-        image=image,
         idempotency_key=idempotency_key,
+        app_id=workspace,
     )
     view = admission.view
     available = admission.available_micro_usd

@@ -19,7 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from api.dialects.catalog_fields import ModelId, Prompt, Seconds
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
-from providers.catalog import ModelSpec, find_model
+from api.dialects.submission import Submission
+from api.problem import invalid, parse
+from providers.catalog import ModelSpec, find_model, resolve_request
 from providers.families import PLATFORMS
 from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
@@ -204,3 +206,30 @@ def render(view: JobView, settings: Settings) -> Seed003VideoGeneration:
         message = CANCELLED_MESSAGE if view.status is JobStatus.CANCELLED else failure.message
         body.error = Seed003Error(code=FAILURE_CODES[view.status], message=message)
     return body
+
+
+def submission(body: dict[str, Any]) -> Submission:
+    """Seed 003's submit body, parsed and resolved (its `X-Workspace-Id` is the route's)."""
+    order = parse(Seed003GenerateVideo, body)
+    allowed = seed_durations(find_model(order.model))
+    if allowed and order.duration not in allowed:
+        raise invalid(
+            f"duration must be one of {', '.join(map(str, allowed))} for {order.model}",
+            "duration",
+        )
+    resolved = resolve_request(
+        prompt=order.prompt,
+        model=order.model,
+        duration_seconds=order.duration,
+        aspect_ratio=SIZES[order.size],
+        audio=order.has_audio,
+        enhance_prompt=order.enhance_prompt,
+        with_image=order.source_image is not None,
+        names=NAMES,
+    )
+    return Submission(
+        dialect=DIALECT,
+        resolved=resolved,
+        media_id=str(order.source_image) if order.source_image else None,
+        image_fields=("image_url", "source_image"),
+    )

@@ -7,15 +7,15 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from minio import Minio
 from temporalio.client import Client
 
 from api.deps import CurrentTenant, S3Client, SettingsDep, TemporalClient
-from api.dialects.bodies import parse
-from api.dialects.common import read_live_job, stream_video, submit
+from api.dialects.admission import admit
+from api.dialects.common import read_live_job, stream_video
 from api.dialects.openai.routes import error_response
-from api.dialects.seed004.shapes import DIALECT, NAMES, Seed004CreateVideo, Seed004Video, render
+from api.dialects.seed004.shapes import Seed004Video, render, submission
 from api.errors import errors, shaped_route
-from providers.catalog import resolve_request
 from reelay.settings import Settings
 from reelay.tenants import Tenant
 
@@ -26,19 +26,12 @@ async def create(
     body: dict[str, Any],
     tenant: Tenant,
     client: Client,
+    s3: Minio,
     settings: Settings,
     idempotency_key: str | None = None,
 ) -> Seed004Video:
-    order = parse(Seed004CreateVideo, body)
-    resolved = resolve_request(
-        prompt=order.prompt,
-        model=order.model,
-        duration_seconds=order.duration,
-        aspect_ratio=order.aspect_ratio,
-        names=NAMES,
-    )
-    admission = await submit(
-        client, settings, tenant, resolved, dialect=DIALECT, idempotency_key=idempotency_key
+    admission = await admit(
+        submission(body), client, s3, settings, tenant, idempotency_key=idempotency_key
     )
     return render(admission.view, settings)
 

@@ -16,6 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.dialects.catalog_fields import AspectRatio, Prompt, Seconds, TextModelId
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
+from api.dialects.submission import Submission
+from api.problem import parse
+from providers.catalog import resolve_request
 from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
 
@@ -133,3 +136,16 @@ def render(view: JobView, settings: Settings) -> Seed004Video:
     if (failure := failure_of(view)) is not None:
         video.error = Seed004Error(code=failure.code, message=failure.message)
     return video
+
+
+def submission(body: dict[str, Any]) -> Submission:
+    """Seed 004's submit body, parsed and resolved."""
+    order = parse(Seed004CreateVideo, body)
+    resolved = resolve_request(
+        prompt=order.prompt,
+        model=order.model,
+        duration_seconds=order.duration,
+        aspect_ratio=order.aspect_ratio,
+        names=NAMES,
+    )
+    return Submission(dialect=DIALECT, resolved=resolved)

@@ -1,0 +1,173 @@
+"""A batch through the zero-delay emulator against the same jobs submitted over the API at
+the same concurrency: lines per second sustained, time to validate, peak worker and API RSS
+(the processes' high-water marks), and the batch workflow's largest history (events and
+bytes, over its continue-as-new runs).
+
+`python -m bench.batch [--lines 10000] [--concurrency 32]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import httpx
+
+from bench.stack import BENCH_KEY, own_stack
+from reelay.settings import Settings
+from reelay.temporal import connect
+
+TERMINAL = {"complete", "failed", "cancelled"}
+
+
+BODY = {"model": "runway-gen3", "duration_seconds": 4}
+
+
+def _lines(count: int, tag: str) -> bytes:
+    return "".join(
+        json.dumps(
+            {
+                "custom_id": f"{tag}-{n}",
+                "method": "POST",
+                "url": "/v1/video/generations",
+                "body": {**BODY, "prompt": f"[emu gen=0] {tag} {n}"},
+            }
+        )
+        + "\n"
+        for n in range(count)
+    ).encode()
+
+
+async def run_batch(api: str, lines: int, concurrency: int) -> dict[str, float | str]:
+    async with httpx.AsyncClient(
+        base_url=api, headers={"Authorization": f"Bearer {BENCH_KEY}"}, timeout=120
+    ) as http:
+        files = {"file": ("bench.jsonl", _lines(lines, "batch"), "application/jsonl")}
+        response = await http.post(
+            "/v1/batches", files=files, data={"concurrency": str(concurrency)}
+        )
+        response.raise_for_status()
+        batch_id = response.json()["id"]
+        while True:
+            view = (await http.get(f"/v1/batches/{batch_id}")).json()
+            if view["status"] in ("completed", "failed", "cancelled"):
+                break
+            await asyncio.sleep(1)
+    created = datetime.fromisoformat(view["created_at"])
+    started = datetime.fromisoformat(view["started_at"])
+    completed = datetime.fromisoformat(view["completed_at"])
+    running = (completed - started).total_seconds()
+    return {
+        "batch_id": batch_id,
+        "status": view["status"],
+        "validate_s": (started - created).total_seconds(),
+        "run_s": running,
+        "lines_per_s": view["request_counts"]["completed"] / running if running else 0.0,
+    }
+
+
+async def run_api(api: str, jobs: int, concurrency: int) -> float:
+    """The same jobs over the API, `concurrency` in flight (each followed to its end)."""
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(
+        base_url=api,
+        headers={"Authorization": f"Bearer {BENCH_KEY}"},
+        timeout=120,
+        limits=httpx.Limits(max_connections=concurrency + 4),
+    ) as http:
+
+        async def one(n: int) -> None:
+            async with gate:
+                body = {
+                    "model": "runway-gen3",
+                    "duration_seconds": 4,
+                    "prompt": f"[emu gen=0] api {n}",
+                }
+                job = (await http.post("/v1/video/generations", json=body)).json()
+                while job["status"] not in TERMINAL:
+                    await asyncio.sleep(0.2)
+                    job = (await http.get(f"/v1/video/generations/{job['id']}")).json()
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one(n) for n in range(jobs)))
+        return jobs / (time.perf_counter() - began)
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        for child in children.get(pid, []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """VmHWM (peak resident set) of the stack's worker and API processes."""
+    peaks: dict[str, float] = {}
+    for pid in _descendants(os.getpid()):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        role = "worker" if "worker" in cmdline else "api" if "api" in cmdline.split() else None
+        if role is None or "python" not in cmdline:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                peaks[role] = max(peaks.get(role, 0.0), int(line.split()[1]) / 1024)
+    return peaks
+
+
+async def largest_history(settings: Settings, batch_id: str) -> tuple[int, int, int]:
+    """(runs, most events, most bytes) over the batch workflow's runs."""
+    client = await connect(settings)
+    runs, events, size = 0, 0, 0
+    async for execution in client.list_workflows(f"WorkflowId = '{batch_id}'"):
+        runs += 1
+        history = await client.get_workflow_handle(
+            batch_id, run_id=execution.run_id
+        ).fetch_history()
+        events = max(events, len(history.events))
+        size = max(size, len(history.to_json()))
+    return runs, events, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    with (
+        tempfile.TemporaryDirectory(prefix="reelay-bench-") as tmp,
+        own_stack(Path(tmp), emulator_generation_seconds=0.0) as settings,
+    ):
+        batch = asyncio.run(run_batch(settings.public_url, args.lines, args.concurrency))
+        peaks = peak_rss_mb()
+        api_rate = asyncio.run(run_api(settings.public_url, args.lines, args.concurrency))
+        runs, events, size = asyncio.run(largest_history(settings, str(batch["batch_id"])))
+    print(f"batch of {args.lines} lines at concurrency {args.concurrency}: {batch['status']}")
+    print(f"  validate {batch['validate_s']:.1f} s, run {batch['run_s']:.1f} s")
+    print(f"  batch {batch['lines_per_s']:.1f} lines/s vs API {api_rate:.1f} jobs/s")
+    print(f"  peak RSS: worker {peaks.get('worker', 0):.0f} MB, API {peaks.get('api', 0):.0f} MB")
+    print(f"  history: {runs} runs, largest {events} events / {size / 1024:.0f} KB")
+
+
+if __name__ == "__main__":
+    main()

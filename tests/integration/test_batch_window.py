@@ -1,0 +1,277 @@
+"""`BatchWorkflow`'s window on Temporal's time-skipping test server, its activities mocked
+by name (as in temporalio/samples-python): never more than `concurrency` lines at once,
+every line exactly once across continue-as-new, a refused line pauses the batch and is
+retried until admitted, cancel stops new lines."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from temporalio import activity
+from temporalio.api.enums.v1 import EventType, IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from reelay.batches import (
+    BatchInput,
+    BatchStatus,
+    BatchView,
+    CancelRequest,
+    FundsCheck,
+    LineOutcome,
+    LineRef,
+    PageRequest,
+    PlannedPage,
+    RunLine,
+    ValidatedPage,
+)
+from workflows import batch as batch_module
+from workflows import search_attributes
+from workflows.batch import BatchWorkflow, lines_queue
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
+TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    assert TEST_SERVER.exists(), f"{TEST_SERVER} missing: pip install -e '.[dev]'"
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter, test_server_existing_path=str(TEST_SERVER)
+    ) as environment:
+        await environment.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=environment.client.namespace,
+                search_attributes={
+                    key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                    for key in search_attributes.ALL
+                },
+            )
+        )
+        yield environment
+
+
+@dataclass
+class FakeBatch:
+    """A file of `lines` lines (the numbers in `invalid` invalid) and its activities."""
+
+    lines: int
+    invalid: set[int] = field(default_factory=set)
+    refusals: Counter[int] = field(default_factory=Counter)
+    hold: asyncio.Event | None = None
+    busy: asyncio.Event = field(default_factory=asyncio.Event)  # set once `hold` holds any
+    validating: asyncio.Event | None = None  # validation waits for it
+    validation_began: asyncio.Event = field(default_factory=asyncio.Event)
+    started: Counter[int] = field(default_factory=Counter)
+    running: int = 0
+    most_running: int = 0
+
+    def _page(self, request: PageRequest) -> range:
+        # a line's "offset" is its number: the page starts at line `offset + 1`
+        first = request.offset + 1
+        return range(first, min(first + request.max_lines, self.lines + 1))
+
+    @activity.defn(name="batch_validate_page")
+    async def validate_page(self, request: PageRequest) -> ValidatedPage:
+        self.validation_began.set()
+        if self.validating is not None:
+            await self.validating.wait()
+        page = self._page(request)
+        bad = [number for number in page if number in self.invalid]
+        return ValidatedPage(
+            lines=len(page),
+            invalid=len(bad),
+            estimated_micro_usd=100 * (len(page) - len(bad)),
+            next_offset=request.offset + len(page),
+            eof=request.offset + len(page) >= self.lines,
+        )
+
+    @activity.defn(name="batch_plan_page")
+    async def plan_page(self, request: PageRequest) -> PlannedPage:
+        page = self._page(request)
+        return PlannedPage(
+            lines=[LineRef(line=n, offset=n - 1, length=1) for n in page if n not in self.invalid],
+            next_offset=request.offset + len(page),
+            next_line=request.first_line + len(page),
+            eof=request.offset + len(page) >= self.lines,
+        )
+
+    @activity.defn(name="batch_check_funds")
+    async def check_funds(self, check: FundsCheck) -> str:
+        return ""
+
+    @activity.defn(name="batch_run_line")
+    async def run_line(self, run: RunLine) -> LineOutcome:
+        line = run.ref.line
+        self.started[line] += 1
+        if self.refusals[line] > 0:
+            self.refusals[line] -= 1
+            return LineOutcome(line=line, status="refused", error_message="out of credits")
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
+        try:
+            if self.hold is not None:
+                self.busy.set()
+                await self.hold.wait()
+            await asyncio.sleep(0.001)
+        finally:
+            self.running -= 1
+        return LineOutcome(line=line, status="completed", cost_micro_usd=100)
+
+
+@asynccontextmanager
+async def _worker(env: WorkflowEnvironment, fake: FakeBatch, queue: str) -> AsyncIterator[None]:
+    """The batch workflow and its page activities on `queue`, its lines on theirs."""
+    main = Worker(
+        env.client,
+        task_queue=queue,
+        workflows=[BatchWorkflow],
+        activities=[fake.validate_page, fake.plan_page, fake.check_funds],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    lines = Worker(env.client, task_queue=lines_queue(queue), activities=[fake.run_line])
+    async with main, lines:
+        yield
+
+
+def _batch_id() -> str:
+    return f"batch_{uuid.uuid4().hex}"
+
+
+async def test_the_window_holds_concurrency_and_runs_every_line_once_across_runs(
+    env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_module, "LINES_PER_RUN", 40)
+    monkeypatch.setattr(batch_module, "PAGE_LINES", 15)
+    fake = FakeBatch(lines=130, invalid={7, 64})
+    queue = f"batch-{uuid.uuid4().hex[:8]}"
+    batch_id = _batch_id()
+    async with _worker(env, fake, queue):
+        handle = await env.client.start_workflow(
+            BatchWorkflow.run,
+            BatchInput(tenant_id="t", input_key="k", concurrency=5, on_invalid_line="skip"),
+            id=batch_id,
+            task_queue=queue,
+        )
+        view: BatchView = await handle.result()
+    assert view.status is BatchStatus.COMPLETED
+    assert view.request_counts.completed == 128
+    assert view.request_counts.invalid == 2
+    assert view.cost_micro_usd == 128 * 100
+    assert set(fake.started) == set(range(1, 131)) - {7, 64}
+    assert set(fake.started.values()) == {1}
+    assert fake.most_running <= 5
+    first_run = env.client.get_workflow_handle(batch_id, run_id=handle.result_run_id)
+    events = [event.event_type async for event in first_run.fetch_history_events()]
+    assert events[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+
+
+async def test_a_refused_line_pauses_the_batch_and_is_retried_until_admitted(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakeBatch(lines=6, refusals=Counter({3: 2}))
+    queue = f"batch-{uuid.uuid4().hex[:8]}"
+    async with _worker(env, fake, queue):
+        view: BatchView = await env.client.execute_workflow(
+            BatchWorkflow.run,
+            BatchInput(tenant_id="t", input_key="k", concurrency=1),
+            id=_batch_id(),
+            task_queue=queue,
+        )
+    assert view.status is BatchStatus.COMPLETED
+    assert view.request_counts.completed == 6
+    assert fake.started[3] == 3
+    assert view.pause_reason is None
+
+
+async def test_an_invalid_line_fails_the_batch_before_any_job(env: WorkflowEnvironment) -> None:
+    fake = FakeBatch(lines=10, invalid={4})
+    queue = f"batch-{uuid.uuid4().hex[:8]}"
+    async with _worker(env, fake, queue):
+        view: BatchView = await env.client.execute_workflow(
+            BatchWorkflow.run,
+            BatchInput(tenant_id="t", input_key="k"),
+            id=_batch_id(),
+            task_queue=queue,
+        )
+    assert view.status is BatchStatus.FAILED
+    assert view.error is not None and "1 of 10 lines are invalid" in view.error
+    assert not fake.started
+
+
+async def test_cancel_stops_new_lines_and_lets_running_ones_finish(
+    env: WorkflowEnvironment,
+) -> None:
+    fake = FakeBatch(lines=20, hold=asyncio.Event())
+    queue = f"batch-{uuid.uuid4().hex[:8]}"
+    async with _worker(env, fake, queue):
+        handle = await env.client.start_workflow(
+            BatchWorkflow.run,
+            BatchInput(tenant_id="t", input_key="k", concurrency=3),
+            id=_batch_id(),
+            task_queue=queue,
+        )
+        await fake.busy.wait()
+        await asyncio.wait_for(_until_running(handle, 3), 10)
+        await handle.signal(BatchWorkflow.cancel, CancelRequest(cancel_running=False))
+        assert fake.hold is not None
+        fake.hold.set()
+        view: BatchView = await handle.result()
+    assert view.status is BatchStatus.CANCELLED
+    assert view.request_counts.completed == 3
+    assert view.request_counts.cancelled == 17
+    assert sum(fake.started.values()) == 3
+
+
+async def _until_running(handle: WorkflowHandle[BatchWorkflow, BatchView], count: int) -> None:
+    """Until the window shows `count` lines running (the activities are held)."""
+    while True:
+        view = await handle.query(BatchWorkflow.view)
+        if view.request_counts.running >= count:
+            return
+        await asyncio.sleep(0.01)
+
+
+async def test_a_pause_during_validation_holds_until_resumed(env: WorkflowEnvironment) -> None:
+    fake = FakeBatch(lines=4, validating=asyncio.Event())
+    queue = f"batch-{uuid.uuid4().hex[:8]}"
+    async with _worker(env, fake, queue):
+        handle = await env.client.start_workflow(
+            BatchWorkflow.run,
+            BatchInput(tenant_id="t", input_key="k"),
+            id=_batch_id(),
+            task_queue=queue,
+        )
+        await fake.validation_began.wait()
+        await handle.signal(BatchWorkflow.pause, "hold on")
+        assert fake.validating is not None
+        fake.validating.set()
+        await _until_validated(handle)
+        view = await handle.query(BatchWorkflow.view)
+        assert view.status is BatchStatus.PAUSED
+        assert view.pause_reason == "hold on"
+        assert not fake.started
+        await handle.signal(BatchWorkflow.resume)
+        view = await handle.result()
+    assert view.status is BatchStatus.COMPLETED
+    assert view.request_counts.completed == 4
+
+
+async def _until_validated(handle: WorkflowHandle[BatchWorkflow, BatchView]) -> None:
+    while True:
+        view = await handle.query(BatchWorkflow.view)
+        if view.started_at is not None:
+            return
+        await asyncio.sleep(0.01)

@@ -1,0 +1,365 @@
+"""`BatchWorkflow`: one JSONL file of submit requests run as ordinary jobs (workflow id =
+batch id).
+
+It validates every line first (a page an activity call; invalid lines go to the errors file
+in S3), checks the estimated total against `max_cost_usd` and the balance, then keeps a
+sliding window of at most `concurrency` lines running, as Temporal's `batch_sliding_window`
+sample does. A line runs as one `batch_run_line` activity that admits the line's job
+through the API's own admission path, waits for it to end and writes the line's output
+record; the job id comes from the batch id and line number, so a retried activity, a
+crashed worker or a restarted batch find the line's job instead of making a second one.
+After `LINES_PER_RUN` lines the window drains and the workflow continues as new, so its
+history stays bounded whatever the file's size; the file itself never enters history.
+
+The activities are API-level (`api.batches.BatchActivities`, wired by `worker.py`); this
+module names them by string so that workflows need not import `api`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.exceptions import ActivityError, CancelledError
+from temporalio.workflow import ActivityCancellationType
+
+with workflow.unsafe.imports_passed_through():
+    from reelay import idempotency
+    from reelay.batches import (
+        LINES_PER_RUN,
+        PAGE_LINES,
+        BatchCounts,
+        BatchInput,
+        BatchNotice,
+        BatchState,
+        BatchStatus,
+        BatchView,
+        CancelRequest,
+        FundsCheck,
+        LineOutcome,
+        LineRef,
+        PageRequest,
+        PlannedPage,
+        RunLine,
+        ValidatedPage,
+        line_idempotency_key,
+    )
+    from reelay.jobs import micro_usd_to_usd
+    from workflows import search_attributes
+
+PAGE_TIMEOUT = timedelta(minutes=2)
+# A line's activity lives as long as its job; heartbeats tell a dead worker within this.
+LINE_HEARTBEAT = timedelta(seconds=20)
+LINE_TIMEOUT = timedelta(hours=6)
+# While paused because a line was refused (credits ran out), the line is retried this often
+# (a top-up resumes the batch without a `/resume`).
+REFUSAL_RETRY = timedelta(seconds=30)
+RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+
+
+def lines_queue(task_queue: str) -> str:
+    """The task queue of `batch_run_line`: a line's activity waits as long as its job, so
+    lines get slots of their own and never starve the jobs' own activities."""
+    return f"{task_queue}-batch-lines"
+
+
+def for_new_batch(batch_id: str, tenant_id: str) -> TypedSearchAttributes:
+    """What a batch starts with (the API's start; an operator's start gets them on run)."""
+    return TypedSearchAttributes(
+        [
+            SearchAttributePair(search_attributes.TENANT, tenant_id),
+            SearchAttributePair(search_attributes.BATCH, batch_id),
+            SearchAttributePair(search_attributes.BATCH_STATUS, BatchStatus.VALIDATING.value),
+        ]
+    )
+
+
+@workflow.defn
+class BatchWorkflow:
+    @workflow.init
+    def __init__(self, batch: BatchInput) -> None:
+        self._input = batch
+        self._state = batch.state or BatchState()
+        self._pending: list[LineRef] = []
+        self._running: dict[int, asyncio.Task[None]] = {}
+        self._started_this_run = 0
+
+    @workflow.run
+    async def run(self, batch: BatchInput) -> BatchView:
+        state = self._state
+        if state.created_at is None:
+            state.created_at = workflow.now()
+        workflow.upsert_search_attributes(
+            [
+                search_attributes.TENANT.value_set(batch.tenant_id),
+                search_attributes.BATCH.value_set(self._batch_id),
+            ]
+        )
+        self._set_status(state.status)
+        if not state.validated and not await self._validate():
+            return await self._notify()
+        if not state.cancel_requested:
+            await self._window()
+        if state.cancel_requested:
+            await self._drain(cancel=state.cancel_running)
+            started = state.completed + state.failed + state.cancelled
+            state.cancelled += max(state.lines - state.invalid - started, 0)
+            self._finish(BatchStatus.CANCELLED)
+            return await self._notify()
+        if not state.eof:
+            state.runs += 1
+            workflow.continue_as_new(batch.model_copy(update={"state": state}))
+        self._set_status(BatchStatus.FINALIZING)
+        self._finish(BatchStatus.COMPLETED)
+        return await self._notify()
+
+    async def _notify(self) -> BatchView:
+        """The batch's end to its `webhook_url` (retried for a day), then its view."""
+        view = self.view()
+        if self._input.webhook_url:
+            await workflow.execute_activity(
+                "batch_notify",
+                BatchNotice(url=self._input.webhook_url, view=view),
+                result_type=str,
+                start_to_close_timeout=PAGE_TIMEOUT,
+                schedule_to_close_timeout=timedelta(days=1),
+                retry_policy=RetryPolicy(
+                    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(hours=1)
+                ),
+            )
+        return view
+
+    @property
+    def _batch_id(self) -> str:
+        return workflow.info().workflow_id
+
+    async def _validate(self) -> bool:
+        """Every line through its dialect's parser, the estimate against the limits; False
+        when the batch ended here."""
+        state, batch = self._state, self._input
+        offset, line = 0, 1
+        while True:
+            page: ValidatedPage = await workflow.execute_activity(
+                "batch_validate_page",
+                PageRequest(
+                    batch_id=self._batch_id,
+                    tenant_id=batch.tenant_id,
+                    input_key=batch.input_key,
+                    offset=offset,
+                    first_line=line,
+                    max_lines=PAGE_LINES,
+                ),
+                result_type=ValidatedPage,
+                start_to_close_timeout=PAGE_TIMEOUT,
+                retry_policy=RETRY,
+            )
+            state.lines += page.lines
+            state.invalid += page.invalid
+            state.estimated_micro_usd += page.estimated_micro_usd
+            offset, line = page.next_offset, line + page.lines
+            if page.error is not None:
+                return self._fail(page.error)
+            if page.eof:
+                break
+        if state.invalid and batch.on_invalid_line == "fail":
+            return self._fail(
+                f"{state.invalid} of {state.lines} lines are invalid (see the errors file); "
+                "send on_invalid_line=skip to run the valid ones"
+            )
+        estimate_usd = micro_usd_to_usd(state.estimated_micro_usd)
+        if batch.max_cost_usd is not None and estimate_usd > batch.max_cost_usd:
+            return self._fail(
+                f"estimated cost ${estimate_usd:.2f} exceeds max_cost_usd ${batch.max_cost_usd:.2f}"
+            )
+        shortfall: str = await workflow.execute_activity(
+            "batch_check_funds",
+            FundsCheck(tenant_id=batch.tenant_id, estimated_micro_usd=state.estimated_micro_usd),
+            result_type=str,
+            start_to_close_timeout=PAGE_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        if shortfall:
+            return self._fail(shortfall)
+        state.validated = True
+        state.started_at = workflow.now()
+        if state.status is not BatchStatus.PAUSED:  # a pause during validation holds
+            self._set_status(BatchStatus.IN_PROGRESS)
+        return True
+
+    async def _window(self) -> None:
+        """Start lines while the window has room, until this run's share is started."""
+        state = self._state
+        while not state.cancel_requested:
+            if not self._pending:
+                if not state.eof and self._started_this_run < LINES_PER_RUN:
+                    await self._plan_page()
+                    continue
+                await workflow.wait_condition(
+                    lambda: not self._running or bool(self._pending) or state.cancel_requested
+                )
+                if not self._running and not self._pending:
+                    return
+                continue
+            if state.status is BatchStatus.PAUSED:
+                try:
+                    await workflow.wait_condition(
+                        lambda: state.status is not BatchStatus.PAUSED or state.cancel_requested,
+                        timeout=REFUSAL_RETRY if state.paused_by_refusal else None,
+                    )
+                except TimeoutError:
+                    self.resume()  # credits may have been topped up: the line is tried again
+                continue
+            await workflow.wait_condition(
+                lambda: (
+                    state.cancel_requested
+                    or state.status is BatchStatus.PAUSED
+                    or len(self._running) < self._input.concurrency
+                )
+            )
+            if state.cancel_requested:
+                return
+            if self._paused():  # a signal may have paused it while the window was full
+                continue
+            ref = self._pending.pop(0)
+            self._running[ref.line] = asyncio.create_task(self._run_line(ref))
+            self._started_this_run += 1
+
+    def _paused(self) -> bool:
+        return self._state.status is BatchStatus.PAUSED
+
+    async def _plan_page(self) -> None:
+        state = self._state
+        page: PlannedPage = await workflow.execute_activity(
+            "batch_plan_page",
+            PageRequest(
+                batch_id=self._batch_id,
+                tenant_id=self._input.tenant_id,
+                input_key=self._input.input_key,
+                offset=state.offset,
+                first_line=state.next_line,
+                max_lines=PAGE_LINES,
+            ),
+            result_type=PlannedPage,
+            start_to_close_timeout=PAGE_TIMEOUT,
+            retry_policy=RETRY,
+        )
+        self._pending.extend(page.lines)
+        state.offset, state.next_line, state.eof = page.next_offset, page.next_line, page.eof
+
+    async def _run_line(self, ref: LineRef) -> None:
+        state = self._state
+        try:
+            outcome: LineOutcome = await workflow.execute_activity(
+                "batch_run_line",
+                RunLine(
+                    batch_id=self._batch_id,
+                    tenant_id=self._input.tenant_id,
+                    input_key=self._input.input_key,
+                    ref=ref,
+                ),
+                result_type=LineOutcome,
+                task_queue=lines_queue(workflow.info().task_queue),
+                start_to_close_timeout=LINE_TIMEOUT,
+                heartbeat_timeout=LINE_HEARTBEAT,
+                retry_policy=RETRY,
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except (ActivityError, CancelledError):
+            outcome = LineOutcome(line=ref.line, status="cancelled", job_id=self._job_id(ref))
+        finally:
+            self._running.pop(ref.line, None)
+        if outcome.status == "refused":
+            self._pending.insert(0, ref)
+            if state.status is not BatchStatus.PAUSED:
+                state.pause_reason = outcome.error_message
+                state.paused_by_refusal = True
+                self._set_status(BatchStatus.PAUSED)
+            return
+        if outcome.status == "completed":
+            state.completed += 1
+        elif outcome.status == "failed":
+            state.failed += 1
+        else:
+            state.cancelled += 1
+        state.cost_micro_usd += outcome.cost_micro_usd
+
+    def _job_id(self, ref: LineRef) -> str:
+        key = line_idempotency_key(self._batch_id, ref.line)
+        return "job_vid_" + idempotency.job_digest(self._input.tenant_id, key)
+
+    async def _drain(self, *, cancel: bool) -> None:
+        if cancel:
+            for task in self._running.values():
+                task.cancel()
+        await workflow.wait_condition(lambda: not self._running)
+        self._pending.clear()
+
+    def _fail(self, error: str) -> bool:
+        self._state.error = error
+        self._finish(BatchStatus.FAILED)
+        return False
+
+    def _finish(self, status: BatchStatus) -> None:
+        self._state.completed_at = workflow.now()
+        self._set_status(status)
+
+    def _set_status(self, status: BatchStatus) -> None:
+        self._state.status = status
+        workflow.upsert_search_attributes([search_attributes.BATCH_STATUS.value_set(status.value)])
+
+    @workflow.signal
+    def pause(self, reason: str | None = None) -> None:
+        if self._state.status in (BatchStatus.IN_PROGRESS, BatchStatus.VALIDATING):
+            self._state.pause_reason = reason or "paused by request"
+            self._set_status(BatchStatus.PAUSED)
+
+    @workflow.signal
+    def resume(self) -> None:
+        if self._state.status is BatchStatus.PAUSED:
+            self._state.pause_reason = None
+            self._state.paused_by_refusal = False
+            self._set_status(
+                BatchStatus.IN_PROGRESS if self._state.validated else BatchStatus.VALIDATING
+            )
+
+    @workflow.signal
+    def cancel(self, request: CancelRequest) -> None:
+        if not self._state.status.is_terminal:
+            self._state.cancel_requested = True
+            self._state.cancel_running = request.cancel_running
+
+    @workflow.query
+    def view(self) -> BatchView:
+        state, batch = self._state, self._input
+        running = len(self._running)
+        valid = state.lines - state.invalid if state.validated else 0
+        done = state.completed + state.failed + state.cancelled
+        queued = 0 if state.status.is_terminal else max(valid - done - running, 0)
+        return BatchView(
+            batch_id=self._batch_id,
+            tenant_id=batch.tenant_id,
+            input_key=batch.input_key,
+            status=state.status,
+            request_counts=BatchCounts(
+                total=state.lines,
+                queued=queued,
+                running=running,
+                completed=state.completed,
+                failed=state.failed,
+                cancelled=state.cancelled,
+                invalid=state.invalid,
+            ),
+            concurrency=batch.concurrency,
+            max_cost_usd=batch.max_cost_usd,
+            on_invalid_line=batch.on_invalid_line,
+            cost_micro_usd=state.cost_micro_usd,
+            estimated_micro_usd=state.estimated_micro_usd,
+            created_at=state.created_at,
+            started_at=state.started_at,
+            completed_at=state.completed_at,
+            pause_reason=state.pause_reason,
+            error=state.error,
+            idempotency_hash=batch.idempotency_hash,
+        )
