@@ -7,11 +7,13 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 
 import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.accounts import AccountActivities
 from activities.jobs import JobActivities
 from activities.webhooks import WebhookActivities
 from api.dialects.registry import webhook_renderer
@@ -19,6 +21,7 @@ from providers.registry import PROVIDERS, build_adapters
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
 from reelay.storage import ensure_bucket, s3_client
+from reelay.store import LedgerStore
 from reelay.temporal import connect
 from workflows.account import AccountWorkflow
 from workflows.clip import ClipWorkflow, submit_queue
@@ -28,10 +31,12 @@ from workflows.webhook_delivery import WebhookDeliveryWorkflow
 log = structlog.get_logger()
 
 #: Every workflow type the workers run (the replay test checks each has a recorded history).
+#: `AccountWorkflow` is no longer started (the ledger store admits jobs); it stays registered
+#: for the runs still open and the jobs settling with it.
 WORKFLOWS = [VideoGenerationWorkflow, ClipWorkflow, AccountWorkflow, WebhookDeliveryWorkflow]
 
 
-def build_workers(client: Client, settings: Settings) -> list[Worker]:
+def build_workers(client: Client, settings: Settings, accounts: AccountActivities) -> list[Worker]:
     s3 = s3_client(settings)
     ensure_bucket(s3, settings.s3_bucket)
     activities = JobActivities(settings, build_adapters(settings), s3)
@@ -45,6 +50,7 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
             activities.store_video,
             activities.stitch_segments,
             activities.cancel_at_provider,
+            accounts.settle_job,
             WebhookActivities(settings, render=webhook_renderer(settings)).deliver_webhook,
         ],
     )
@@ -65,11 +71,32 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
 
 @asynccontextmanager
 async def serving(client: Client, settings: Settings) -> AsyncIterator[None]:
-    """Run all of Reelay's workers until the block ends."""
+    """Run all of Reelay's workers, and the reaper, until the block ends."""
+    store = await LedgerStore.open(settings.ledger_database_url, settings.database_timeout_seconds)
+    accounts = AccountActivities(client, store, timedelta(seconds=settings.reaper_grace_seconds))
     async with AsyncExitStack() as stack:
-        for worker in build_workers(client, settings):
+        stack.push_async_callback(store.close)
+        for worker in build_workers(client, settings, accounts):
             await stack.enter_async_context(worker)
+        reaper = asyncio.create_task(reap_forever(accounts, settings.reaper_grace_seconds / 2))
+        stack.callback(reaper.cancel)
         yield
+
+
+async def reap_forever(accounts: AccountActivities, every_seconds: float) -> None:
+    """Release reservations whose job never started, every `every_seconds`. A loop in each
+    worker rather than a Temporal Schedule: it writes no history, needs nothing created on
+    the server, and several workers reaping at once is safe (each release is a transaction
+    that re-checks the reservation)."""
+    while True:
+        try:
+            released = await accounts.reap()
+        except Exception:
+            log.exception("reaper pass failed; trying again next time")
+        else:
+            if released:
+                log.info("reaper released reservations", released=released)
+        await asyncio.sleep(every_seconds)
 
 
 async def main() -> None:

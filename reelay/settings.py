@@ -105,6 +105,16 @@ class Settings(BaseSettings):
     admin_api_key: SecretStr = SecretStr("")
     tenant_queue_cap: int = Field(default=100, ge=0, description="queued jobs per tenant")
     limits_enabled: bool = True
+    database_url: str = Field(
+        default="",
+        description="the ledger store (SQLAlchemy async URL); empty: SQLite under data_dir",
+    )
+    database_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="longest wait for the ledger store before a 503"
+    )
+    reaper_grace_seconds: float = Field(
+        default=60.0, gt=0, description="a reservation whose job never started is released after"
+    )
 
     # Outgoing webhooks
     webhook_secret_seed: SecretStr = SecretStr("")
@@ -132,6 +142,12 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = False
+
+    @property
+    def ledger_database_url(self) -> str:
+        return self.database_url or (
+            f"sqlite+aiosqlite:///{(self.data_dir / 'ledger.sqlite3').resolve()}"
+        )
 
     @property
     def emulator_url(self) -> str:
