@@ -186,7 +186,7 @@ async def _start_through_account(
         raise unavailable("job queue") from exc
     position = outcome.queue_position
     if position is not None:
-        position = await _admitted_meanwhile(client, settings, tenant, spec, handle)
+        position = await _admitted_meanwhile(client, tenant, spec, handle)
     view.queue_position = position
     return Admission(
         view=view, queue_position=position, available_micro_usd=outcome.available_micro_usd
@@ -214,11 +214,7 @@ async def _duplicate(
 
 
 async def _admitted_meanwhile(
-    client: Client,
-    settings: Settings,
-    tenant: Tenant,
-    spec: JobSpec,
-    handle: WorkflowHandle[Any, JobView],
+    client: Client, tenant: Tenant, spec: JobSpec, handle: WorkflowHandle[Any, JobView]
 ) -> int | None:
     """A queued job's position now; a slot may have freed while its workflow was starting,
     when the settling job's `admit` found no workflow yet: then admit it from here."""

@@ -74,13 +74,15 @@ class LedgerStore:
         """Connect and create the schema when missing."""
         parsed = make_url(url)
         connect_args: dict[str, Any] = {}
-        if parsed.get_backend_name() == "sqlite":
+        # A dropped server connection is noticed on checkout (SQLite has none to drop).
+        pre_ping = parsed.get_backend_name() != "sqlite"
+        if not pre_ping:
             if parsed.database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             connect_args = {"timeout": timeout_seconds}
         elif parsed.get_driver_name() == "asyncpg":
             connect_args = {"timeout": timeout_seconds, "command_timeout": timeout_seconds}
-        engine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=True)
+        engine = create_async_engine(url, connect_args=connect_args, pool_pre_ping=pre_ping)
         if engine.dialect.name == "sqlite":
             _sqlite_transactions(engine)
         store = cls(engine, timeout_seconds)
