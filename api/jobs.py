@@ -182,8 +182,10 @@ async def _start_through_account(
             ErrorCode.IDEMPOTENCY_CONFLICT, f"job {spec.job_id} already exists"
         ) from None
     except RPCError as exc:
-        await _release(settings, tenant, spec.job_id)
-        raise unavailable("job queue") from exc
+        if not await _started_anyway(client, spec.job_id):
+            await _release(settings, tenant, spec.job_id)
+            raise unavailable("job queue") from exc
+        handle = client.get_workflow_handle_for(VideoGenerationWorkflow.run, spec.job_id)
     position = outcome.queue_position
     if position is not None:
         position = await _admitted_meanwhile(client, tenant, spec, handle)
@@ -228,6 +230,16 @@ async def _admitted_meanwhile(
         with contextlib.suppress(RPCError):
             await handle.signal(VideoGenerationWorkflow.admit, rpc_timeout=START_TIMEOUT)
     return position
+
+
+async def _started_anyway(client: Client, job_id: str) -> bool:
+    """Whether a start that failed on the wire (say a timeout) did start the job: then its
+    reservation must stay, or the job would run unpaid."""
+    try:
+        await client.get_workflow_handle(job_id).describe(rpc_timeout=START_TIMEOUT)
+    except RPCError:
+        return False
+    return True
 
 
 async def _release(settings: Settings, tenant: Tenant, job_id: str) -> None:
