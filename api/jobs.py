@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
 import re
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import (
@@ -46,6 +48,7 @@ from workflows.webhook_delivery import WebhookDeliveryWorkflow
 QUERY_TIMEOUT = timedelta(seconds=5)
 # A start Temporal has not accepted by then is answered 503 (and its reservation released).
 START_TIMEOUT = timedelta(seconds=3)
+T = TypeVar("T")
 JOB_ID_PREFIX = "job_vid_"
 _JOB_ID = re.compile(r"job_vid_[0-9a-f]{32}")
 
@@ -228,7 +231,7 @@ async def _admitted_meanwhile(
         return None  # the reaper's pass or the next settle admits it
     if position is None:
         with contextlib.suppress(RPCError):
-            await handle.signal(VideoGenerationWorkflow.admit, rpc_timeout=START_TIMEOUT)
+            await _bounded(handle.signal(VideoGenerationWorkflow.admit))
     return position
 
 
@@ -236,7 +239,7 @@ async def _started_anyway(client: Client, job_id: str) -> bool:
     """Whether a start that failed on the wire (say a timeout) did start the job: then its
     reservation must stay, or the job would run unpaid."""
     try:
-        await client.get_workflow_handle(job_id).describe(rpc_timeout=START_TIMEOUT)
+        await _bounded(client.get_workflow_handle(job_id).describe())
     except RPCError:
         return False
     return True
@@ -252,16 +255,28 @@ async def _release(settings: Settings, tenant: Tenant, job_id: str) -> None:
 async def _start_workflow(
     client: Client, settings: Settings, spec: JobSpec, view: JobView
 ) -> WorkflowHandle[Any, JobView]:
-    return await client.start_workflow(
-        VideoGenerationWorkflow.run,
-        spec,
-        id=spec.job_id,
-        task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-        search_attributes=search_attributes.for_new_job(spec),
-        memo={MEMO_VIEW: view},
-        rpc_timeout=START_TIMEOUT,
+    return await _bounded(
+        client.start_workflow(
+            VideoGenerationWorkflow.run,
+            spec,
+            id=spec.job_id,
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            search_attributes=search_attributes.for_new_job(spec),
+            memo={MEMO_VIEW: view},
+        )
     )
+
+
+async def _bounded(call: Awaitable[T]) -> T:
+    """`call` within `START_TIMEOUT` in all (the client's own retries of an unreachable server
+    take far longer than an `rpc_timeout`); out of time is an `RPCError` like any other."""
+    try:
+        async with asyncio.timeout(START_TIMEOUT.total_seconds()):
+            return await call
+    except TimeoutError:
+        message = "Temporal did not answer in time"
+        raise RPCError(message, RPCStatusCode.DEADLINE_EXCEEDED, b"") from None
 
 
 async def _start_directly(
