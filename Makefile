@@ -54,9 +54,11 @@ fmt: $(STAMP) ## fix what ruff can fix and format the code
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: $(STAMP) ## end-to-end benchmark
-	$(BIN)/python -m bench.e2e
+bench: $(STAMP) ## the benchmarks, each on a stack of its own (long: see README)
+	$(BIN)/python -m bench.front_door
 	$(BIN)/python -m bench.admission
+	$(BIN)/python -m bench.e2e
+	$(BIN)/python -m bench.capacity
 	$(BIN)/python -m bench.callbacks
 	$(BIN)/python -m bench.stitch
 

@@ -9,20 +9,24 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import timedelta
 
+import prometheus_client
 import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.accounts import AccountActivities
 from activities.jobs import JobActivities
+from activities.observe import ObservingInterceptor
 from activities.webhooks import WebhookActivities
 from api.dialects.registry import webhook_renderer
 from providers.registry import PROVIDERS, build_adapters
+from reelay import metrics
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
 from reelay.storage import ensure_bucket, s3_client
 from reelay.store import LedgerStore
 from reelay.temporal import connect
+from reelay.tracing import configure_tracing, shutdown_tracing
 from workflows.account import AccountWorkflow
 from workflows.clip import ClipWorkflow, submit_queue
 from workflows.video_generation import VideoGenerationWorkflow
@@ -40,6 +44,8 @@ def build_workers(client: Client, settings: Settings, accounts: AccountActivitie
     s3 = s3_client(settings)
     ensure_bucket(s3, settings.s3_bucket)
     activities = JobActivities(settings, build_adapters(settings), s3)
+    # Metrics, log context and span attributes of every activity (`activities.observe`).
+    observed = [ObservingInterceptor()]
     main = Worker(
         client,
         task_queue=settings.task_queue,
@@ -53,6 +59,7 @@ def build_workers(client: Client, settings: Settings, accounts: AccountActivitie
             accounts.settle_job,
             WebhookActivities(settings, render=webhook_renderer(settings)).deliver_webhook,
         ],
+        interceptors=observed,
     )
     # Submits go through a queue per provider: a burst of jobs is paced by Temporal
     # (submits per second, across all workers) instead of turning into a 429 storm.
@@ -63,6 +70,7 @@ def build_workers(client: Client, settings: Settings, accounts: AccountActivitie
             activities=[activities.submit_to_provider],
             max_concurrent_activities=settings.provider_concurrent_submits,
             max_task_queue_activities_per_second=settings.provider_submits_per_second.get(provider),
+            interceptors=observed,
         )
         for provider in PROVIDERS
     ]
@@ -102,7 +110,12 @@ async def reap_forever(accounts: AccountActivities, every_seconds: float) -> Non
 async def main() -> None:
     settings = get_settings()
     configure_logging(settings)
-    client = await connect(settings)
+    configure_tracing(settings, "reelay-worker")
+    if settings.worker_metrics_port:
+        prometheus_client.start_http_server(
+            settings.worker_metrics_port, settings.metrics_host, registry=metrics.WORKER
+        )
+    client = await connect(settings, sdk_metrics=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -112,6 +125,7 @@ async def main() -> None:
             "worker started", task_queue=settings.task_queue, temporal=settings.temporal_address
         )
         await stop.wait()
+    shutdown_tracing()
     log.info("worker stopped")
 
 

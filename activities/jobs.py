@@ -17,6 +17,7 @@ from minio.error import MinioException, S3Error
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.downloads import download_to
 from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE, provider_errors
 from activities.inputs import ProviderTaskRef, StitchRequest, StoreRequest, SubmitRequest
 from activities.media import (
@@ -28,9 +29,15 @@ from activities.media import (
     trim_video,
     write_thumbnail,
 )
-from providers.base import ProviderAdapter, ProviderTaskStatus, SourceImage, TaskState
+from providers.base import (
+    FindsSubmitted,
+    ProviderAdapter,
+    ProviderTaskStatus,
+    SourceImage,
+    TaskState,
+)
 from providers.catalog import CatalogError, check_job
-from providers.errors import RetryableProviderError
+from providers.errors import ProviderError
 from reelay.callbacks import callback_url
 from reelay.jobs import ImageRef, JobSpec, Route, StoredVideo
 from reelay.settings import Settings
@@ -40,6 +47,8 @@ HEARTBEAT_EVERY_SECONDS = 3.0
 CHUNK_BYTES = 1 << 20
 TRIM_TOLERANCE_SECONDS = 0.05
 _META_PREFIX = "x-amz-meta-"
+# How far a provider's clock may be behind ours when it stamps a task's creation.
+SUBMIT_CLOCK_SKEW = timedelta(seconds=30)
 
 
 class JobActivities:
@@ -74,30 +83,30 @@ class JobActivities:
     async def submit_to_provider(self, request: SubmitRequest) -> str:
         """Create the provider task, heartbeating so a lost worker is noticed in seconds.
 
-        The heartbeat says when the request is about to go out: a retried attempt whose
-        predecessor got that far may have left a task upstream (the window is documented in
-        `workflows.clip`); finding it needs a per-adapter lookup, so it is only logged.
+        A retried attempt's predecessor may have reached the provider before it was lost.
+        Where the provider lists its tasks (`FindsSubmitted`: Luma, Replicate) the retry
+        looks for that task first and returns it instead of creating another; the lookup is
+        best effort (a provider that does not answer it is submitted to as before). Runway,
+        fal and Veo (Gemini, Vertex AI) list nothing to find it by: there a worker lost
+        between the provider's accepting the create and the activity's completion reaching
+        Temporal (the create's round trip, well under a second) leaves a second task upstream,
+        on the same route, unpolled and never cancelled (providers/README.md, "Submitted
+        twice").
         """
         job, route = request.job, request.route
         adapter = self._adapter(route)
         info = activity.info()
-        if info.attempt > 1 and _sent(info.heartbeat_details):
-            activity.logger.warning(
-                "a lost submit of %s may have reached %s; submitting again",
-                job.job_id,
-                route.adapter,
-            )
         async with heartbeating({"phase": "loading"}) as progress:
             image = await self._source_image(job.image) if job.image is not None else None
+            callback = callback_url(self._settings, route.adapter, job.job_id)
+            if info.attempt > 1:
+                found = await _find_submitted(adapter, request, image, callback)
+                if found is not None:
+                    return found
             progress["phase"] = "sending"
             activity.heartbeat(progress)
             with provider_errors():
-                return await adapter.submit(
-                    job,
-                    route,
-                    image=image,
-                    callback_url=callback_url(self._settings, route.adapter, job.job_id),
-                )
+                return await adapter.submit(job, route, image=image, callback_url=callback)
 
     async def _source_image(self, ref: ImageRef) -> SourceImage:
         def load() -> SourceImage:
@@ -151,7 +160,7 @@ class JobActivities:
                 video_path = Path(tmp) / "video.mp4"
                 progress["phase"] = "downloading"
                 with provider_errors():
-                    await _download(adapter, status.output_url, video_path, progress)
+                    await download_to(adapter, status.output_url, video_path, progress)
                 trim = request.trim_to_seconds
                 if trim is not None:
                     info = await _probe(video_path)
@@ -301,24 +310,6 @@ async def _probe(path: Path) -> VideoInfo:
         raise ApplicationError(f"unreadable video: {exc}", type=RETRYABLE_TYPE) from exc
 
 
-async def _download(
-    adapter: ProviderAdapter, url: str, target: Path, progress: dict[str, Any]
-) -> None:
-    """Stream an output to `target`; a short body is a retryable error."""
-    size = 0
-    async with adapter.download(url) as response:
-        expected = response.headers.get("content-length")
-        with target.open("wb") as out:
-            async for chunk in response.aiter_bytes(CHUNK_BYTES):
-                out.write(chunk)
-                size += len(chunk)
-                progress["downloaded_bytes"] = size
-    if expected is not None and int(expected) != size:
-        raise RetryableProviderError(
-            f"download truncated: got {size} of {expected} bytes", provider=adapter.name
-        )
-
-
 @contextlib.asynccontextmanager
 async def heartbeating(details: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     """Heartbeat `details` every few seconds while the block runs, whatever it waits on (a
@@ -339,9 +330,39 @@ async def heartbeating(details: dict[str, Any]) -> AsyncIterator[dict[str, Any]]
             await task
 
 
-def _sent(details: Any) -> bool:
-    """Whether an earlier attempt's last heartbeat said its request was going out."""
-    return bool(details) and isinstance(details[0], dict) and details[0].get("phase") == "sending"
+async def _find_submitted(
+    adapter: ProviderAdapter,
+    request: SubmitRequest,
+    image: SourceImage | None,
+    callback: str | None,
+) -> str | None:
+    """The task an earlier attempt of this submit left upstream, where the adapter can find
+    it; None when it finds none, cannot look, or the provider does not answer the lookup."""
+    info = activity.info()
+    job, route = request.job, request.route
+    if not isinstance(adapter, FindsSubmitted):
+        activity.logger.warning(
+            "%s cannot look for a task a lost submit of %s may have left; submitting again",
+            route.adapter,
+            job.job_id,
+        )
+        return None
+    since = info.scheduled_time - SUBMIT_CLOCK_SKEW
+    try:
+        found = await adapter.find_submitted(
+            job, route, since=since, image=image, callback_url=callback
+        )
+    except ProviderError as exc:
+        activity.logger.warning("looking for a lost submit of %s failed: %s", job.job_id, exc)
+        return None
+    if found is not None:
+        activity.logger.warning(
+            "a lost submit of %s had created %s task %s; taking it",
+            job.job_id,
+            route.adapter,
+            found,
+        )
+    return found
 
 
 @contextlib.contextmanager

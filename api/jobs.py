@@ -24,10 +24,11 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import accounts
+from api.observability import note_job
 from api.problem import APIError, not_found, unavailable
 from providers.catalog import ResolvedRequest
-from providers.registry import configured_providers
-from reelay import idempotency
+from providers.registry import deployed_routes
+from reelay import idempotency, metrics
 from reelay.accounts import Refusal, SubmitOutcome, ledger_account_id
 from reelay.errors import ErrorCode
 from reelay.jobs import (
@@ -61,6 +62,13 @@ class Admission(BaseModel):
     available_micro_usd: int | None = None
     duplicate: bool = False
 
+    @property
+    def outcome(self) -> str:
+        """For the admissions metric: duplicate, queued (waiting for a slot) or admitted."""
+        if self.duplicate:
+            return "duplicate"
+        return "queued" if self.queue_position is not None else "admitted"
+
 
 def new_job_id(tenant: Tenant | None = None, idempotency_key: str | None = None) -> str:
     """A fresh id; with an idempotency key, the same id for the same tenant and key."""
@@ -92,8 +100,7 @@ def build_spec(
     seed: int | None = None,
     request_hash: str | None = None,
 ) -> JobSpec:
-    available = configured_providers(settings)
-    routes = [route for route in resolved.routes if route.adapter in available]
+    routes = deployed_routes(settings, resolved.routes)
     if not routes:
         raise APIError(
             ErrorCode.INVALID_REQUEST,
@@ -138,6 +145,25 @@ async def start_job(
 
     With an idempotency key (`spec.request_hash`), a job that exists under the key answers
     for itself: the same request gets it back, another request a 409."""
+    note_job(
+        job_id=spec.job_id,
+        tenant=spec.tenant_id,
+        dialect=spec.dialect,
+        request_id=spec.request_id,
+        model=spec.model,
+    )
+    try:
+        admission = await _admit(client, settings, spec, tenant)
+    except APIError as exc:
+        metrics.ADMISSIONS.labels(spec.dialect, spec.model, exc.code.value).inc()
+        raise
+    metrics.ADMISSIONS.labels(spec.dialect, spec.model, admission.outcome).inc()
+    return admission
+
+
+async def _admit(
+    client: Client, settings: Settings, spec: JobSpec, tenant: Tenant | None
+) -> Admission:
     if spec.request_hash is not None:
         existing = await _existing_job(client, spec, tenant)
         if existing is not None:
@@ -315,6 +341,7 @@ async def read_job(
         view = await _view_without_worker(handle)
     if tenant is not None and view.tenant_id != tenant.id:
         raise not_found()
+    note_job(job_id=job_id, tenant=view.tenant_id, dialect=view.dialect, provider=view.provider)
     if view.status is JobStatus.QUEUED and view.account_id is not None:
         try:
             view.queue_position = await accounts.queue_position(

@@ -9,6 +9,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
+from api import observability
 from api.content import api_http_client
 from api.dialects import videos
 from api.dialects.native import routes as native
@@ -17,6 +18,7 @@ from api.dialects.seed002 import routes as seed002
 from api.dialects.seed003 import routes as seed003
 from api.dialects.seed004 import routes as seed004
 from api.errors import install_error_handlers
+from api.observability import Observe
 from api.openapi import install_openapi
 from api.routers import account, callbacks, health, media, models
 from providers.registry import build_adapters
@@ -25,6 +27,7 @@ from reelay.settings import Settings, get_settings
 from reelay.storage import s3_client
 from reelay.temporal import connect
 from reelay.tenants import TenantDirectory
+from reelay.tracing import configure_tracing, shutdown_tracing, tracing_enabled
 
 log = structlog.get_logger()
 
@@ -41,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         yield
         for adapter in app.state.adapters.values():
             await adapter.aclose()
+        shutdown_tracing()
 
     # Swagger UI (`/docs`) and ReDoc (`/redoc`) load their scripts from the package, not a CDN.
     app = FastAPIOffline(
@@ -53,8 +57,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.s3 = s3_client(settings, http_client=api_http_client())
     app.state.tenants = TenantDirectory(settings)
     install_error_handlers(app)
+    app.add_middleware(Observe)  # outside the error handling: it sees every status sent
+    if tracing_enabled():
+        from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
     install_openapi(app)
     app.include_router(health.router)
+    app.include_router(observability.router)
     app.include_router(models.router)
     app.include_router(native.router)
     app.include_router(seed002.router)
@@ -72,4 +82,5 @@ def app() -> FastAPI:
     """Factory for `uvicorn --factory api.main:app`."""
     settings = get_settings()
     configure_logging(settings)
+    configure_tracing(settings, "reelay-api")
     return create_app(settings)

@@ -1,84 +1,222 @@
-"""Run N jobs through the whole stack; print POST/GET latency percentiles and jobs per second.
+"""End to end: N jobs, `--concurrency` at a time (a closed loop), through the whole stack
+with a zero-delay emulator; completed jobs per second, CPU seconds per job of each process,
+and history events per job; beside the floor: the same jobs made at the emulator directly
+(create, poll, download the MP4).
 
-Against a running stack (`make up`): `python -m bench.e2e --api http://127.0.0.1:8000 --key KEY`.
-With no --api it starts its own stack (Temporal, SeaweedFS, emulator, worker, API) on free
-ports in a temp dir, and stops it afterwards.
+`python -m bench.e2e [--jobs 200] [--concurrency 32] [--generation-seconds 0] [--histories 5]`
+
+It starts its own stack (Temporal, SeaweedFS, emulator, worker, API) on free ports of
+127.0.0.1 in a temp dir, and stops it afterwards. A Reelay job is done when its workflow is
+(the Temporal client waits on it, so no status polling loads the API); then one GET reads
+its status. CPU seconds are utime+stime deltas from /proc of each process the stack started.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
-from bench.stack import BENCH_KEY, own_stack, percentiles
+from bench.stack import (
+    BENCH_KEY,
+    MODEL,
+    RUNWAY_MODEL,
+    RUNWAY_RATIO,
+    RUNWAY_VERSION,
+    SECONDS,
+    Batch,
+    own_stack,
+    quantile_ms,
+    stack_processes,
+    table,
+    timed_many,
+)
+from reelay import devstack
+from reelay.settings import Settings
+from reelay.temporal import connect
 
-TERMINAL = {"complete", "failed", "cancelled"}
+ROLES = ("emulator", "temporal", "worker", "api", "s3")
+#: A floor client polls as often as Reelay's workflow does at least (`own_stack`).
+FLOOR_POLL_SECONDS = 0.5
+#: The longest a run may take; jobs not begun by then are skipped (and counted).
+RUN_SECONDS = 900.0
 
 
-async def run_jobs(api: str, key: str, jobs: int, concurrency: int, duration: int) -> None:
-    post_latency: list[float] = []
-    get_latency: list[float] = []
-    outcomes: dict[str, int] = {}
-    gate = asyncio.Semaphore(concurrency)
-    limits = httpx.Limits(max_connections=concurrency * 2)
+@dataclass
+class Run:
+    name: str
+    jobs: Batch
+    completed: int
+    posts: list[float]
+    gets: list[float]
+    cpu: dict[str, float]
+    events_per_job: list[int]
+
+
+async def with_cpu(
+    name: str, work: Callable[[], Awaitable[tuple[Batch, int, list[float], list[float]]]]
+) -> Run:
+    processes = {role: found[0] for role, found in stack_processes().items() if role in ROLES}
+    before = {role: p.cpu_seconds() for role, p in processes.items()}
+    jobs, completed, posts, gets = await work()
+    cpu = {role: p.cpu_seconds() - before[role] for role, p in processes.items()}
+    return Run(name, jobs, completed, posts, gets, cpu, [])
+
+
+async def floor(settings: Settings, jobs: int, concurrency: int) -> Run:
+    """The emulator's Runway protocol alone: create, poll until done, download the video."""
+    posts: list[float] = []
+    done = 0
     async with httpx.AsyncClient(
-        base_url=api, headers={"Authorization": f"Bearer {key}"}, timeout=60, limits=limits
+        base_url=settings.emulator_url,
+        headers={"Authorization": "Bearer emulator-key", "X-Runway-Version": RUNWAY_VERSION},
+        timeout=60,
+        limits=httpx.Limits(max_connections=concurrency * 2),
     ) as http:
 
         async def one(n: int) -> None:
-            async with gate:
-                body = {"prompt": f"bench job {n}", "duration_seconds": duration}
-                began = time.perf_counter()
-                response = await http.post("/v1/video/generations", json=body)
-                post_latency.append(time.perf_counter() - began)
-                response.raise_for_status()
-                job_id = response.json()["id"]
+            nonlocal done
+            body = {
+                "model": RUNWAY_MODEL,
+                "promptText": f"e2e bench {n}",
+                "ratio": RUNWAY_RATIO,
+                "duration": SECONDS,
+            }
+            began = time.perf_counter()
+            created = await http.post("/runway/v1/text_to_video", json=body)
+            posts.append(time.perf_counter() - began)
+            task_id = created.raise_for_status().json()["id"]
             while True:
-                await asyncio.sleep(0.5)
-                began = time.perf_counter()
-                status = (await http.get(f"/v1/video/generations/{job_id}")).json()["status"]
-                get_latency.append(time.perf_counter() - began)
-                if status in TERMINAL:
-                    outcomes[status] = outcomes.get(status, 0) + 1
-                    return
+                await asyncio.sleep(FLOOR_POLL_SECONDS)
+                task = (await http.get(f"/runway/v1/tasks/{task_id}")).raise_for_status().json()
+                if task["status"] in ("SUCCEEDED", "FAILED", "CANCELLED"):
+                    break
+            if task["status"] == "SUCCEEDED":
+                video = await http.get(task["output"][0])
+                done += video.status_code == 200 and len(video.content) > 0
 
-        started = time.perf_counter()
-        await asyncio.gather(*(one(n) for n in range(jobs)))
-        elapsed = time.perf_counter() - started
+        async def work() -> tuple[Batch, int, list[float], list[float]]:
+            batch = await timed_many(one, jobs, concurrency, RUN_SECONDS)
+            return batch, done, posts, []
 
-    print(f"jobs: {jobs} ({duration} s videos), submit concurrency {concurrency}")
-    print(f"outcomes: {outcomes}")
-    print(f"POST /v1/video/generations  {percentiles(post_latency)}  (n={len(post_latency)})")
-    print(f"GET  /v1/video/generations/{{id}}  {percentiles(get_latency)}  (n={len(get_latency)})")
-    rate = outcomes.get("complete", 0) / elapsed
-    print(f"wall time {elapsed:.1f} s; completed jobs per second {rate:.2f}")
+        return await with_cpu("floor (emulator direct)", work)
+
+
+async def reelay(settings: Settings, jobs: int, concurrency: int, histories: int) -> Run:
+    """Submit, wait for the job's workflow to end, then read its status once."""
+    client = await connect(settings)
+    posts: list[float] = []
+    gets: list[float] = []
+    completed: list[str] = []
+    async with httpx.AsyncClient(
+        base_url=devstack.api_base_url(settings),
+        headers={"Authorization": f"Bearer {BENCH_KEY}"},
+        timeout=60,
+        limits=httpx.Limits(max_connections=concurrency * 2),
+    ) as http:
+
+        async def one(n: int) -> None:
+            body = {"prompt": f"e2e bench {n}", "model": MODEL, "duration_seconds": SECONDS}
+            began = time.perf_counter()
+            response = await http.post("/v1/video/generations", json=body)
+            posts.append(time.perf_counter() - began)
+            job_id = response.raise_for_status().json()["id"]
+            await client.get_workflow_handle(job_id).result()
+            began = time.perf_counter()
+            status = (await http.get(f"/v1/video/generations/{job_id}")).json()["status"]
+            gets.append(time.perf_counter() - began)
+            if status == "complete":
+                completed.append(job_id)
+
+        async def work() -> tuple[Batch, int, list[float], list[float]]:
+            batch = await timed_many(one, jobs, concurrency, RUN_SECONDS)
+            return batch, len(completed), posts, gets
+
+        run = await with_cpu("Reelay (native, credits+limits on)", work)
+    for job_id in completed[:histories]:
+        history = await client.get_workflow_handle(job_id).fetch_history()
+        run.events_per_job.append(len(history.events))
+    return run
+
+
+def _ms(samples: list[float]) -> str:
+    if not samples:
+        return "-"
+    return f"{quantile_ms(samples, 0.5):.0f} / {quantile_ms(samples, 0.99):.0f}"
+
+
+def report(runs: list[Run], jobs: int, concurrency: int, generation: float) -> None:
+    print(
+        f"\nEnd to end: {jobs} jobs of {SECONDS} s, {concurrency} at a time, "
+        f"emulator generation {generation:g} s"
+    )
+    header = [
+        "",
+        "completed",
+        "failed",
+        "wall s",
+        "jobs/s",
+        "vs floor",
+        "POST p50/p99 ms",
+        "GET p50/p99 ms",
+        *(f"{role} CPU s/job" for role in ROLES),
+        "history events/job",
+    ]
+    base = runs[0].completed / runs[0].jobs.elapsed if runs[0].jobs.elapsed else 0.0
+    rows = []
+    for run in runs:
+        rate = run.completed / run.jobs.elapsed if run.jobs.elapsed else 0.0
+        events = run.events_per_job
+        rows.append(
+            [
+                run.name,
+                f"{run.completed}/{jobs}",
+                (run.jobs.failures() or "0")
+                + (f" ({run.jobs.skipped} skipped)" if run.jobs.skipped else ""),
+                f"{run.jobs.elapsed:.1f}",
+                f"{rate:.2f}",
+                f"{rate / base:.2f}x" if base else "-",
+                _ms(run.posts),
+                _ms(run.gets),
+                *(
+                    f"{run.cpu[role] / run.completed:.3f}"
+                    if run.completed and role in run.cpu
+                    else "-"
+                    for role in ROLES
+                ),
+                (
+                    f"{statistics.mean(events):.0f} ({min(events)}-{max(events)}, n={len(events)})"
+                    if events
+                    else "-"
+                ),
+            ]
+        )
+    print(table(header, rows))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--api", help="base URL of a running Reelay API (default: start one)")
-    parser.add_argument("--key", default="", help="API key for --api")
-    parser.add_argument("--jobs", type=int, default=50)
-    parser.add_argument("--concurrency", type=int, default=10)
-    parser.add_argument("--duration", type=int, default=4, help="seconds of video per job")
-    parser.add_argument(
-        "--generation-seconds", type=float, default=3.0, help="emulated generation time (own stack)"
-    )
+    parser.add_argument("--jobs", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--generation-seconds", type=float, default=0.0, help="the emulator's")
+    parser.add_argument("--histories", type=int, default=5, help="completed jobs' histories read")
     args = parser.parse_args()
-    if args.api:
-        asyncio.run(run_jobs(args.api, args.key, args.jobs, args.concurrency, args.duration))
-        return
     with (
         tempfile.TemporaryDirectory(prefix="reelay-bench-") as tmp,
         own_stack(Path(tmp), emulator_generation_seconds=args.generation_seconds) as settings,
     ):
-        jobs = run_jobs(settings.public_url, BENCH_KEY, args.jobs, args.concurrency, args.duration)
-        asyncio.run(jobs)
+        runs = [
+            asyncio.run(floor(settings, args.jobs, args.concurrency)),
+            asyncio.run(reelay(settings, args.jobs, args.concurrency, args.histories)),
+        ]
+    report(runs, args.jobs, args.concurrency, args.generation_seconds)
 
 
 if __name__ == "__main__":

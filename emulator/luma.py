@@ -1,13 +1,16 @@
 """Luma Dream Machine under `/luma/dream-machine/v1`, as strict as the `lumaai` SDK's types.
 
-Generations report no progress; a deleted generation is gone (404). Callbacks carry the
-whole generation, unsigned. A create body may hold only the fields of lumaai 1.21.0
-`GenerationCreateParams` (model required); the generation echoes it as its `request`.
+Generations report no progress; a deleted generation is gone (404, and no longer listed).
+Callbacks carry the whole generation, unsigned. A create body may hold only the fields of
+lumaai 1.21.0 `GenerationCreateParams` (model required); the generation echoes it as its
+`request`. `GET /generations?limit=&offset=` lists them newest first as lumaai's
+`GenerationListResponse` (`generations`, `count`, `has_more`, `limit`, `offset`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +34,8 @@ from emulator.tasks import Task, TaskStore, iso_utc
 
 PROVIDER = "luma"
 MAX_PROMPT_CHARS = 5000
+LIST_LIMIT = 10  # generations per page when `limit` is not given
+MAX_LIST_LIMIT = 100
 # lumaai 1.21.0 types/generation_create_params.py `GenerationCreateParams` (the video
 # generation body) and types/generation.py `RequestGenerationRequest` (its echo).
 FIELDS = frozenset(
@@ -175,6 +180,18 @@ async def _create(store: TaskStore, request: Request) -> Task:
     return task
 
 
+def _count(request: Request, name: str, default: int, *, low: int, high: int | None = None) -> int:
+    """A whole-number query parameter within [low, high]."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    value = int(raw) if re.fullmatch(r"[0-9]{1,9}", raw) else None
+    if value is None or value < low or (high is not None and value > high):
+        bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise Rejected(400, f"{name} must be a whole number {bounds}")
+    return value
+
+
 def build_router(store: TaskStore) -> APIRouter:
     router = APIRouter(prefix=f"/{PROVIDER}", tags=[PROVIDER])
     api = "/dream-machine/v1"
@@ -217,6 +234,27 @@ def build_router(store: TaskStore) -> APIRouter:
         if task.take_poll_fault():
             return _error(502, "Bad gateway")
         return JSONResponse(generation(store, task, str(request.base_url)))
+
+    @router.get(api + "/generations")
+    async def list_generations(request: Request) -> Response:
+        try:
+            _authorized(request)
+            limit = _count(request, "limit", LIST_LIMIT, low=1, high=MAX_LIST_LIMIT)
+            offset = _count(request, "offset", 0, low=0)
+        except Rejected as exc:
+            return _error(exc.status, exc.message)
+        live = [task for task in reversed(store.tasks(PROVIDER)) if not task.cancelled]
+        page = live[offset : offset + limit]
+        base_url = str(request.base_url)
+        return JSONResponse(
+            {
+                "generations": [generation(store, task, base_url) for task in page],
+                "count": len(page),
+                "has_more": offset + limit < len(live),
+                "limit": limit,
+                "offset": offset,
+            }
+        )
 
     @router.delete(api + "/generations/{generation_id}", status_code=204)
     async def delete_generation(generation_id: str, request: Request) -> Response:

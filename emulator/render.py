@@ -114,7 +114,7 @@ def gradient_phase(luma: np.ndarray) -> int:
     row = luma[-2].astype(np.int32)
     width = row.shape[0]
     fall = np.roll(row, 1) - row  # fall[i] = row[i - 1] - row[i]
-    return round(int(np.argmax(fall)) / PHASE_STEP) % max(1, width // PHASE_STEP)
+    return round(int(np.argmax(fall)) / PHASE_STEP) % max(1, int(width) // PHASE_STEP)
 
 
 def image_phase(data: bytes) -> int:

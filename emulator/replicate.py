@@ -5,7 +5,9 @@ prediction carries each field replicate 1.0.7 `replicate.prediction.Prediction` 
 (its Optional fields have no defaults: `started_at`, `completed_at`, `metrics` are null
 until known); errors are problem JSON (`title`, `detail`, `status`, and `invalid_fields` on
 a 422); a throttled create answers 429 with Retry-After; the `completed` webhook is signed
-per Standard Webhooks.
+per Standard Webhooks. `GET /v1/predictions` lists predictions newest first, `LIST_PAGE` a
+page, as replicate 1.0.7's `Page` (`results`, and `next` / `previous`: the URL of the page
+after / before, with an opaque `cursor`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ SHORT_SIDES = {"480p": 480, "512p": 512, "720p": 720, "768p": 768, "1080p": 1080
 WAN_SIZES = ("832*480", "480*832", "1280*720", "720*1280", "1920*1080", "1080*1920")
 WEBHOOK_EVENTS = ("start", "output", "logs", "completed")
 MAX_WAIT_SECONDS = 60.0
+LIST_PAGE = 100
 FLAGGED = "The input or output was flagged as sensitive. Please try again with different inputs."
 _STATUS = {
     TaskState.QUEUED: "starting",
@@ -246,6 +249,25 @@ async def _blocking_answer(store: TaskStore, task: Task, base_url: str, wait: fl
     return JSONResponse(body, status_code=201)
 
 
+def _cursor(direction: str, task_id: str) -> str:
+    return f"{direction}:{task_id}".encode().hex()
+
+
+def _page_start(newest_first: list[Task], cursor: str | None) -> int:
+    """Where the page a cursor names begins: after, or a page before, the task it holds."""
+    if cursor is None:
+        return 0
+    try:
+        direction, _, task_id = bytes.fromhex(cursor).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        direction, task_id = "", ""
+    ids = [task.id for task in newest_first]
+    if direction not in ("after", "before") or task_id not in ids:
+        raise Rejected(400, "Invalid cursor")
+    at = ids.index(task_id)
+    return at + 1 if direction == "after" else max(0, at - LIST_PAGE)
+
+
 def build_router(store: TaskStore) -> APIRouter:
     router = APIRouter(prefix=f"/{PROVIDER}", tags=[PROVIDER])
 
@@ -263,6 +285,30 @@ def build_router(store: TaskStore) -> APIRouter:
         if (wait := _prefer_wait(request.headers.get("prefer"))) is not None:
             return await _blocking_answer(store, task, base_url, wait)
         return JSONResponse(prediction(store, task, base_url), status_code=201)
+
+    @router.get("/v1/predictions")
+    async def list_predictions(request: Request, cursor: str | None = None) -> Response:
+        try:
+            _authorized(request)
+            newest_first = list(reversed(store.tasks(PROVIDER)))
+            start = _page_start(newest_first, cursor)
+        except Rejected as exc:
+            return _rejection(exc)
+        base_url = str(request.base_url)
+        page = newest_first[start : start + LIST_PAGE]
+        url = f"{base_url.rstrip('/')}/{PROVIDER}/v1/predictions"
+        following = preceding = None
+        if start + LIST_PAGE < len(newest_first):
+            following = f"{url}?cursor={_cursor('after', page[-1].id)}"
+        if start > 0:
+            preceding = f"{url}?cursor={_cursor('before', newest_first[start].id)}"
+        return JSONResponse(
+            {
+                "previous": preceding,
+                "next": following,
+                "results": [prediction(store, task, base_url) for task in page],
+            }
+        )
 
     def find(request: Request, prediction_id: str) -> Task:
         _authorized(request)

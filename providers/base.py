@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import httpx
 from pydantic import BaseModel
@@ -52,6 +53,15 @@ class SourceImage:
 
 
 @dataclass(frozen=True)
+class Resume:
+    """Where a partial download stopped: the bytes already written, and the first answer's
+    `ETag` (or `Last-Modified`) so that a file that changed since is sent whole."""
+
+    offset: int
+    validator: str | None = None
+
+
+@dataclass(frozen=True)
 class CallbackEvent:
     """A verified provider callback. `event_id` identifies it for replay detection."""
 
@@ -81,8 +91,12 @@ class ProviderAdapter(Protocol):
 
     async def poll(self, route: Route, task_id: str) -> ProviderTaskStatus: ...
 
-    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
-        """Open a streaming GET of an output URL (adding auth where the provider needs it)."""
+    def download(
+        self, url: str, *, resume: Resume | None = None
+    ) -> AbstractAsyncContextManager[httpx.Response]:
+        """Open a streaming GET of an output URL (adding auth where the provider needs it);
+        with `resume`, only the rest from `resume.offset` (a 206), or the whole file again
+        (a 200) when the server cannot or the file changed."""
         ...
 
     async def cancel(self, route: Route, task_id: str) -> None: ...
@@ -95,3 +109,22 @@ class ProviderAdapter(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class FindsSubmitted(Protocol):
+    """An adapter whose provider lists the tasks it created (Luma, Replicate), so the task a
+    lost submit attempt may have left upstream can be found instead of created again."""
+
+    async def find_submitted(
+        self,
+        job: JobSpec,
+        route: Route,
+        *,
+        since: datetime,
+        image: SourceImage | None = None,
+        callback_url: str | None = None,
+    ) -> str | None:
+        """The handle of the newest task created at or after `since` (the provider's clock)
+        from the request `submit` would send for these arguments; None if there is none."""
+        ...

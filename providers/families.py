@@ -144,14 +144,13 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
     {
         f.name: f
         for f in (
-            # --- Google Veo on the Gemini API (predictLongRunning) --------------------------
+            # --- Google Veo (predictLongRunning), on the deployment's platform (PLATFORMS) --
+            # Veo 3.x makes 4, 6 or 8 s, only 8 s at 1080p (Gemini API and Vertex AI alike).
             Family(
-                name="veo-gemini",
-                adapter="gemini",
+                name="veo-3",
+                adapter="veo",
                 durations=(4, 6, 8),
-                # Google documents "8 s at 1080p" for Veo 3.1; whether Veo 3.0 has the rule too
-                # is unconfirmed, so it is assumed: a shorter 1080p video is made as 8 s, trimmed.
-                durations_by_resolution=_frozen({"1080p": (8,)}),
+                durations_by_resolution=_frozen({"1080p": (8,)}),  # 8 s required at 1080p
                 resolutions=("720p", "1080p"),
                 aspect_ratios=WIDE,
                 audio=True,
@@ -159,8 +158,8 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 continuation=Continuation.LAST_FRAME,
             ),
             Family(
-                name="veo-3.1-gemini",  # Veo 3.1 extends its own videos
-                adapter="gemini",
+                name="veo-3.1",  # Veo 3.1 extends its own videos
+                adapter="veo",
                 durations=(4, 6, 8),
                 durations_by_resolution=_frozen({"1080p": (8,)}),  # 8 s required at 1080p
                 resolutions=("720p", "1080p"),
@@ -170,8 +169,8 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
                 continuation=Continuation.EXTEND,
             ),
             Family(
-                name="veo-2-gemini",  # 720p only, no resolution field, silent
-                adapter="gemini",
+                name="veo-2",  # 720p only, no resolution field, silent
+                adapter="veo",
                 durations=(5, 6, 7, 8),
                 resolutions=("720p",),
                 aspect_ratios=WIDE,
@@ -424,6 +423,11 @@ FAMILIES: Mapping[str, Family] = MappingProxyType(
         )
     }
 )
+
+
+# A family's adapter that more than one upstream platform serves: the adapters that can
+# serve it, the default first. Each deployment picks one (`providers.registry`).
+PLATFORMS: Mapping[str, tuple[str, ...]] = MappingProxyType({"veo": ("gemini", "vertex")})
 
 
 class Unexpressible(ValueError):

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from providers.base import FailureKind
+from providers.base import FailureKind, Resume
 from providers.errors import (
     ContentRefusedError,
     InvalidProviderRequestError,
@@ -135,7 +135,8 @@ class ProviderHttp:
 
     Downloads go through a second client without the API headers (output URLs are
     usually pre-signed and must not receive our key); `download_headers` are added only
-    to URLs on the API's own host, checked again after each redirect.
+    to URLs on the API's own host, checked again after each redirect. `auth` signs the
+    API calls (a bearer token that changes, where a fixed header will not do).
     """
 
     def __init__(
@@ -147,6 +148,7 @@ class ProviderHttp:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         download_headers: Mapping[str, str] | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
         self.provider = provider
         self._client = httpx.AsyncClient(
@@ -154,6 +156,7 @@ class ProviderHttp:
             headers=dict(headers),
             timeout=timeout,
             transport=transport,
+            auth=auth,
         )
         self._downloads = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, read=120.0), transport=transport
@@ -191,13 +194,24 @@ class ProviderHttp:
         return body
 
     @asynccontextmanager
-    async def download(self, url: str) -> AsyncIterator[httpx.Response]:
+    async def download(
+        self, url: str, *, auth: httpx.Auth | None = None, resume: Resume | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        """Stream a GET of `url`; `auth` signs it on that URL's own host only. With `resume`,
+        ask for the rest of a partial download (`Range`, and `If-Range` so a changed file
+        comes back whole: a 200 instead of a 206)."""
         target = httpx.URL(url)
+        auth_host = target.host
         try:
             for _ in range(MAX_REDIRECTS + 1):
-                headers = self._download_headers if target.host == self._api_host else {}
+                headers = dict(self._download_headers) if target.host == self._api_host else {}
+                if resume is not None:
+                    headers["Range"] = f"bytes={resume.offset}-"
+                    if resume.validator:
+                        headers["If-Range"] = resume.validator
                 request = self._downloads.build_request("GET", target, headers=headers)
-                response = await self._downloads.send(request, stream=True)
+                signer = auth if target.host == auth_host else None
+                response = await self._downloads.send(request, stream=True, auth=signer)
                 if response.is_redirect and "location" in response.headers:
                     await response.aclose()
                     target = target.join(response.headers["location"])
@@ -226,5 +240,7 @@ class HttpAdapter:
     async def aclose(self) -> None:
         await self._http.aclose()
 
-    def download(self, url: str) -> AbstractAsyncContextManager[httpx.Response]:
-        return self._http.download(url)
+    def download(
+        self, url: str, *, resume: Resume | None = None
+    ) -> AbstractAsyncContextManager[httpx.Response]:
+        return self._http.download(url, resume=resume)

@@ -1,7 +1,10 @@
-"""Luma Dream Machine (`/generations/video`, `/generations/{id}`).
+"""Luma Dream Machine (`/generations/video`, `/generations/{id}`, `/generations`).
 
 Luma's callbacks are unsigned: the gateway authenticates them by the per-job token in the
 callback URL (checked outside the adapter), so `verify_callback` only parses the body.
+A generation echoes its create body as `request`, and `GET /generations` lists them newest
+first, so a lost submit's generation is found by that echo: with a callback URL (it names the
+job) by model and callback URL; without one, any generation of the same request in the window.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -25,9 +29,11 @@ from providers.catalog import route_family
 from providers.errors import InvalidProviderRequestError
 from providers.families import FAMILIES
 from providers.http import HttpAdapter, ProviderHttp, classify_failure
+from providers.lookup import MAX_PAGES, created_time, sent_as
 from reelay.jobs import JobSpec, Route
 
 FAMILY = FAMILIES["luma-ray"]
+LIST_LIMIT = 20  # generations per `GET /generations` page
 
 _STATES = {
     "queued": TaskState.QUEUED,
@@ -121,6 +127,39 @@ class LumaAdapter(HttpAdapter):
         if not isinstance(generation_id, str) or not generation_id:
             raise InvalidProviderRequestError("Luma returned no generation id", provider=self.name)
         return generation_id
+
+    async def find_submitted(
+        self,
+        job: JobSpec,
+        route: Route,
+        *,
+        since: datetime,
+        image: SourceImage | None = None,
+        callback_url: str | None = None,
+    ) -> str | None:
+        expected = generation_body(job, route, image, callback_url)
+        if callback_url:
+            # The job's own callback URL names it: Luma may echo the rest (a keyframe it
+            # copied) in its own words.
+            expected = {"model": expected["model"], "callback_url": callback_url}
+        for page in range(MAX_PAGES):
+            params = {"limit": LIST_LIMIT, "offset": page * LIST_LIMIT}
+            response = await self._http.request("GET", "/generations", params=params)
+            body = self._http.json_object(response)
+            generations = [g for g in body.get("generations") or [] if isinstance(g, dict)]
+            for generation in generations:
+                created = created_time(generation)
+                if created is None or created < since:
+                    continue
+                if sent_as(expected, generation.get("request"), image) and isinstance(
+                    generation.get("id"), str
+                ):
+                    return str(generation["id"])
+            oldest = created_time(generations[-1]) if generations else None
+            more = body.get("has_more") is not False and len(generations) == LIST_LIMIT
+            if not more or (oldest is not None and oldest < since):
+                return None
+        return None
 
     async def poll(self, route: Route, task_id: str) -> ProviderTaskStatus:
         response = await self._http.request("GET", f"/generations/{task_id}")

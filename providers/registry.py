@@ -1,27 +1,39 @@
 """One adapter per provider: the real service when its key is set, else the emulator.
 
 The emulator serves each protocol under `/<provider>` followed by the real base URL's path
-(Luma: `/luma/dream-machine/v1`, Gemini: `/gemini/v1beta`). For callbacks it sends, the
-adapters trust the emulator's test signing material instead of the real providers' keys.
+(Luma: `/luma/dream-machine/v1`, Gemini: `/gemini/v1beta`, Vertex AI: `/vertex/v1`, its
+Cloud Storage downloads under `/gcs`). For callbacks it sends, the adapters trust the
+emulator's test signing material instead of the real providers' keys.
+
+A catalog adapter that several platforms serve (`providers.families.PLATFORMS`: Veo on the
+Gemini API or Vertex AI) is served by the one the deployment picks (`REELAY_VEO_PLATFORM`);
+`deployed_routes` turns catalog routes into the routes a job of this deployment runs.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
+from google.oauth2.credentials import Credentials as TokenCredentials
 from pydantic import SecretStr
 
+from providers import vertex
 from providers.base import ProviderAdapter
 from providers.fal import FalAdapter, public_key_hex_for_seed
+from providers.families import PLATFORMS
 from providers.luma import LumaAdapter
 from providers.replicate import ReplicateAdapter
 from providers.runway import RunwayAdapter
 from providers.veo import VeoAdapter
+from reelay.jobs import Route
 from reelay.settings import Settings
 
-PROVIDERS = ("runway", "luma", "gemini", "fal", "replicate")
+PROVIDERS = ("runway", "luma", "gemini", "vertex", "fal", "replicate")
 EMULATOR_KEY = "emulator-key"
+EMULATOR_PROJECT = "reelay-dev"
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,10 @@ def _configured(settings: Settings, provider: str) -> tuple[SecretStr, str]:
         "runway": (settings.runway_api_key, settings.runway_base_url),
         "luma": (settings.luma_api_key, settings.luma_base_url),
         "gemini": (settings.gemini_api_key, settings.gemini_base_url),
+        "vertex": (
+            SecretStr(str(settings.vertex_credentials_file or "")),
+            vertex.base_url(settings.vertex_region),
+        ),
         "fal": (settings.fal_api_key, settings.fal_base_url),
         "replicate": (settings.replicate_api_key, settings.replicate_base_url),
     }[provider]
@@ -60,6 +76,8 @@ def _adapter(provider: str, where: Endpoint, settings: Settings) -> ProviderAdap
         return LumaAdapter(where.base_url, where.key)
     if provider == "gemini":
         return VeoAdapter(where.base_url, where.key)
+    if provider == "vertex":
+        return _vertex(where, settings)
     if provider == "fal":
         keys = settings.fal_webhook_public_keys
         if where.emulated:
@@ -80,9 +98,47 @@ def _adapter(provider: str, where: Endpoint, settings: Settings) -> ProviderAdap
     raise ValueError(f"unknown provider {provider!r}")
 
 
+def _vertex(where: Endpoint, settings: Settings) -> ProviderAdapter:
+    """Vertex AI with the service account's tokens; the emulator takes any bearer token."""
+    output = settings.vertex_output_uri or None
+    if where.emulated:
+        return vertex.VertexAdapter(
+            where.base_url,
+            project=settings.vertex_project or EMULATOR_PROJECT,
+            location=settings.vertex_region,
+            credentials=TokenCredentials(token=where.key),
+            gcs_base_url=f"{settings.emulator_url}/gcs",
+            output_uri=output,
+        )
+    credentials = vertex.service_account_credentials(Path(where.key))
+    return vertex.VertexAdapter(
+        where.base_url,
+        project=settings.vertex_project or credentials.project_id,
+        location=settings.vertex_region,
+        credentials=credentials,
+        output_uri=output,
+    )
+
+
+def deployed_adapter(settings: Settings, adapter: str) -> str:
+    """The adapter that serves a catalog route's adapter in this deployment."""
+    return {"veo": settings.veo_platform}.get(adapter, adapter)
+
+
+def deployed_providers(settings: Settings) -> tuple[str, ...]:
+    """The providers this deployment uses: all but the platforms it did not pick."""
+    passed = {
+        platform
+        for adapter, platforms in PLATFORMS.items()
+        for platform in platforms
+        if platform != deployed_adapter(settings, adapter)
+    }
+    return tuple(provider for provider in PROVIDERS if provider not in passed)
+
+
 def build_adapters(settings: Settings) -> dict[str, ProviderAdapter]:
     adapters: dict[str, ProviderAdapter] = {}
-    for provider in PROVIDERS:
+    for provider in deployed_providers(settings):
         if (where := endpoint(settings, provider)) is not None:
             adapters[provider] = _adapter(provider, where, settings)
     return adapters
@@ -90,4 +146,15 @@ def build_adapters(settings: Settings) -> dict[str, ProviderAdapter]:
 
 def configured_providers(settings: Settings) -> set[str]:
     """Providers that can take jobs: keyed, or emulator-served when keys aren't required."""
-    return {provider for provider in PROVIDERS if endpoint(settings, provider) is not None}
+    return {p for p in deployed_providers(settings) if endpoint(settings, p) is not None}
+
+
+def deployed_routes(settings: Settings, routes: Iterable[Route]) -> list[Route]:
+    """Catalog routes as this deployment runs them: each on the adapter serving it here,
+    those whose provider can take no jobs left out (failover order kept)."""
+    available = configured_providers(settings)
+    served = (
+        route.model_copy(update={"adapter": deployed_adapter(settings, route.adapter)})
+        for route in routes
+    )
+    return [route for route in served if route.adapter in available]

@@ -2,6 +2,11 @@
 
 Replicate deletes output files about an hour after a prediction completes. Nothing to do
 here beyond that: the store step downloads the video as soon as the job succeeds.
+
+`GET /v1/predictions` lists predictions newest first, a page at a time (`next` is the URL of
+the following page), each with its model and `input` but not its webhook: a lost submit's
+prediction is found by model and input, so an identical request of another job created in
+the same seconds could be taken for it (both jobs then get one video).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -29,6 +35,7 @@ from providers.catalog import route_family
 from providers.errors import InvalidProviderRequestError
 from providers.families import Unexpressible, input_body
 from providers.http import HttpAdapter, ProviderHttp, classify_failure, progress_from_logs
+from providers.lookup import MAX_PAGES, created_time, sent_as
 from reelay.jobs import JobSpec, Route
 
 CONTENT_FLAGGED = "E005"  # Replicate's error code for input or output flagged as sensitive
@@ -122,6 +129,7 @@ class ReplicateAdapter(HttpAdapter):
             timeout=timeout,
             transport=transport,
         )
+        self._api_host = httpx.URL(base_url).host
         self._webhook_key = webhook_key(webhook_secret) if webhook_secret else None
         self._max_age = callback_max_age_seconds
 
@@ -145,6 +153,39 @@ class ReplicateAdapter(HttpAdapter):
                 "Replicate returned no prediction id", provider=self.name
             )
         return prediction_id
+
+    async def find_submitted(
+        self,
+        job: JobSpec,
+        route: Route,
+        *,
+        since: datetime,
+        image: SourceImage | None = None,
+        callback_url: str | None = None,
+    ) -> str | None:
+        expected = replicate_input(job, route, image)
+        url = "/v1/predictions"
+        for _ in range(MAX_PAGES):
+            page = self._http.json_object(await self._http.request("GET", url))
+            predictions = [p for p in page.get("results") or [] if isinstance(p, dict)]
+            for prediction in predictions:
+                created = created_time(prediction)
+                if created is None or created < since:
+                    continue
+                if (
+                    prediction.get("model") == route.upstream_model
+                    and sent_as(expected, prediction.get("input"), image)
+                    and isinstance(prediction.get("id"), str)
+                ):
+                    return str(prediction["id"])
+            oldest = created_time(predictions[-1]) if predictions else None
+            following = page.get("next")
+            if not isinstance(following, str) or (oldest is not None and oldest < since):
+                return None
+            if httpx.URL(following).host != self._api_host:
+                return None  # our key goes to the API's own host only
+            url = following
+        return None
 
     async def poll(self, route: Route, task_id: str) -> ProviderTaskStatus:
         response = await self._http.request("GET", f"/v1/predictions/{task_id}")

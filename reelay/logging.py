@@ -4,6 +4,15 @@ Logging must stay cheap under a flood of errors: tracebacks are rendered as plai
 structured data (no locals, at most `MAX_FRAMES` frames), every line is capped at
 `MAX_LINE_CHARS`, and the writing happens on a background thread (a `QueueListener`), never
 on the event loop.
+
+structlog's own events and the standard library's records (Temporal's workflow and activity
+loggers, uvicorn) go through the same processors, so every line is JSON with `log_json`, and
+carries the correlation fields bound in the context (`job_id`, `tenant`, `request_id`,
+`provider`: `reelay.tracing.job_context`); a Temporal workflow's or activity's record gets
+its `job_id` and `workflow_id` from the logger's own `temporal_workflow`/`temporal_activity`
+extra, and any of `CORRELATION_FIELDS` passed as `extra=` (workflow code has no context of
+its own: `workflow.logger.warning(..., extra={"provider": ...})`). Records are rendered in
+the thread that logs (where the context is), written on the background thread.
 """
 
 from __future__ import annotations
@@ -18,8 +27,11 @@ from typing import Any, TextIO
 import structlog
 
 from reelay.settings import Settings
+from reelay.tracing import job_id_of
 
 MAX_FRAMES = 12
+#: Fields a standard-library record may carry in its `extra` (e.g. from `workflow.logger`).
+CORRELATION_FIELDS = ("job_id", "tenant", "request_id", "provider", "model")
 MAX_LINE_CHARS = 16_000
 
 _listener: logging.handlers.QueueListener | None = None
@@ -33,8 +45,41 @@ def _cap(_: Any, __: str, event_dict: structlog.types.EventDict) -> structlog.ty
     return event_dict
 
 
-def _background_root(level: int, stream: TextIO) -> None:
-    """The root logger writes through a queue to `stream` on a thread of its own."""
+def _temporal_context(
+    _: Any, __: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """A Temporal workflow's or activity's record: its job and workflow ids (from the extra
+    Temporal's `workflow.logger` and `activity.logger` attach)."""
+    record = event_dict.get("_record")
+    for extra in ("temporal_workflow", "temporal_activity"):
+        info = getattr(record, extra, None)
+        if isinstance(info, dict) and isinstance(info.get("workflow_id"), str):
+            event_dict.setdefault("job_id", job_id_of(info["workflow_id"]))
+            event_dict.setdefault("workflow_id", info["workflow_id"])
+            break
+    return event_dict
+
+
+def _exception_text(
+    _: Any, __: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """For the console: the bounded exception data as a short traceback text."""
+    exception = event_dict.get("exception")
+    if isinstance(exception, list):
+        event_dict["exception"] = "\n".join(
+            f"{error.get('exc_type')}: {error.get('exc_value')}"
+            + "".join(
+                f"\n  {frame.get('filename')}:{frame.get('lineno')} in {frame.get('name')}"
+                for frame in error.get("frames", [])
+            )
+            for error in exception
+        )
+    return event_dict
+
+
+def _background_root(level: int, stream: TextIO, formatter: logging.Formatter) -> None:
+    """The root logger renders with `formatter` where a record is made, then writes it
+    through a queue to `stream` on a thread of its own."""
     global _listener
     shutdown_logging()
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
@@ -43,8 +88,10 @@ def _background_root(level: int, stream: TextIO) -> None:
     _listener = logging.handlers.QueueListener(records, writer, respect_handler_level=False)
     _listener.start()
     atexit.register(shutdown_logging)
+    handler = logging.handlers.QueueHandler(records)
+    handler.setFormatter(formatter)  # QueueHandler.prepare formats: in the logging thread
     root = logging.getLogger()
-    root.handlers = [logging.handlers.QueueHandler(records)]
+    root.handlers = [handler]
     root.setLevel(level)
 
 
@@ -59,27 +106,42 @@ def shutdown_logging() -> None:
 def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
     """Logs to `stream` (stderr by default), JSON when `log_json`."""
     level = logging.getLevelNamesMapping().get(settings.log_level.upper(), logging.INFO)
-    _background_root(level, stream or sys.stderr)
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer()
+    renderers: list[structlog.types.Processor] = (
+        [structlog.processors.JSONRenderer()]
         if settings.log_json
-        else structlog.dev.ConsoleRenderer(
-            colors=False, exception_formatter=structlog.dev.plain_traceback
-        )
+        else [
+            _exception_text,
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            ),
+        ]
     )
-    structlog.configure(
+    shared: list[structlog.types.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso"),
+    ]
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            *shared,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.ExtraAdder(allow=CORRELATION_FIELDS),
+            _temporal_context,
+        ],
         processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.ExceptionRenderer(
                 structlog.tracebacks.ExceptionDictTransformer(
                     show_locals=False, max_frames=MAX_FRAMES, use_rich=False
                 )
             ),
             _cap,
-            renderer,
+            *renderers,
         ],
+    )
+    _background_root(level, stream or sys.stderr, formatter)
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=True,

@@ -14,7 +14,7 @@ import uuid
 import httpx
 from minio import Minio
 from minio.error import S3Error
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from pydantic import BaseModel
 
 from reelay.jobs import ImageRef
@@ -210,7 +210,7 @@ def _decode(data: bytes, *, field: str, declared_type: str | None) -> tuple[str,
     """(content type, width, height) of an image that really decodes."""
     try:
         image = Image.open(io.BytesIO(data), formats=list(CONTENT_TYPES))
-    except Image.UnidentifiedImageError as exc:
+    except UnidentifiedImageError as exc:
         got = f" (got {declared_type})" if declared_type else ""
         raise InvalidMediaError(f"{field} must be {ACCEPTED}{got}") from exc
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:

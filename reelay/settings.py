@@ -11,8 +11,9 @@ import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, FilePath, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "REELAY_"
@@ -77,6 +78,19 @@ class Settings(BaseSettings):
     luma_base_url: str = "https://api.lumalabs.ai/dream-machine/v1"
     gemini_api_key: SecretStr = SecretStr("")
     gemini_base_url: str = "https://generativelanguage.googleapis.com/v1beta"
+    # Veo is served by one Google platform per deployment: the Gemini API (key above) or
+    # Vertex AI (a service-account key file; the token endpoint is the file's `token_uri`).
+    veo_platform: Literal["gemini", "vertex"] = "gemini"
+    vertex_project: str = Field(default="", description="default: the key file's project_id")
+    vertex_region: str = "us-central1"
+    vertex_credentials_file: FilePath | None = Field(
+        default=None, description="the service account's JSON key file"
+    )
+    vertex_output_uri: str = Field(
+        default="",
+        pattern=r"^(gs://[^/]+(/.*)?)?$",
+        description="gs://bucket[/prefix] Vertex AI writes videos to; empty: inline bytes",
+    )
     fal_api_key: SecretStr = SecretStr("")
     fal_base_url: str = "https://queue.fal.run"
     fal_webhook_public_keys: list[str] = Field(
@@ -142,6 +156,20 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool = False
+
+    # Observability (README "Operating Reelay")
+    worker_metrics_port: int = Field(
+        default=0, ge=0, description="worker's Prometheus /metrics port; 0: off"
+    )
+    temporal_metrics_port: int = Field(
+        default=0, ge=0, description="the worker's Temporal SDK metrics port; 0: off"
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", description="address the worker's metrics servers listen on"
+    )
+    otlp_endpoint: str = Field(
+        default="", description="OTLP/HTTP traces endpoint; '': OTEL_EXPORTER_OTLP_ENDPOINT or off"
+    )
 
     @property
     def ledger_database_url(self) -> str:

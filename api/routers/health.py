@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import S3Client, SettingsDep, TemporalClient
-from providers.registry import PROVIDERS, configured_providers
+from providers.registry import configured_providers, deployed_providers
 
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT_SECONDS = 3.0
@@ -37,7 +37,7 @@ async def readyz(client: TemporalClient, s3: S3Client, settings: SettingsDep) ->
     ready = all(value == "ok" for value in checks.values())
     # A provider without a key (in production) is reported, not fatal: its models are
     # refused or fail over, the rest keep working.
-    missing = sorted(set(PROVIDERS) - configured_providers(settings))
+    missing = sorted(set(deployed_providers(settings)) - configured_providers(settings))
     providers = "ok" if not missing else f"no key configured: {', '.join(missing)}"
     body = {"status": "ok" if ready else "unavailable", "checks": checks, "providers": providers}
     return JSONResponse(body, 200 if ready else 503)

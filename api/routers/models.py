@@ -7,7 +7,8 @@ from pydantic import BaseModel, Field
 
 from api.deps import SettingsDep
 from providers.catalog import MODELS, ModelSpec
-from providers.registry import configured_providers
+from providers.registry import configured_providers, deployed_adapter
+from reelay.settings import Settings
 
 router = APIRouter(tags=["models"])
 
@@ -47,6 +48,14 @@ class ModelInfo(BaseModel):
     price_usd_per_second: float
     status: str = Field(default="available", description="available, retired or unavailable")
     reason: str | None = None
+    notes: str | None = Field(
+        default=None, description="how the model is served where it differs from what is asked"
+    )
+    upstream_seconds: dict[str, int] = Field(
+        default_factory=dict,
+        description="at the default resolution, the durations made by generating longer (then "
+        "trimming) or by a chain, with the seconds bought upstream; billed at the duration asked",
+    )
     routes: list[ModelRoute]
 
 
@@ -55,7 +64,9 @@ class ModelList(BaseModel):
     data: list[ModelInfo]
 
 
-def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:
+def model_info(model: ModelSpec, settings: Settings) -> ModelInfo:
+    available = configured_providers(settings)
+    providers = [deployed_adapter(settings, route.adapter) for route in model.routes]
     return ModelInfo(
         id=model.id,
         name=model.name,
@@ -74,9 +85,11 @@ def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:
         price_usd_per_second=model.price_usd_per_second,
         status=_status(model),
         reason=_reason(model),
+        notes=model.notes,
+        upstream_seconds=_upstream_seconds(model),
         routes=[
             ModelRoute(
-                provider=route.adapter,
+                provider=provider,
                 upstream_model=route.upstream_model,
                 min_seconds=route.min_seconds,
                 max_seconds=route.max_seconds,
@@ -85,9 +98,9 @@ def model_info(model: ModelSpec, available: set[str]) -> ModelInfo:
                 aspect_ratios=list(route.aspect_ratios),
                 image_to_video=route.image_to_video,
                 continuation=route.continues_by.value if route.continues_by else None,
-                available=route.adapter in available,
+                available=provider in available,
             )
-            for route in model.routes
+            for route, provider in zip(model.routes, providers, strict=True)
         ],
     )
 
@@ -107,5 +120,13 @@ def _reason(model: ModelSpec) -> str | None:
 @router.get("/v1/models")
 async def list_models(settings: SettingsDep) -> ModelList:
     """Every model id clients may send, including retired and unavailable ones (with why)."""
-    available = configured_providers(settings)
-    return ModelList(data=[model_info(m, available) for m in MODELS])
+    return ModelList(data=[model_info(m, settings) for m in MODELS])
+
+
+def _upstream_seconds(model: ModelSpec) -> dict[str, int]:
+    if not model.routes:
+        return {}
+    asked = range(model.shortest_seconds, model.longest_seconds + 1)
+    allowed = [s for s in asked if not model.durations or s in model.durations]
+    bought = {s: model.upstream_seconds(s, model.default_resolution) for s in allowed}
+    return {str(s): b for s, b in bought.items() if b not in (0, s)}

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from providers.catalog.data import load_models
 from providers.catalog.schema import MAX_SEGMENTS, CatalogError, ModelSpec
-from providers.families import FAMILIES, Family
+from providers.families import FAMILIES, PLATFORMS, Family
 from reelay.jobs import JobSpec, Route, bought_seconds, quoted_cost_micro_usd
 
 MODELS: tuple[ModelSpec, ...] = load_models()
@@ -21,10 +21,12 @@ DEFAULT_MODEL = "runway-gen3"
 _BY_NAME: dict[str, ModelSpec] = {
     name.lower(): model for model in MODELS for name in (model.id, *model.aliases)
 }
+# Keyed by the adapters that serve a route (a platform's, for a family served by several).
 _FAMILY_BY_UPSTREAM: dict[tuple[str, str], str] = {
-    (route.adapter, upstream): route.family
+    (adapter, upstream): route.family
     for model in MODELS
     for route in model.routes
+    for adapter in PLATFORMS.get(route.adapter, (route.adapter,))
     for upstream in (route.upstream_model, route.image_upstream_model)
     if upstream
 }
@@ -221,7 +223,8 @@ def _plan(
     audio: bool,
 ) -> tuple[list[Route], list[int]]:
     """Every route that makes the video in one clip, in failover order; else the first
-    that makes it as a chain of continued segments; else the most specific refusal."""
+    that makes it as a chain of continued segments, followed by the routes that can make
+    the same segments; else the most specific refusal."""
     shape = {"with_image": with_image, "audio": audio}
     routes = [
         route.as_route(seconds, with_image=with_image, resolution=resolution)
@@ -234,7 +237,18 @@ def _plan(
         if route.shapes(resolution, ratio, **shape):
             plan = route.plan_segments(seconds, resolution)
             if plan is not None and len(plan) <= MAX_SEGMENTS:
-                return [route.chain_route(with_image=with_image)], plan
+                # Failover for the segments: every other route that continues videos and
+                # makes each clip of this plan exactly (the chain's clips do not change).
+                others = [
+                    other
+                    for other in spec.routes
+                    if other is not route
+                    and other.continues_by is not None
+                    and other.shapes(resolution, ratio, **shape)
+                    and all(clip in other.lengths(resolution) for clip in plan)
+                ]
+                chain = [r.chain_route(with_image=with_image) for r in (route, *others)]
+                return chain, plan
     raise _no_route_error(spec, seconds, resolution, ratio, error, **shape)
 
 

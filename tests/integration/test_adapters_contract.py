@@ -38,7 +38,7 @@ from providers.base import (
 from providers.catalog import MODELS, CatalogError, resolve_request
 from providers.errors import InvalidProviderRequestError, RetryableProviderError
 from providers.fal import FalHandle
-from providers.registry import build_adapters
+from providers.registry import build_adapters, deployed_routes
 from reelay.jobs import JobSpec, Route
 from reelay.settings import Settings
 from tests.conftest import isolated_settings
@@ -419,7 +419,7 @@ async def test_every_catalog_route_is_accepted_by_its_emulated_provider(
                 resolved = resolve_request(prompt="x", model=model.id, with_image=with_image)
             except CatalogError:
                 continue
-            for route in resolved.routes:
+            for route in deployed_routes(emulator, resolved.routes):
                 prompt = unique(f"{model.id} [emu fail=internal]")
                 spec = job_for(
                     CASES["luma"],

@@ -34,7 +34,7 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types as genai_types
 from google.oauth2.credentials import Credentials as OAuthCredentials
-from lumaai.types import Generation
+from lumaai.types import Generation, GenerationListResponse
 from PIL import Image
 from pydantic import BaseModel
 from replicate.helpers import FileOutput
@@ -50,6 +50,7 @@ from runwayml.types.task_retrieve_response import (
 )
 
 from emulator.config import EmulatorConfig
+from emulator.replicate import LIST_PAGE
 
 T = TypeVar("T")
 
@@ -349,6 +350,22 @@ def test_luma_sdk_sees_each_state_and_deletes(luma: lumaai.LumaAI) -> None:
         luma.generations.delete(str(generation.id))
         with pytest.raises(lumaai.NotFoundError):
             luma.generations.get(str(generation.id))
+
+
+def test_luma_sdk_lists_generations_newest_first(luma: lumaai.LumaAI) -> None:
+    prompts = [unique(PENDING) for _ in range(4)]
+    made = [luma.generations.create(model="ray-2", prompt=prompt) for prompt in prompts]
+    luma.generations.delete(str(made[2].id))  # deleted: no longer listed
+    first = strict(GenerationListResponse, luma.generations.with_raw_response.list(limit=2).json())
+    assert [g.id for g in first.generations] == [made[3].id, made[1].id]
+    assert (first.count, first.has_more, first.limit, first.offset) == (2, True, 2, 0)
+    second = luma.generations.list(limit=2, offset=2)
+    assert second.generations[0].id == made[0].id
+    request = second.generations[0].request
+    assert isinstance(request, lumaai.types.generation.RequestGenerationRequest)
+    assert (request.model, request.prompt) == ("ray-2", prompts[0])
+    with pytest.raises(lumaai.BadRequestError):
+        luma.generations.list(limit=0)
 
 
 @pytest.mark.parametrize(
@@ -651,6 +668,30 @@ def test_replicate_predictions_parse_in_every_state(
         replicate_client.run(REPLICATE_KLING, input={"prompt": unique(REFUSE)})
     assert failed.value.prediction.status == "failed"
     assert "E005" in str(failed.value.prediction.error)
+
+
+def test_replicate_sdk_pages_through_predictions_newest_first(
+    replicate_client: replicate.Client, http: httpx.Client
+) -> None:
+    failing = unique(FAIL)
+    made = [
+        replicate_client.models.predictions.create(model=REPLICATE_KLING, input={"prompt": failing})
+        for _ in range(LIST_PAGE + 1)
+    ]
+    raw = http.get("/replicate/v1/predictions", headers={"Authorization": f"Bearer {KEY}"})
+    assert set(raw.json()) == {"previous", "next", "results"}
+    for body in raw.json()["results"]:
+        assert set(Prediction.__fields__) - {"_client"} <= set(body)
+    first = replicate_client.predictions.list()
+    assert first.previous is None and first.next is not None
+    assert [p.id for p in first] == [p.id for p in reversed(made[1:])]
+    second = replicate_client.predictions.list(first.next)
+    assert second[0].id == made[0].id and second[0].input == {"prompt": failing}
+    assert second.previous is not None
+    assert replicate_client.predictions.list(second.previous)[0].id == made[-1].id
+    with pytest.raises(replicate.exceptions.ReplicateError) as invalid:
+        replicate_client.predictions.list(f"{first.next}0")
+    assert invalid.value.status == 400
 
 
 def test_replicate_refusals_are_the_sdks_errors(replicate_client: replicate.Client) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -24,7 +27,8 @@ async def test_a_download_slower_than_the_heartbeat_timeout_is_stored_in_one_att
     settings: Settings,
 ) -> None:
     prompt = unique_prompt(f"[emu gen=1 slow={SLOW_BYTES_PER_SECOND}] a snail on a leaf")
-    spec = job_spec(settings, prompt, duration_seconds=2)
+    # 4 s: one whole clip of seed 000's default (1080p) route, stored as downloaded (no trim).
+    spec = job_spec(settings, prompt, duration_seconds=4)
     async with running_worker(settings) as client:
         handle = await start(client, settings, spec)
         result = await handle.result()
@@ -34,17 +38,35 @@ async def test_a_download_slower_than_the_heartbeat_timeout_is_stored_in_one_att
     # The body alone took longer than a heartbeat timeout to arrive.
     seconds = result.video.size_bytes / SLOW_BYTES_PER_SECOND
     assert seconds > STORE_HEARTBEAT_TIMEOUT.total_seconds()
+    assert store_attempts(history) == [1]
+
+
+def store_attempts(history: Any) -> list[int]:
+    """The attempt numbers of the job's `store_video` activity, from its history."""
     scheduled = {
         e.event_id
         for e in history.events
         if e.activity_task_scheduled_event_attributes.activity_type.name == "store_video"
     }
-    attempts = [
+    return [
         e.activity_task_started_event_attributes.attempt
         for e in history.events
         if e.activity_task_started_event_attributes.scheduled_event_id in scheduled
     ]
-    assert attempts == [1]
+
+
+async def test_a_download_cut_half_way_is_resumed_within_one_attempt(settings: Settings) -> None:
+    prompt = unique_prompt("[emu gen=1 truncate=1] a kite that lost its string")
+    spec = job_spec(settings, prompt, duration_seconds=2)
+    async with running_worker(settings) as client:
+        handle = await start(client, settings, spec)
+        result = await handle.result()
+        history = await handle.fetch_history()
+    assert result.status is JobStatus.COMPLETED
+    assert result.video is not None
+    stored = s3_client(settings).get_object(settings.s3_bucket, result.video.key).read()
+    assert hashlib.sha256(stored).hexdigest() == result.video.sha256
+    assert store_attempts(history) == [1]  # the rest was fetched with a Range request
 
 
 async def test_an_unreachable_s3_is_a_retryable_error_that_names_no_internals() -> None:

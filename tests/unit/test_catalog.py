@@ -13,7 +13,7 @@ from providers.catalog import (
     find_model,
     resolve_request,
 )
-from reelay.jobs import JobSpec, Route, settled_cost_micro_usd
+from reelay.jobs import Continuation, JobSpec, Route, settled_cost_micro_usd
 
 SEED_000_MODELS = {
     "veo-3": (60, 0.35),
@@ -81,15 +81,16 @@ def test_a_length_the_route_cannot_make_is_generated_longer_and_trimmed() -> Non
     assert resolved.estimated_cost_micro_usd == 5 * 350_000  # billed for what was asked
     exact = resolve_request(prompt="x", model="veo-3", duration_seconds=6, resolution="720p")
     assert exact.routes[0].clip_seconds is None
-    # At 1080p Veo makes 8 s clips only: 5 s is made as 8 s and trimmed.
-    full_hd = resolve_request(prompt="x", model="veo-3", duration_seconds=5)
-    assert full_hd.routes[0].clip_seconds == 8
+    # Veo 3 makes only 8 s clips at 1080p (its default).
+    assert (
+        resolve_request(prompt="x", model="veo-3", duration_seconds=6).routes[0].clip_seconds == 8
+    )
 
 
 @pytest.mark.parametrize(
     ("model", "seconds", "mechanism", "segments"),
     [
-        ("veo-3", 60, "last_frame", [8] * 8),  # 1080p: 8 s clips only, the last one trimmed
+        ("veo-3", 60, "last_frame", [8, 8, 8, 8, 8, 8, 8, 8]),  # 8 s clips only at 1080p
         ("runway-gen3", 16, "last_frame", [8, 8]),  # 1080p: Runway's veo3.1_fast
         ("luma-dream-machine", 10, "keyframe", [9, 5]),
     ],
@@ -148,3 +149,16 @@ def test_cost_is_price_times_duration_and_settles_on_the_stored_duration() -> No
     # A provider that delivers a little extra never costs more than the quote.
     assert settled_cost_micro_usd(spec, 8.4) == 800_000
     assert settled_cost_micro_usd(_spec(4, 67_000), 4.0) == 268_000
+
+
+def test_a_chain_carries_every_route_that_makes_the_same_segments() -> None:
+    """Segments fail over among routes that can make each planned clip and continue it."""
+    veo = resolve_request(prompt="x", model="veo-3", duration_seconds=60)
+    assert [(r.adapter, r.upstream_model) for r in veo.routes] == [
+        ("veo", "veo-3.0-generate-001"),
+        ("runway", "veo3.1"),
+    ]
+    assert all(r.continuation is Continuation.LAST_FRAME for r in veo.routes)
+    # gen4.5's 10 s clips are made by no other runway-gen3 route: no failover for that chain.
+    gen45 = resolve_request(prompt="x", model="runway-gen3", duration_seconds=16, resolution="720p")
+    assert gen45.segments == [10, 6] and len(gen45.routes) == 1

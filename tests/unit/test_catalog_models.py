@@ -19,6 +19,7 @@ from providers.catalog import (
     route_family,
 )
 from providers.fal import fal_input
+from providers.families import PLATFORMS
 from providers.luma import generation_body
 from providers.registry import PROVIDERS
 from providers.replicate import replicate_input
@@ -105,12 +106,12 @@ def test_every_client_model_id_resolves_or_says_why_not(model_id: str) -> None:
     else:
         resolved = resolve_request(prompt="a cat", model=model_id)
     assert resolved.duration_seconds == resolved.model.default_duration_seconds
-    assert resolved.routes and {r.adapter for r in resolved.routes} <= set(PROVIDERS)
+    assert resolved.routes and {r.adapter for r in resolved.routes} <= {*PROVIDERS, *PLATFORMS}
 
 
 def test_seed_000_models_keep_their_prices_and_get_their_routes() -> None:
     expected = {
-        "veo-3": (60, 0.35, [("gemini", "veo-3.0-generate-001"), ("runway", "veo3.1")]),
+        "veo-3": (60, 0.35, [("veo", "veo-3.0-generate-001"), ("runway", "veo3.1")]),
         "runway-gen3": (16, 0.10, [("runway", "gen4.5"), ("runway", "veo3.1_fast")]),
         "luma-dream-machine": (10, 0.06, [("luma", "ray-2")]),
         "pika": (4, 0.067, [("fal", "fal-ai/pika/v2.2/text-to-video")]),
@@ -157,7 +158,7 @@ def test_audio_models_and_prices() -> None:
 def test_resolution_dependent_durations() -> None:
     at_1080 = resolve_request(prompt="x", model="veo-3.1", duration_seconds=4, resolution="1080p")
     assert [(r.adapter, r.clip_seconds) for r in at_1080.routes] == [
-        ("gemini", 8),
+        ("veo", 8),
         ("runway", None),
     ]
     at_720 = resolve_request(prompt="x", model="veo-3.1", duration_seconds=4, resolution="720p")
@@ -242,7 +243,7 @@ def _express(route: Route, job: JobSpec, image: SourceImage | None) -> None:
         runway_ratio(job.aspect_ratio, job.resolution, family, with_image=image is not None)
     elif route.adapter == "luma":
         generation_body(job, route, image, None)
-    elif route.adapter == "gemini":
+    elif route.adapter == "veo":
         predict_body(job, route, image)
     elif route.adapter == "fal":
         fal_input(job, route, image)

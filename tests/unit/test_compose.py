@@ -49,7 +49,8 @@ def generate_secrets(directory: Path) -> subprocess.CompletedProcess[str]:
     script = interpolate("\n".join(all_strings(SERVICES["secrets-init"]["command"])))
     env = {k: v for k, v in environment("secrets-init").items()}
     env |= {"SECRETS_DIR": str(directory), "APP_UID": str(os.getuid())}
-    env |= {"TEMPORAL_UID": str(os.getuid()), "PATH": os.environ["PATH"]}
+    env |= {"TEMPORAL_UID": str(os.getuid()), "GRAFANA_UID": str(os.getuid())}
+    env |= {"PATH": os.environ["PATH"]}
     return subprocess.run(
         ["/bin/sh", "-c", script], env=env, capture_output=True, text=True, check=True, timeout=30
     )

@@ -17,7 +17,7 @@ import json
 import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Annotated, Any, get_args, get_origin
 
@@ -31,7 +31,8 @@ import replicate
 import runwayml
 from google import genai
 from google.genai import types as genai_types
-from lumaai.types import generation_create_params
+from google.oauth2.credentials import Credentials as OAuthCredentials
+from lumaai.types import GenerationListResponse, generation_create_params
 from pydantic import TypeAdapter, ValidationError
 from runwayml.types import image_to_video_create_params, text_to_video_create_params
 
@@ -41,10 +42,13 @@ from providers.errors import ProviderError, ProviderUnavailableError, RetryableP
 from providers.fal import FalAdapter, fal_input
 from providers.families import Family
 from providers.http import raise_for_status
+from providers.lookup import unsigned
+from providers.luma import LIST_LIMIT as LUMA_LIST_LIMIT
 from providers.luma import LumaAdapter, generation_body
 from providers.replicate import ReplicateAdapter, replicate_input
 from providers.runway import RunwayAdapter, task_request
 from providers.veo import VeoAdapter, predict_body
+from providers.vertex import VertexAdapter, vertex_body
 from reelay.jobs import JobSpec, Route
 
 PAYLOADS = resources.files("tests").joinpath("payloads")
@@ -399,7 +403,7 @@ async def gemini_sdk_request(
     assert operation.name == payload("gemini", "running")["name"]
 
 
-@pytest.mark.parametrize("shape", by_adapter("gemini"))
+@pytest.mark.parametrize("shape", by_adapter("veo"))
 async def test_veo_requests_match_the_sdk(shape: Shape) -> None:
     recorder = Recorder(gemini_answer)
     spec, route = shape.job_and_route()
@@ -409,6 +413,199 @@ async def test_veo_requests_match_the_sdk(shape: Shape) -> None:
     await gemini_sdk_request(recorder, spec, route, image)
     ours, sdk = recorder.posts()
     same_request(ours, sdk, ("x-goog-api-key",))
+
+
+# --- Veo on Vertex AI -----------------------------------------------------------------------
+
+VERTEX_BASE = "https://us-central1-aiplatform.googleapis.com"
+VERTEX_PROJECT, VERTEX_REGION = "reelay-test", "us-central1"
+VERTEX_TOKEN = "ya29.test-token"
+VERTEX_OUTPUT = "gs://reelay-out/veo/"
+EARLIER_BYTES = b"\x00\x00\x00\x20ftypisom earlier clip"
+
+
+def vertex_token() -> OAuthCredentials:
+    return OAuthCredentials(token=VERTEX_TOKEN)  # type: ignore[no-untyped-call]
+
+
+def vertex_adapter(transport: httpx.AsyncBaseTransport, output: str | None) -> VertexAdapter:
+    return VertexAdapter(
+        f"{VERTEX_BASE}/v1",
+        project=VERTEX_PROJECT,
+        location=VERTEX_REGION,
+        credentials=vertex_token(),
+        output_uri=output,
+        transport=transport,
+    )
+
+
+def vertex_client(http: httpx.AsyncClient) -> genai.Client:
+    """google-genai in Vertex AI mode, on Vertex's GA version (the SDK defaults to v1beta1)."""
+    return genai.Client(
+        vertexai=True,
+        project=VERTEX_PROJECT,
+        location=VERTEX_REGION,
+        credentials=vertex_token(),
+        http_options=genai_types.HttpOptions(api_version="v1", httpx_async_client=http),
+    )
+
+
+def earlier_video(output: str | None) -> genai_types.Video:
+    """The earlier output an extension continues: in Cloud Storage, or its bytes."""
+    if output:
+        return genai_types.Video(uri=f"{output}earlier/sample_0.mp4", mime_type="video/mp4")
+    return genai_types.Video(video_bytes=EARLIER_BYTES, mime_type="video/mp4")
+
+
+def vertex_answer(output: str | None) -> Callable[[httpx.Request], httpx.Response]:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith(":fetchPredictOperation"):  # the video to extend
+            video = earlier_video(output)
+            stored = {"gcsUri": video.uri, "mimeType": "video/mp4"}
+            if video.video_bytes:
+                inline = base64.b64encode(video.video_bytes).decode()
+                stored = {"bytesBase64Encoded": inline, "mimeType": "video/mp4"}
+            done = payload("vertex", "done_gcs") | {
+                "name": json.loads(request.content)["operationName"]
+            }
+            done["response"] = done["response"] | {"videos": [stored]}
+            return httpx.Response(200, json=done)
+        return httpx.Response(200, json=payload("vertex", "running"))
+
+    return answer
+
+
+async def vertex_sdk_request(
+    recorder: Recorder, spec: JobSpec, route: Route, image: SourceImage | None, output: str | None
+) -> None:
+    """The same call through google-genai in Vertex AI mode."""
+    family = family_of(route)
+    config = genai_types.GenerateVideosConfig(
+        number_of_videos=1,
+        aspect_ratio=spec.aspect_ratio,
+        duration_seconds=route.clip_seconds or spec.duration_seconds,
+        resolution=spec.resolution if family.audio else None,
+        negative_prompt=spec.negative_prompt,
+        enhance_prompt=True if spec.enhance_prompt else None,
+        generate_audio=spec.audio if family.audio else None,
+        seed=spec.seed,
+        output_gcs_uri=output,
+    )
+    async with httpx.AsyncClient(transport=recorder.transport) as http:
+        source = genai_types.GenerateVideosSource(
+            prompt=spec.prompt,
+            image=genai_types.Image(image_bytes=image.data, mime_type=image.content_type)
+            if image
+            else None,
+            video=earlier_video(output) if spec.continue_from else None,
+        )
+        operation = await vertex_client(http).aio.models.generate_videos(
+            model=route.upstream_model, source=source, config=config
+        )
+    assert operation.name == payload("vertex", "running")["name"]
+
+
+def starts(recorder: Recorder) -> list[httpx.Request]:
+    return [r for r in recorder.seen if r.url.path.endswith(":predictLongRunning")]
+
+
+@pytest.mark.parametrize("output", [None, VERTEX_OUTPUT], ids=["inline", "gcs"])
+@pytest.mark.parametrize("shape", by_adapter("veo"))
+async def test_vertex_requests_match_the_sdk(shape: Shape, output: str | None) -> None:
+    recorder = Recorder(vertex_answer(output))
+    spec, route = shape.job_and_route()
+    if spec.continue_from:
+        spec = spec.model_copy(update={"continue_from": payload("vertex", "done_gcs")["name"]})
+    image = HTTPS_IMAGE if shape.with_image else None
+    adapter = vertex_adapter(recorder.transport, output)
+    assert await adapter.submit(spec, route, image=image) == payload("vertex", "running")["name"]
+    await adapter.aclose()
+    await vertex_sdk_request(recorder, spec, route, image, output)
+    ours, sdk = starts(recorder)
+    assert ours.url.host == "us-central1-aiplatform.googleapis.com"
+    assert ours.url.path == (
+        f"/v1/projects/{VERTEX_PROJECT}/locations/{VERTEX_REGION}"
+        f"/publishers/google/models/{route.upstream_model}:predictLongRunning"
+    )
+    same_request(ours, sdk, ("authorization", "x-goog-user-project", "content-type"))
+    assert ours.headers["authorization"] == f"Bearer {VERTEX_TOKEN}"
+    assert "x-goog-api-key" not in ours.headers
+
+
+def test_vertex_takes_what_the_gemini_api_refuses() -> None:
+    """Vertex AI sends `generateAudio` (Veo 3 silent unless asked) and `seed`; Veo 2 gets
+    neither a resolution nor an audio switch on either platform."""
+    spec = job(duration_seconds=8, audio=False, seed=7)
+    veo3 = Route(adapter="vertex", upstream_model="veo-3.0-generate-001", family="veo-3")
+    parameters = vertex_body(spec, veo3, None, None)["parameters"]
+    assert (parameters["generateAudio"], parameters["seed"]) == (False, 7)
+    assert "storageUri" not in parameters
+    veo2 = Route(adapter="vertex", upstream_model="veo-2.0-generate-001", family="veo-2")
+    assert {"generateAudio", "resolution"}.isdisjoint(
+        vertex_body(spec, veo2, None, None)["parameters"]
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["running", "done_gcs", "done_inline", "rai_filtered", "error", "cancelled"]
+)
+async def test_vertex_operations_read_as_the_sdk_reads_them(name: str) -> None:
+    """Poll one recorded operation with the adapter and with google-genai's
+    `operations.get` in Vertex AI mode: the same request, state, video and verdict."""
+    body = payload("vertex", name)
+    recorder = Recorder(lambda r: httpx.Response(200, json=body))
+    adapter = vertex_adapter(recorder.transport, None)
+    route = Route(adapter="vertex", upstream_model="veo-3.0-generate-001")
+    ours = await adapter.poll(route, body["name"])
+    async with httpx.AsyncClient(transport=recorder.transport) as http:
+        sdk = await vertex_client(http).aio.operations.get(
+            genai_types.GenerateVideosOperation(name=body["name"])
+        )
+    ours_request, sdk_request = recorder.seen
+    same_request(ours_request, sdk_request, ("authorization", "content-type"))
+    assert ours_request.url.path.endswith("veo-3.0-generate-001:fetchPredictOperation")
+    videos = (sdk.response.generated_videos or []) if sdk.response else []
+    video = videos[0].video if videos else None
+    filtered = bool(sdk.response and sdk.response.rai_media_filtered_count)
+    assert (ours.state is TaskState.RUNNING) == (not sdk.done)
+    assert (ours.state is TaskState.CANCELLED) == bool(sdk.error and sdk.error["code"] == 1)
+    assert (ours.failure_kind is FailureKind.CONTENT_REFUSED) == filtered
+    assert (ours.state is TaskState.SUCCEEDED) == (video is not None)
+    if video is not None and video.uri:
+        assert ours.output_url == video.uri
+    elif video is not None:
+        async with adapter.download(str(ours.output_url)) as response:
+            assert await response.aread() == video.video_bytes
+    await adapter.aclose()
+
+
+async def test_vertex_downloads_stored_videos_with_its_token_and_cancels() -> None:
+    """A `gs://` output comes through Cloud Storage's JSON API media download, with the
+    same bearer token; a cancel goes to the operation, and a refused one is no error."""
+    recorder = Recorder(
+        lambda r: (
+            httpx.Response(200, content=b"mp4")
+            if r.url.host == "storage.googleapis.com"
+            else httpx.Response(400, json={"error": {"code": 400, "message": "not cancellable"}})
+        )
+    )
+    adapter = vertex_adapter(recorder.transport, VERTEX_OUTPUT)
+    stored = payload("vertex", "done_gcs")["response"]["videos"][0]["gcsUri"]
+    async with adapter.download(stored) as response:
+        assert await response.aread() == b"mp4"
+    route = Route(adapter="vertex", upstream_model="veo-3.0-generate-001")
+    await adapter.cancel(route, payload("vertex", "running")["name"])
+    await adapter.aclose()
+    download, cancel = recorder.seen
+    bucket, _, name = stored.removeprefix("gs://").partition("/")
+    assert download.url.raw_path.decode() == (
+        f"/storage/v1/b/{bucket}/o/{name.replace('/', '%2F')}?alt=media"
+    )
+    assert download.headers["authorization"] == f"Bearer {VERTEX_TOKEN}"
+    assert (cancel.method, cancel.url.path) == (
+        "POST",
+        f"/v1/{payload('vertex', 'running')['name']}:cancel",
+    )
 
 
 # --- fal ------------------------------------------------------------------------------------
@@ -502,11 +699,15 @@ async def test_every_offered_combination_is_one_the_provider_takes(
         elif route.adapter == "luma":
             body = generation_body(spec, one, image, None)
             check_typed(body, generation_create_params.GenerationCreateParams)
-        elif route.adapter == "gemini":
+        elif route.adapter == "veo":  # on both platforms
             recorder = Recorder(gemini_answer)
             await gemini_sdk_request(recorder, spec, one, image)
             (sdk,) = recorder.posts()
             assert json.loads(sdk.content) == predict_body(spec, one, image)
+            recorder = Recorder(vertex_answer(VERTEX_OUTPUT))
+            await vertex_sdk_request(recorder, spec, one, image, VERTEX_OUTPUT)
+            (sdk,) = recorder.posts()
+            assert json.loads(sdk.content) == vertex_body(spec, one, image, VERTEX_OUTPUT)
         elif route.adapter == "fal":
             check_schema(fal_input(spec, one, image), FAL_SCHEMAS, one.upstream_model)
         else:
@@ -724,3 +925,153 @@ async def test_fal_poll_result_and_cancel_match_the_sdk(fal_on: Recorder) -> Non
         assert ours.headers["authorization"] == theirs.headers["authorization"]
     # fal documents `?logs=1`; its client sends `logs=true`: the same switch.
     assert ours_status.url.params["logs"] == "1" and sdk_status.url.params["logs"] == "true"
+
+
+# --- finding a lost submit: the list calls --------------------------------------------------
+
+NOW = datetime.now(UTC)
+SINCE = NOW - timedelta(minutes=1)
+SIGNED = SourceImage(
+    url="https://bucket.test/in.png?X-Amz-Signature=new", content_type="image/png", data=PNG
+)
+EARLIER_SIGNED = "https://bucket.test/in.png?X-Amz-Signature=old"
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def same_get(ours: httpx.Request, sdk: httpx.Request) -> None:
+    assert (ours.method, ours.url.host, ours.url.path) == (sdk.method, sdk.url.host, sdk.url.path)
+    assert dict(ours.url.params) == dict(sdk.url.params)
+    assert ours.headers["authorization"] == sdk.headers["authorization"]
+
+
+def luma_generation(gid: str, request: dict[str, Any], created: datetime) -> dict[str, Any]:
+    return {
+        **payload("luma", "dreaming"),
+        "id": gid,
+        "created_at": iso(created),
+        "request": request,
+    }
+
+
+async def test_luma_finds_a_lost_generation_as_the_sdk_lists_them() -> None:
+    """Paged by `limit`/`offset` as `generations.list` sends them; the job's generation is
+    the one of the route's model echoing the job's callback URL or, without one, the
+    adapter's whole request, whatever the source image's signature."""
+    spec = job(image={"key": "in.png", "content_type": "image/png"})
+    route = Route(adapter="luma", upstream_model="ray-2", family="luma-ray", clip_seconds=5)
+    mine = generation_body(spec, route, SIGNED, CALLBACK)
+    mine["keyframes"] = {"frame0": {"type": "image", "url": EARLIER_SIGNED}}
+    others = [
+        luma_generation(f"other-{n}", {**mine, "callback_url": CALLBACK + str(n)}, NOW)
+        for n in range(LUMA_LIST_LIMIT)
+    ]
+    pages = {
+        "0": {"generations": others, "count": len(others), "has_more": True},
+        str(LUMA_LIST_LIMIT): {
+            "generations": [
+                luma_generation("lost", mine, NOW),
+                luma_generation("older", mine, SINCE - timedelta(seconds=1)),
+            ],
+            "has_more": False,
+        },
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=pages[request.url.params["offset"]])
+
+    recorder = Recorder(answer)
+    base = "https://luma.test/dream-machine/v1"
+    adapter = LumaAdapter(base, KEY, transport=recorder.transport)
+    found = await adapter.find_submitted(
+        spec, route, since=SINCE, image=SIGNED, callback_url=CALLBACK
+    )
+    assert found == "lost"
+    ours = list(recorder.seen)
+    async with httpx.AsyncClient(transport=recorder.transport) as http:
+        client = lumaai.AsyncLumaAI(auth_token=KEY, base_url=base, http_client=http, max_retries=0)
+        listed = [
+            await client.generations.list(limit=LUMA_LIST_LIMIT, offset=offset)
+            for offset in (0, LUMA_LIST_LIMIT)
+        ]
+    assert listed[1].generations[0].id == "lost"
+    for page in pages.values():
+        GenerationListResponse.model_validate(page)
+    assert len(ours) == 2
+    for own, sdk in zip(ours, recorder.seen[2:], strict=True):
+        same_get(own, sdk)
+    elsewhere = await adapter.find_submitted(
+        spec, route, since=SINCE, image=SIGNED, callback_url=CALLBACK + "x"
+    )
+    assert elsewhere is None
+    # Without a callback URL the whole request is compared, the image by its object.
+    unhooked = {k: v for k, v in mine.items() if k != "callback_url"}
+    pages["0"] = {
+        "generations": [
+            luma_generation("other-prompt", {**unhooked, "prompt": "a cat"}, NOW),
+            luma_generation("lost", unhooked, NOW),
+        ],
+        "has_more": False,
+    }
+    assert await adapter.find_submitted(spec, route, since=SINCE, image=SIGNED) == "lost"
+    other_image = SourceImage(
+        url="https://bucket.test/other.png", content_type="image/png", data=PNG
+    )
+    assert await adapter.find_submitted(spec, route, since=SINCE, image=other_image) is None
+
+
+async def test_replicate_finds_a_lost_prediction_as_the_sdk_lists_them() -> None:
+    """Paged by the `next` URL as `predictions.list` follows it; the job's prediction is the
+    one of the route's model whose input is the adapter's own, whatever the image's
+    signature; a `next` on another host is not followed (it would get our key)."""
+    shape = next(s for s in ALL_SHAPES if s.route.adapter == "replicate" and s.with_image)
+    spec, route = shape.job_and_route()
+    base = "https://api.replicate.test"
+    mine = unsigned(replicate_input(spec, route, SIGNED), SIGNED)
+    mine = {k: EARLIER_SIGNED if v == SIGNED.url.partition("?")[0] else v for k, v in mine.items()}
+    assert EARLIER_SIGNED in mine.values()
+
+    def prediction(pid: str, model: str, inputs: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **payload("replicate", "processing"),
+            "id": pid,
+            "model": model,
+            "input": inputs,
+            "created_at": iso(NOW),
+        }
+
+    pages = {
+        "": {
+            "previous": None,
+            "next": f"{base}/v1/predictions?cursor=page2",
+            "results": [
+                prediction("other-model", "someone/else", mine),
+                prediction("other-input", route.upstream_model, {**mine, "prompt": "x"}),
+            ],
+        },
+        "page2": {
+            "previous": f"{base}/v1/predictions?cursor=page1",
+            "next": "https://elsewhere.test/v1/predictions?cursor=page3",
+            "results": [prediction("lost", route.upstream_model, mine)],
+        },
+    }
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=pages[request.url.params.get("cursor", "")])
+
+    recorder = Recorder(answer)
+    adapter = ReplicateAdapter(base, KEY, transport=recorder.transport)
+    assert await adapter.find_submitted(spec, route, since=SINCE, image=SIGNED) == "lost"
+    assert len(recorder.seen) == 2
+    client = replicate.Client(api_token=KEY, base_url=base, transport=recorder.transport)
+    first = await client.predictions.async_list()
+    second = await client.predictions.async_list(first.next)
+    assert [p.id for p in second] == ["lost"]
+    for own, sdk in zip(recorder.seen[:2], recorder.seen[2:], strict=True):
+        same_get(own, sdk)
+    recorder.seen.clear()
+    pages["page2"]["results"] = []
+    assert await adapter.find_submitted(spec, route, since=SINCE, image=SIGNED) is None
+    assert {r.url.host for r in recorder.seen} == {"api.replicate.test"}

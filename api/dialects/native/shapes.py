@@ -104,6 +104,9 @@ class Perf(BaseModel):
     latency_ms: int | None = None
     generation_time_ms: int | None = None
     cost_usd: float | None = None
+    upstream_seconds: int | None = Field(
+        default=None, description="seconds bought upstream (a clip made longer, or a chain's)"
+    )
 
 
 class VideoInfo(BaseModel):
@@ -165,6 +168,7 @@ def render(view: JobView, settings: Settings, *, latency_ms: int | None = None) 
         model_used=view.model_used,
         provider=view.provider,
         latency_ms=latency_ms,
+        upstream_seconds=view.upstream_seconds,
     )
     body = Generation(
         id=view.job_id,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from api.dialects.links import signed_links
 from api.dialects.outcome import failure_of
 from providers.catalog import ModelSpec, find_model
+from providers.families import PLATFORMS
 from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
 
@@ -163,7 +164,7 @@ def enhancement_applied(view: JobView) -> bool:
         return False
     return any(
         route.enhance_prompt
-        and route.adapter == view.provider
+        and view.provider in PLATFORMS.get(route.adapter, (route.adapter,))
         and view.model_used in (route.upstream_model, route.image_upstream_model)
         for route in spec.routes
     )

@@ -1,0 +1,114 @@
+"""The submit activity's retry: where the adapter can find a lost attempt's task, it is taken
+instead of submitting again; anywhere else (no lookup, nothing found, lookup failing) the
+retry submits as the first attempt did."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+import pytest
+from temporalio.testing import ActivityEnvironment
+
+from activities.inputs import SubmitRequest
+from activities.jobs import SUBMIT_CLOCK_SKEW, JobActivities
+from providers.base import FindsSubmitted, SourceImage
+from providers.errors import RetryableProviderError
+from reelay.callbacks import callback_url
+from reelay.jobs import JobSpec, Route
+from tests.conftest import isolated_settings
+from tests.support import job_spec
+
+SETTINGS = isolated_settings(public_url="https://gw.test")
+
+
+class Submits:
+    """An adapter without a lookup (as Runway, fal, Veo): counts its creates."""
+
+    name = "fake"
+
+    def __init__(self) -> None:
+        self.created: list[str | None] = []
+
+    async def submit(
+        self,
+        job: JobSpec,
+        route: Route,
+        *,
+        image: SourceImage | None = None,
+        callback_url: str | None = None,
+    ) -> str:
+        self.created.append(callback_url)
+        return f"new-{len(self.created)}"
+
+
+class Finds(Submits):
+    """An adapter whose provider lists its tasks (as Luma, Replicate)."""
+
+    def __init__(self, found: str | None = None, error: Exception | None = None) -> None:
+        super().__init__()
+        self.found, self.error = found, error
+        self.lookups: list[dict[str, Any]] = []
+
+    async def find_submitted(
+        self,
+        job: JobSpec,
+        route: Route,
+        *,
+        since: datetime,
+        image: SourceImage | None = None,
+        callback_url: str | None = None,
+    ) -> str | None:
+        self.lookups.append({"since": since, "image": image, "callback_url": callback_url})
+        if self.error is not None:
+            raise self.error
+        return self.found
+
+
+async def run_attempt(adapter: Submits, attempt: int) -> tuple[str, SubmitRequest]:
+    job = job_spec(SETTINGS, "a lighthouse at dusk", duration_seconds=4)
+    route = job.routes[0].model_copy(update={"adapter": "fake"})
+    request = SubmitRequest(job=job, route=route)
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, attempt=attempt)
+    activities = JobActivities(SETTINGS, {"fake": adapter}, s3=None)
+    return await env.run(activities.submit_to_provider, request), request
+
+
+def test_the_fakes_are_what_they_stand_for() -> None:
+    assert isinstance(Finds(), FindsSubmitted)
+    assert not isinstance(Submits(), FindsSubmitted)
+
+
+async def test_a_first_attempt_submits_without_looking() -> None:
+    adapter = Finds(found="lost")
+    task_id, request = await run_attempt(adapter, attempt=1)
+    assert task_id == "new-1"
+    assert adapter.lookups == []
+    assert adapter.created == [callback_url(SETTINGS, "fake", request.job.job_id)]
+
+
+async def test_a_retry_takes_the_task_its_lost_predecessor_made() -> None:
+    adapter = Finds(found="lost")
+    task_id, request = await run_attempt(adapter, attempt=2)
+    assert task_id == "lost"
+    assert adapter.created == []
+    (lookup,) = adapter.lookups
+    assert lookup["callback_url"] == callback_url(SETTINGS, "fake", request.job.job_id)
+    scheduled = ActivityEnvironment.default_info().scheduled_time
+    assert lookup["since"] == scheduled - SUBMIT_CLOCK_SKEW
+
+
+@pytest.mark.parametrize(
+    "adapter",
+    [
+        pytest.param(Finds(found=None), id="nothing-found"),
+        pytest.param(Finds(error=RetryableProviderError("503", provider="fake")), id="failing"),
+        pytest.param(Submits(), id="no-lookup"),
+    ],
+)
+async def test_a_retry_submits_when_nothing_is_found(adapter: Submits) -> None:
+    task_id, _ = await run_attempt(adapter, attempt=3)
+    assert task_id == "new-1"
+    assert len(adapter.created) == 1
