@@ -40,6 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from reelay.accounts import AccountState, Ledger
 
 SCHEMA_VERSION = 1
+# How many transaction timeouts a write may wait for its turn in this process (SQLite).
+WRITE_QUEUE_TIMEOUTS = 10
 T = TypeVar("T")
 
 metadata = MetaData()
@@ -103,7 +105,7 @@ class LedgerStore:
     ) -> T:
         """Run `change` on the tenant's ledger in one transaction (the account is opened with
         its opening balance on first use); an exception from it rolls everything back."""
-        async with self._bounded(), self._writer(), self.engine.begin() as conn:
+        async with self._writer(), self._bounded(), self.engine.begin() as conn:
             state = await self._locked(conn, tenant_id, opening_micro_usd)
             return await self._apply(conn, tenant_id, state, change)
 
@@ -124,7 +126,7 @@ class LedgerStore:
     async def change_existing(self, tenant_id: str, change: Callable[[Ledger], T]) -> T | None:
         """`change` on a ledger that exists (None when the tenant has none: nothing to settle,
         and no account is opened with a made-up balance)."""
-        async with self._bounded(), self._writer(), self.engine.begin() as conn:
+        async with self._writer(), self._bounded(), self.engine.begin() as conn:
             query = select(accounts.c.state).where(accounts.c.tenant_id == tenant_id)
             state = (await conn.execute(query.with_for_update())).scalar_one_or_none()
             if state is None:
@@ -167,11 +169,20 @@ class LedgerStore:
 
     @asynccontextmanager
     async def _writer(self) -> AsyncIterator[None]:
+        """This process's turn to write (SQLite). The wait is bounded apart from the
+        transaction's own timeout: a burst queues here longer than one transaction may take."""
         if self._write_lock is None:
             yield
             return
-        async with self._write_lock:
+        try:
+            async with asyncio.timeout(self.timeout_seconds * WRITE_QUEUE_TIMEOUTS):
+                await self._write_lock.acquire()
+        except TimeoutError as exc:
+            raise StoreUnavailable("ledger store busy: too many writes queued") from exc
+        try:
             yield
+        finally:
+            self._write_lock.release()
 
     @asynccontextmanager
     async def _bounded(self) -> AsyncIterator[None]:
