@@ -7,12 +7,14 @@ import asyncio
 import signal
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import timedelta
 
 import prometheus_client
 import structlog
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.accounts import AccountActivities
 from activities.jobs import JobActivities
 from activities.observe import ObservingInterceptor
 from activities.webhooks import WebhookActivities
@@ -23,6 +25,7 @@ from reelay import metrics
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
 from reelay.storage import ensure_bucket, s3_client
+from reelay.store import LedgerStore
 from reelay.temporal import connect
 from reelay.tenants import TenantDirectory
 from reelay.tracing import configure_tracing, shutdown_tracing
@@ -35,6 +38,8 @@ from workflows.webhook_delivery import WebhookDeliveryWorkflow
 log = structlog.get_logger()
 
 #: Every workflow type the workers run (the replay test checks each has a recorded history).
+#: `AccountWorkflow` is no longer started (the ledger store admits jobs); it stays registered
+#: for the runs still open and the jobs settling with it.
 WORKFLOWS = [
     VideoGenerationWorkflow,
     ClipWorkflow,
@@ -48,7 +53,7 @@ WORKFLOWS = [
 BATCH_LINE_SLOTS = 2_000
 
 
-def build_workers(client: Client, settings: Settings) -> list[Worker]:
+def build_workers(client: Client, settings: Settings, accounts: AccountActivities) -> list[Worker]:
     s3 = s3_client(settings)
     ensure_bucket(s3, settings.s3_bucket)
     activities = JobActivities(settings, build_adapters(settings), s3)
@@ -65,6 +70,7 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
             activities.store_video,
             activities.stitch_segments,
             activities.cancel_at_provider,
+            accounts.settle_job,
             WebhookActivities(settings, render=webhook_renderer(settings)).deliver_webhook,
             batch.validate_page,
             batch.plan_page,
@@ -98,11 +104,32 @@ def build_workers(client: Client, settings: Settings) -> list[Worker]:
 
 @asynccontextmanager
 async def serving(client: Client, settings: Settings) -> AsyncIterator[None]:
-    """Run all of Reelay's workers until the block ends."""
+    """Run all of Reelay's workers, and the reaper, until the block ends."""
+    store = await LedgerStore.open(settings.ledger_database_url, settings.database_timeout_seconds)
+    accounts = AccountActivities(client, store, timedelta(seconds=settings.reaper_grace_seconds))
     async with AsyncExitStack() as stack:
-        for worker in build_workers(client, settings):
+        stack.push_async_callback(store.close)
+        for worker in build_workers(client, settings, accounts):
             await stack.enter_async_context(worker)
+        reaper = asyncio.create_task(reap_forever(accounts, settings.reaper_grace_seconds / 2))
+        stack.callback(reaper.cancel)
         yield
+
+
+async def reap_forever(accounts: AccountActivities, every_seconds: float) -> None:
+    """Release reservations whose job never started, every `every_seconds`. A loop in each
+    worker rather than a Temporal Schedule: it writes no history, needs nothing created on
+    the server, and several workers reaping at once is safe (each release is a transaction
+    that re-checks the reservation)."""
+    while True:
+        try:
+            released = await accounts.reap()
+        except Exception:
+            log.exception("reaper pass failed; trying again next time")
+        else:
+            if released:
+                log.info("reaper released reservations", released=released)
+        await asyncio.sleep(every_seconds)
 
 
 async def main() -> None:

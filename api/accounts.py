@@ -1,110 +1,99 @@
-"""Talking to a tenant's `AccountWorkflow`: submits, balance, top-ups, queue positions."""
+"""A tenant's account in the ledger store: submits, releases, balance, top-ups, positions.
+
+Each call is one short transaction on the tenant's row (`reelay.store`) running the pure
+`Ledger`; it raises `Refusal` (nothing changed) or `StoreUnavailable` (the API's 503).
+Jobs started by the former `AccountWorkflow` keep reading their queue position from it.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
-from temporalio.client import Client, WithStartWorkflowOperation
-from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.client import Client
+from temporalio.service import RPCError
 
-from reelay import idempotency
-from reelay.accounts import AccountSnapshot, SubmitJob, SubmitOutcome, TopUp
+from reelay.accounts import (
+    AccountSnapshot,
+    Ledger,
+    SubmitJob,
+    SubmitOutcome,
+    TopUp,
+    is_ledger_account,
+)
 from reelay.jobs import JobSpec
-from reelay.settings import Settings
+from reelay.settings import Settings, get_settings
+from reelay.store import LedgerStore
 from reelay.tenants import Tenant
-from workflows.account import AccountInput, AccountWorkflow, account_workflow_id
+from workflows.account import AccountWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=5)
-IN_FLIGHT_PER_ACCOUNT = 8
-UPDATE_ATTEMPTS = 8
-_GATES: dict[str, asyncio.Semaphore] = {}
+# One store per database URL and event loop (an engine's connections belong to one loop).
+_STORES: dict[tuple[str, int], LedgerStore] = {}
+_OPENING = asyncio.Lock()
 
 
-def _account_input(tenant: Tenant) -> AccountInput:
-    return AccountInput(
-        tenant_id=tenant.id, opening_balance_micro_usd=tenant.opening_balance_micro_usd
-    )
+async def ledger(settings: Settings) -> LedgerStore:
+    """This process's store for `settings` (opened, and its schema created, on first use)."""
+    key = (settings.ledger_database_url, id(asyncio.get_running_loop()))
+    store = _STORES.get(key)
+    if store is None:
+        async with _OPENING:
+            store = _STORES.get(key)
+            if store is None:
+                store = await LedgerStore.open(key[0], settings.database_timeout_seconds)
+                _STORES[key] = store
+    return store
 
 
-def _start(settings: Settings, tenant: Tenant) -> WithStartWorkflowOperation[AccountWorkflow, None]:
-    """Start the tenant's account on first use; afterwards, use the running one."""
-    return WithStartWorkflowOperation(
-        AccountWorkflow.run,
-        _account_input(tenant),
-        id=account_workflow_id(tenant.id, settings.task_queue),
-        task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-    )
-
-
-async def submit(
-    client: Client, settings: Settings, tenant: Tenant, spec: JobSpec
-) -> SubmitOutcome:
-    """Reserve, count and start (or queue) a job; raises WorkflowUpdateFailedError on refusal."""
+async def submit(settings: Settings, tenant: Tenant, spec: JobSpec) -> SubmitOutcome:
+    """Reserve the estimate, count the job and give it a slot or a place in the queue."""
     request = SubmitJob(
         spec=spec,
         limits=tenant.limits,
         queue_cap=settings.tenant_queue_cap,
         request_hash=spec.request_hash,
     )
-    attempt = 0
-    async with _gate(tenant.id):
-        while True:
-            try:
-                outcome: SubmitOutcome = await client.execute_update_with_start_workflow(
-                    AccountWorkflow.submit,
-                    request,
-                    start_workflow_operation=_start(settings, tenant),
-                    id=idempotency.update_id(spec.job_id, spec.request_hash),
-                )
-                return outcome
-            except RPCError as exc:
-                # Temporal caps in-flight updates per workflow; wait for the account to catch up.
-                attempt += 1
-                if exc.status != RPCStatusCode.RESOURCE_EXHAUSTED or attempt >= UPDATE_ATTEMPTS:
-                    raise
-                await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * (0.5 + random.random()))
-
-
-def _gate(tenant_id: str) -> asyncio.Semaphore:
-    """Bounds this process's concurrent updates to one account below Temporal's in-flight cap."""
-    gate = _GATES.get(tenant_id)
-    if gate is None:
-        gate = _GATES[tenant_id] = asyncio.Semaphore(IN_FLIGHT_PER_ACCOUNT)
-    return gate
-
-
-async def top_up(
-    client: Client, settings: Settings, tenant: Tenant, top_up: TopUp
-) -> AccountSnapshot:
-    snapshot: AccountSnapshot = await client.execute_update_with_start_workflow(
-        AccountWorkflow.top_up,
-        top_up,
-        start_workflow_operation=_start(settings, tenant),
-        id=f"top-up:{top_up.reference}",
+    store = await ledger(settings)
+    now = datetime.now(UTC)
+    return await store.change(
+        tenant.id, tenant.opening_balance_micro_usd, lambda ledger: ledger.reserve(request, now)
     )
-    return snapshot
 
 
-async def snapshot(client: Client, settings: Settings, tenant: Tenant) -> AccountSnapshot:
-    """The account as it stands (opened on first use with the tenant's opening balance)."""
-    handle = await client.start_workflow(
-        AccountWorkflow.run,
-        _account_input(tenant),
-        id=account_workflow_id(tenant.id, settings.task_queue),
-        task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+async def release(settings: Settings, tenant: Tenant, job_id: str) -> None:
+    """Undo the reservation of a job that could not be started."""
+    store = await ledger(settings)
+    await store.change(
+        tenant.id, tenant.opening_balance_micro_usd, lambda ledger: ledger.forget(job_id)
     )
-    result: AccountSnapshot = await handle.query(
-        AccountWorkflow.snapshot, rpc_timeout=QUERY_TIMEOUT
-    )
-    return result
 
 
-async def queue_position(client: Client, account_id: str, job_id: str) -> int | None:
+async def top_up(settings: Settings, tenant: Tenant, top_up: TopUp) -> AccountSnapshot:
+    store = await ledger(settings)
+    now = datetime.now(UTC)
+
+    def add(ledger: Ledger) -> AccountSnapshot:
+        ledger.top_up(top_up, now)
+        return ledger.snapshot()
+
+    return await store.change(tenant.id, tenant.opening_balance_micro_usd, add)
+
+
+async def snapshot(settings: Settings, tenant: Tenant) -> AccountSnapshot:
+    """The account as it stands (a new one has the tenant's opening balance)."""
+    store = await ledger(settings)
+    account = await store.read(tenant.id, tenant.opening_balance_micro_usd)
+    account.roll(datetime.now(UTC))
+    return account.snapshot()
+
+
+async def queue_position(
+    client: Client, tenant_id: str, account_id: str, job_id: str
+) -> int | None:
+    """Where a queued job waits: from the store, or from the account workflow that started it."""
+    if is_ledger_account(account_id):
+        return (await (await _this_process_store()).read(tenant_id, 0)).position(job_id)
     handle = client.get_workflow_handle_for(AccountWorkflow.run, account_id)
     try:
         position: int | None = await handle.query(
@@ -113,3 +102,12 @@ async def queue_position(client: Client, account_id: str, job_id: str) -> int | 
     except RPCError:
         return None
     return position
+
+
+async def _this_process_store() -> LedgerStore:
+    """The store this process submits to (reads of a job carry no settings)."""
+    loop = id(asyncio.get_running_loop())
+    for (_, opened_in), store in reversed(_STORES.items()):
+        if opened_in == loop:
+            return store
+    return await ledger(get_settings())

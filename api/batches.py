@@ -287,9 +287,7 @@ class BatchActivities:
         """'' when the balance covers the estimate (or limits are off), else why not."""
         if not self._settings.limits_enabled:
             return ""
-        snapshot = await accounts.snapshot(
-            self._client, self._settings, self._tenant(check.tenant_id)
-        )
+        snapshot = await accounts.snapshot(self._settings, self._tenant(check.tenant_id))
         if snapshot.available_micro_usd >= check.estimated_micro_usd:
             return ""
         return (

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
 import re
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.client import (
@@ -15,10 +18,9 @@ from temporalio.client import (
     WorkflowExecution,
     WorkflowHandle,
     WorkflowQueryFailedError,
-    WorkflowUpdateFailedError,
 )
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import accounts
@@ -27,6 +29,7 @@ from api.problem import APIError, not_found, unavailable
 from providers.catalog import ResolvedRequest
 from providers.registry import deployed_routes
 from reelay import idempotency, metrics
+from reelay.accounts import Refusal, SubmitOutcome, ledger_account_id
 from reelay.errors import ErrorCode
 from reelay.jobs import (
     ImageRef,
@@ -37,12 +40,16 @@ from reelay.jobs import (
     WebhookTarget,
 )
 from reelay.settings import Settings
+from reelay.store import StoreUnavailable
 from reelay.tenants import Tenant
 from workflows import search_attributes
 from workflows.video_generation import MEMO_VIEW, VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 QUERY_TIMEOUT = timedelta(seconds=5)
+# A start Temporal has not accepted by then is answered 503 (and its reservation released).
+START_TIMEOUT = timedelta(seconds=3)
+T = TypeVar("T")
 JOB_ID_PREFIX = "job_vid_"
 _JOB_ID = re.compile(r"job_vid_[0-9a-f]{32}")
 
@@ -184,51 +191,100 @@ async def _existing_job(client: Client, spec: JobSpec, tenant: Tenant | None) ->
 async def _start_through_account(
     client: Client, settings: Settings, spec: JobSpec, tenant: Tenant
 ) -> Admission:
+    """Reserve in the ledger store (one transaction), then start the job workflow from here:
+    no worker is needed for either, the job waits durably on its task queue."""
+    spec = spec.model_copy(update={"account_id": ledger_account_id(tenant.id)})
     try:
-        outcome = await accounts.submit(client, settings, tenant, spec)
-    except WorkflowUpdateFailedError as exc:
-        raise _refusal(exc.cause) from exc
-    except RPCError as exc:
-        raise unavailable("job queue") from exc
-    # A replayed update answers with the first submit's outcome: show the job that exists.
-    duplicate = outcome.duplicate or outcome.request_id not in (None, spec.request_id)
+        outcome = await accounts.submit(settings, tenant, spec)
+    except Refusal as refusal:
+        headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
+        raise APIError(ErrorCode(refusal.kind), refusal.message, headers=headers) from None
+    except StoreUnavailable as exc:
+        raise unavailable("account") from exc
+    if outcome.duplicate:
+        return await _duplicate(client, spec, tenant, outcome)
+    spec = spec.model_copy(update={"queued": outcome.queue_position is not None})
     view = JobView.from_spec(spec)
-    if duplicate:
+    try:
+        handle = await _start_workflow(client, settings, spec, view)
+    except WorkflowAlreadyStartedError:
+        await _release(settings, tenant, spec.job_id)
+        raise APIError(
+            ErrorCode.IDEMPOTENCY_CONFLICT, f"job {spec.job_id} already exists"
+        ) from None
+    except RPCError as exc:
+        if not await _started_anyway(client, spec.job_id):
+            await _release(settings, tenant, spec.job_id)
+            raise unavailable("job queue") from exc
+        handle = client.get_workflow_handle_for(VideoGenerationWorkflow.run, spec.job_id)
+    position = outcome.queue_position
+    if position is not None:
+        position = await _admitted_meanwhile(client, tenant, spec, handle)
+    view.queue_position = position
+    return Admission(
+        view=view, queue_position=position, available_micro_usd=outcome.available_micro_usd
+    )
+
+
+async def _duplicate(
+    client: Client, spec: JobSpec, tenant: Tenant, outcome: SubmitOutcome
+) -> Admission:
+    """The ledger has this job under the same request: show it (its first submit may still be
+    starting it, then as that submit will)."""
+    try:
         view, _ = await read_job(client, spec.job_id, tenant)
+    except APIError as exc:
+        if exc.code is not ErrorCode.NOT_FOUND:
+            raise
+        view = JobView.from_spec(spec)
     view.queue_position = outcome.queue_position
     return Admission(
         view=view,
         queue_position=outcome.queue_position,
         available_micro_usd=outcome.available_micro_usd,
-        duplicate=duplicate,
+        duplicate=True,
     )
 
 
-_REFUSALS = frozenset(
-    {
-        ErrorCode.INSUFFICIENT_CREDITS,
-        ErrorCode.DAILY_QUOTA_EXCEEDED,
-        ErrorCode.QUEUE_FULL,
-        ErrorCode.IDEMPOTENCY_CONFLICT,
-    }
-)
-
-
-def _refusal(cause: BaseException | None) -> APIError:
-    if not isinstance(cause, ApplicationError) or cause.type not in _REFUSALS:
-        return unavailable("job queue")
-    details = cause.details[0] if cause.details and isinstance(cause.details[0], dict) else {}
-    retry_after = details.get("retry_after")
-    headers = {"Retry-After": str(retry_after)} if retry_after else None
-    return APIError(ErrorCode(cause.type), cause.message, headers=headers)
-
-
-async def _start_directly(
-    client: Client, settings: Settings, spec: JobSpec, tenant: Tenant | None
-) -> Admission:
-    view = JobView.from_spec(spec)
+async def _admitted_meanwhile(
+    client: Client, tenant: Tenant, spec: JobSpec, handle: WorkflowHandle[Any, JobView]
+) -> int | None:
+    """A queued job's position now; a slot may have freed while its workflow was starting,
+    when the settling job's `admit` found no workflow yet: then admit it from here."""
     try:
-        await client.start_workflow(
+        position = await accounts.queue_position(
+            client, tenant.id, ledger_account_id(tenant.id), spec.job_id
+        )
+    except StoreUnavailable:
+        return None  # the reaper's pass or the next settle admits it
+    if position is None:
+        with contextlib.suppress(RPCError):
+            await _bounded(handle.signal(VideoGenerationWorkflow.admit))
+    return position
+
+
+async def _started_anyway(client: Client, job_id: str) -> bool:
+    """Whether a start that failed on the wire (say a timeout) did start the job: then its
+    reservation must stay, or the job would run unpaid."""
+    try:
+        await _bounded(client.get_workflow_handle(job_id).describe())
+    except RPCError:
+        return False
+    return True
+
+
+async def _release(settings: Settings, tenant: Tenant, job_id: str) -> None:
+    """Undo a reservation whose job did not start; if the store is down too, the reaper
+    releases it once its grace period has passed."""
+    with contextlib.suppress(StoreUnavailable):
+        await accounts.release(settings, tenant, job_id)
+
+
+async def _start_workflow(
+    client: Client, settings: Settings, spec: JobSpec, view: JobView
+) -> WorkflowHandle[Any, JobView]:
+    return await _bounded(
+        client.start_workflow(
             VideoGenerationWorkflow.run,
             spec,
             id=spec.job_id,
@@ -237,6 +293,26 @@ async def _start_directly(
             search_attributes=search_attributes.for_new_job(spec),
             memo={MEMO_VIEW: view},
         )
+    )
+
+
+async def _bounded(call: Awaitable[T]) -> T:
+    """`call` within `START_TIMEOUT` in all (the client's own retries of an unreachable server
+    take far longer than an `rpc_timeout`); out of time is an `RPCError` like any other."""
+    try:
+        async with asyncio.timeout(START_TIMEOUT.total_seconds()):
+            return await call
+    except TimeoutError:
+        message = "Temporal did not answer in time"
+        raise RPCError(message, RPCStatusCode.DEADLINE_EXCEEDED, b"") from None
+
+
+async def _start_directly(
+    client: Client, settings: Settings, spec: JobSpec, tenant: Tenant | None
+) -> Admission:
+    view = JobView.from_spec(spec)
+    try:
+        await _start_workflow(client, settings, spec, view)
     except WorkflowAlreadyStartedError:
         existing = await _existing_job(client, spec, tenant)
         if existing is None:
@@ -269,7 +345,12 @@ async def read_job(
         raise not_found()
     note_job(job_id=job_id, tenant=view.tenant_id, dialect=view.dialect, provider=view.provider)
     if view.status is JobStatus.QUEUED and view.account_id is not None:
-        view.queue_position = await accounts.queue_position(client, view.account_id, job_id)
+        try:
+            view.queue_position = await accounts.queue_position(
+                client, view.tenant_id, view.account_id, job_id
+            )
+        except StoreUnavailable:
+            view.queue_position = None
     view.webhooks = await _webhook_states(client, view)
     return view, handle
 

@@ -1,4 +1,7 @@
-"""A tenant's ledger and admission rules: pure and deterministic, run inside `AccountWorkflow`.
+"""A tenant's ledger and admission rules: pure and deterministic, the one home of the rules.
+
+Run inside one transaction of the ledger store (`reelay.store`) per change; before that,
+inside `AccountWorkflow` (still registered for its open runs and recorded histories).
 
 Money is integer micro-dollars. `deposits` (opening balance and top-ups) = `balance` +
 `spent`; `available` = `balance` - `reserved`. A submit reserves the job's estimate; the
@@ -16,6 +19,9 @@ from reelay import idempotency
 from reelay.errors import ErrorCode
 from reelay.jobs import JobSpec
 from reelay.tenants import Limits
+
+#: Marks a job's `account_id` as the ledger store's (the API admitted it, not `AccountWorkflow`).
+LEDGER_ACCOUNT_PREFIX = "ledger:"
 
 # How long finished jobs and top-up references are remembered for deduplication.
 REMEMBER_DAYS = 2
@@ -47,6 +53,10 @@ class Reservation(BaseModel):
     amount_micro_usd: int
     app_id: str | None = None
     request_hash: str | None = None
+    reserved_at: datetime | None = None
+    started: bool = Field(
+        default=False, description="its workflow was seen running (the reaper checked it)"
+    )
 
 
 class Remembered(BaseModel):
@@ -119,6 +129,14 @@ class AccountSnapshot(BaseModel):
     running: int
     queued: int
     today: DayUsage
+
+
+def ledger_account_id(tenant_id: str) -> str:
+    return f"{LEDGER_ACCOUNT_PREFIX}{tenant_id}"
+
+
+def is_ledger_account(account_id: str) -> bool:
+    return account_id.startswith(LEDGER_ACCOUNT_PREFIX)
 
 
 def day_of(now: datetime) -> str:
@@ -211,6 +229,7 @@ class Ledger:
             amount_micro_usd=spec.estimated_cost_micro_usd,
             app_id=spec.app_id,
             request_hash=request.request_hash,
+            reserved_at=now,
         )
         self.state.limits = request.limits
         self.state.jobs[spec.job_id] = Remembered(
@@ -268,6 +287,19 @@ class Ledger:
         if reservation is not None:
             self.state.today.jobs -= 1
             self._app(reservation.app_id).jobs -= 1
+
+    def unconfirmed(self, reserved_before: datetime) -> list[Reservation]:
+        """Reservations older than `reserved_before` whose job was never seen started."""
+        return [
+            r
+            for r in self.state.reservations.values()
+            if not r.started and r.reserved_at is not None and r.reserved_at < reserved_before
+        ]
+
+    def confirm_started(self, job_id: str) -> None:
+        reservation = self.state.reservations.get(job_id)
+        if reservation is not None:
+            reservation.started = True
 
     def top_up(self, top_up: TopUp, now: datetime) -> None:
         self.roll(now)

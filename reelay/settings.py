@@ -119,6 +119,16 @@ class Settings(BaseSettings):
     admin_api_key: SecretStr = SecretStr("")
     tenant_queue_cap: int = Field(default=100, ge=0, description="queued jobs per tenant")
     limits_enabled: bool = True
+    database_url: str = Field(
+        default="",
+        description="the ledger store (SQLAlchemy async URL); empty: SQLite under data_dir",
+    )
+    database_timeout_seconds: float = Field(
+        default=2.0, gt=0, description="longest wait for the ledger store before a 503"
+    )
+    reaper_grace_seconds: float = Field(
+        default=60.0, gt=0, description="a reservation whose job never started is released after"
+    )
 
     # Outgoing webhooks
     webhook_secret_seed: SecretStr = SecretStr("")
@@ -160,6 +170,12 @@ class Settings(BaseSettings):
     otlp_endpoint: str = Field(
         default="", description="OTLP/HTTP traces endpoint; '': OTEL_EXPORTER_OTLP_ENDPOINT or off"
     )
+
+    @property
+    def ledger_database_url(self) -> str:
+        return self.database_url or (
+            f"sqlite+aiosqlite:///{(self.data_dir / 'ledger.sqlite3').resolve()}"
+        )
 
     @property
     def emulator_url(self) -> str:

@@ -1,5 +1,9 @@
 """`AccountWorkflow`: one long-lived workflow per tenant holding its ledger and job queue.
 
+No longer started: the API admits jobs through the ledger store (`reelay.store`) and jobs
+settle there. It stays registered for the runs still open, the jobs settling with them, and
+its recorded histories; remove it once no run of it is open. How it worked:
+
 Submits arrive as updates (validated, so a refusal changes nothing and starts nothing) that
 reserve the estimate and start the job as a child workflow; jobs report back with a
 `settle` signal exactly once (deduplicated by job id; declared in `workflows.contracts` so

@@ -6,6 +6,10 @@ fixed by its spec: a one-clip job makes its clip itself (`ClipMaker`); a chained
 waits for its account's `admit` when queued, settles with the account once, and sends the
 job's webhooks.
 
+Settling: a job the API admitted through the ledger store (`account_id` `ledger:<tenant>`)
+settles with the `settle_job` activity, behind `LEDGER_STORE_SETTLE`; jobs started by the
+former `AccountWorkflow` (and their recorded histories) keep signalling it.
+
 Versioning: chains started before `CLIP_WORKFLOW_SEGMENTS` ran their segments as
 `VideoGenerationWorkflow` children too (a spec with `segment` set); `workflow.patched` keeps
 those runs, and the segments they started, on the old path (`_legacy_chain`, and a `segment`
@@ -21,12 +25,14 @@ from datetime import timedelta
 from typing import NoReturn
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.accounts import AccountActivities, SettleJob
     from activities.inputs import StitchRequest
     from activities.jobs import JobActivities
-    from reelay.accounts import Settlement
+    from reelay.accounts import Settlement, is_ledger_account
     from reelay.jobs import (
         Continuation,
         ImageRef,
@@ -51,8 +57,15 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import AccountHandlers, ChainHandlers, SegmentProgress
     from workflows.webhook_delivery import start_webhook_delivery
 
+#: Marks jobs that settle in the ledger store (an activity) instead of with `AccountWorkflow`.
+LEDGER_STORE_SETTLE = "ledger-store-settle"
 #: Marks chains whose segments are `ClipWorkflow`s that may fail over between routes.
 CLIP_WORKFLOW_SEGMENTS = "clip-workflow-segments"
+
+# A settlement must land: retried until the store takes it (idempotent by job id).
+SETTLE_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
+)
 
 _EVENTS: dict[JobStatus, WebhookEvent] = {
     JobStatus.COMPLETED: "completed",
@@ -275,6 +288,14 @@ class VideoGenerationWorkflow(ChainHandlers):
             settlement = Settlement(
                 job_id=job.job_id, cost_micro_usd=self._view.cost_micro_usd or 0, seconds=seconds
             )
+            if is_ledger_account(job.account_id) and workflow.patched(LEDGER_STORE_SETTLE):
+                await workflow.execute_activity_method(
+                    AccountActivities.settle_job,
+                    SettleJob(tenant_id=job.tenant_id, settlement=settlement),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=SETTLE_RETRY,
+                )
+                return
             await workflow.get_external_workflow_handle(job.account_id).signal(
                 AccountHandlers.settle, settlement
             )

@@ -7,17 +7,17 @@ import uuid
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from temporalio.service import RPCError
 
 from api import accounts
-from api.deps import CurrentTenant, SettingsDep, TemporalClient, api_key_from
+from api.deps import CurrentTenant, SettingsDep, api_key_from
 from api.dialects.bodies import json_object, parse, request_body_doc
 from api.errors import errors
-from api.problem import APIError
+from api.problem import APIError, unavailable
 from reelay.accounts import AccountSnapshot, TopUp, Usage
 from reelay.errors import ErrorCode
 from reelay.jobs import micro_usd_to_usd
 from reelay.settings import Settings
+from reelay.store import StoreUnavailable
 from reelay.tenants import Limits, TenantDirectory
 from reelay.webhooks import tenant_secret
 
@@ -77,13 +77,11 @@ def render(
 
 
 @router.get("/v1/account", responses=errors(401, 503))
-async def get_account(
-    tenant: CurrentTenant, client: TemporalClient, settings: SettingsDep
-) -> Account:
+async def get_account(tenant: CurrentTenant, settings: SettingsDep) -> Account:
     try:
-        snap = await accounts.snapshot(client, settings, tenant)
-    except RPCError as exc:
-        raise APIError(ErrorCode.SERVICE_UNAVAILABLE, "account temporarily unavailable") from exc
+        snap = await accounts.snapshot(settings, tenant)
+    except StoreUnavailable as exc:
+        raise unavailable("account") from exc
     return render(tenant.id, tenant.tier, tenant.limits, snap, settings)
 
 
@@ -109,7 +107,6 @@ class CreditTopUp(BaseModel):
 async def add_credits(
     tenant_id: str,
     request: Request,
-    client: TemporalClient,
     settings: SettingsDep,
 ) -> Account:
     _admin(request, settings)
@@ -123,7 +120,7 @@ async def add_credits(
         amount_micro_usd=round(body.amount_usd * 1_000_000),
     )
     try:
-        snap = await accounts.top_up(client, settings, tenant, top_up)
-    except RPCError as exc:
-        raise APIError(ErrorCode.SERVICE_UNAVAILABLE, "account temporarily unavailable") from exc
+        snap = await accounts.top_up(settings, tenant, top_up)
+    except StoreUnavailable as exc:
+        raise unavailable("account") from exc
     return render(tenant.id, tenant.tier, tenant.limits, snap, settings)

@@ -5,6 +5,10 @@ default only scenarios without a file are recorded: the committed histories are 
 workflows looked like when they were recorded (the first six before `ClipWorkflow` and the
 budgeted submits existed), and `tests/test_replay.py` proves every workflow change can still
 replay them. Re-record one only on purpose: `python -m tests.histories.record NAME...`.
+
+`FROZEN` histories were recorded by an earlier version of this script and cannot be recorded
+again: they are `AccountWorkflow` runs and the jobs it admitted, from before the ledger store
+admitted jobs (the API no longer starts that workflow; they guard the runs still open).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pydantic import SecretStr
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from api import jobs
+from api import accounts, jobs
 from api.dialects.native import shapes as native
 from api.dialects.openai import shapes as openai
 from api.dialects.seed001 import shapes as seed001
@@ -41,7 +45,6 @@ from reelay.storage import s3_client
 from reelay.tenants import DEFAULT_TIERS, Tenant
 from tests.support import job_spec, running_worker, start, status_is, unique_prompt, wait_until
 from workflows import search_attributes
-from workflows.account import account_workflow_id
 from workflows.batch import BatchWorkflow
 
 HERE = Path(__file__).parent
@@ -66,16 +69,20 @@ SCENARIOS: dict[str, tuple[str, dict[str, object]]] = {
 # Recorded alongside the scenarios above, from the workflows they start.
 DERIVED = {
     "v2_chained_segment",  # the first segment (a ClipWorkflow) of v2_chained
-    "v2_limited_first",  # limits on: a job admitted at once, settling with its account
-    "v2_limited_queued",  # limits on: a job queued until the first settles, then admitted
-    "v2_account",  # the AccountWorkflow of those two jobs
+    "v3_ledger_first",  # limits on: admitted at once, settling through the ledger store
+    "v3_ledger_queued",  # limits on: queued until the first settles, then admitted by it
     "v2_webhook_delivered",  # a WebhookDeliveryWorkflow delivering a job's `completed`
-    "v2_account_continued",  # an AccountWorkflow run that continued as new
-    "v2_account_resumed",  # the run it continued as, from the ledger's state
     "v2_job_resumed",  # a job run continued as new mid-poll, resuming its provider task
     "v3_batch",  # a BatchWorkflow: a line of each dialect and an invalid one, paused, resumed
 }
-CONTINUING = {"v2_account_continued", "v2_account_resumed", "v2_job_resumed"}
+LIMITED = {"v3_ledger_first", "v3_ledger_queued", "v2_webhook_delivered"}
+FROZEN = {
+    "v2_limited_first",  # limits on: a job admitted at once, settling with its account
+    "v2_limited_queued",  # limits on: a job queued until the first settles, then admitted
+    "v2_account",  # the AccountWorkflow of those two jobs
+    "v2_account_continued",  # an AccountWorkflow run that continued as new
+    "v2_account_resumed",  # the run it continued as, from the ledger's state
+}
 # Temporal suggests continuing as new this early on the server that records `CONTINUING`.
 SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS = 40
 FREE = Tenant(id="record-free", tier="free", limits=DEFAULT_TIERS["free"], opening_balance_usd=5)
@@ -136,8 +143,9 @@ def _webhook_receiver() -> Iterator[str]:
         server.shutdown()
 
 
-async def _record_limited(client: Client, settings: Settings) -> None:
-    """Two jobs of a one-slot tenant through its account: admit, queue, settle, webhook."""
+async def _record_limited(client: Client, settings: Settings, names: set[str]) -> None:
+    """Two jobs of a one-slot tenant through the ledger store: admit, queue, settle (the
+    `settle_job` activity, which admits the second), webhook."""
     with _webhook_receiver() as url:
         first = _limited_spec(
             settings,
@@ -152,26 +160,25 @@ async def _record_limited(client: Client, settings: Settings) -> None:
             await _finish(handle)
         delivery = client.get_workflow_handle(f"{first.job_id}:webhook:completed")
         await _finish(delivery)
-        account = client.get_workflow_handle(account_workflow_id(FREE.id, settings.task_queue))
 
         async def settled() -> bool:
-            snapshot = await account.query("snapshot")
-            return bool(snapshot["reserved_micro_usd"] == 0)
+            return (await accounts.snapshot(settings, FREE)).reserved_micro_usd == 0
 
         await wait_until(settled)
         for name, handle in [
-            ("v2_limited_first", handles[0]),
-            ("v2_limited_queued", handles[1]),
+            ("v3_ledger_first", handles[0]),
+            ("v3_ledger_queued", handles[1]),
             ("v2_webhook_delivered", delivery),
-            ("v2_account", account),
         ]:
+            if name not in names:
+                continue
             history = await handle.fetch_history()
             _save(name, history.to_json(), len(history.events))
 
 
-async def _record_continuing(settings: Settings) -> None:
-    """On a dev server that suggests continue-as-new after a few events: an account that
-    rolls over while it admits jobs, and a job that rolls over while it polls."""
+async def _record_job_resumed(settings: Settings) -> None:
+    """On a dev server that suggests continue-as-new after a few events: a job that rolls
+    over while it polls."""
     async with await WorkflowEnvironment.start_local(
         dev_server_existing_path=devstack.binary("temporal"),
         dev_server_extra_args=[
@@ -183,38 +190,14 @@ async def _record_continuing(settings: Settings) -> None:
         address = env.client.service_client.config.target_host
         continuing = settings.model_copy(update={"temporal_address": address})
         async with running_worker(continuing) as client:
-            pro = Tenant(
-                id="record-pro", tier="pro", limits=DEFAULT_TIERS["pro"], opening_balance_usd=20
-            )
-            account = client.get_workflow_handle(account_workflow_id(pro.id, settings.task_queue))
-            first_run: str | None = None
-            job: JobSpec | None = None
-            for n in range(8):
-                resolved = resolve_request(
-                    prompt=unique_prompt(f"[emu gen=4 steps=8] roll-over {n}"), duration_seconds=2
-                )
-                job = jobs.build_spec(
-                    resolved,
-                    pro,
-                    continuing,
-                    job_id=jobs.new_job_id(),
-                    request_id=jobs.new_request_id(),
-                )
-                await jobs.start_job(client, continuing, job, pro)
-                first_run = first_run or (await account.describe()).run_id
-                await _finish(client.get_workflow_handle(job.job_id))
-            assert job is not None and first_run is not None
-            latest = (await account.describe()).run_id
-            if latest == first_run:
-                raise RuntimeError("the account did not continue as new; raise the job count")
-            histories = [
-                ("v2_account_continued", client.get_workflow_handle(account.id, run_id=first_run)),
-                ("v2_account_resumed", client.get_workflow_handle(account.id, run_id=latest)),
-                ("v2_job_resumed", client.get_workflow_handle(job.job_id)),
-            ]
-            for name, handle in histories:
-                history = await handle.fetch_history()
-                _save(name, history.to_json(), len(history.events))
+            spec = job_spec(continuing, unique_prompt("[emu gen=4 steps=8] roll-over"))
+            handle = await start(client, continuing, spec)
+            await _finish(handle)
+            history = await client.get_workflow_handle(spec.job_id).fetch_history()
+            started = history.events[0].workflow_execution_started_event_attributes
+            if not started.continued_execution_run_id:
+                raise RuntimeError("the job did not continue as new; lower the threshold")
+            _save("v2_job_resumed", history.to_json(), len(history.events))
 
 
 async def _record_batch(settings: Settings) -> None:
@@ -267,10 +250,10 @@ async def record(settings: Settings, names: set[str]) -> None:
         for name in SCENARIOS:
             if name in names:
                 await _record_job(client, settings, name)
-        if names & {"v2_limited_first", "v2_limited_queued", "v2_account", "v2_webhook_delivered"}:
-            await _record_limited(client, settings)
-    if names & CONTINUING:
-        await _record_continuing(settings)
+        if names & LIMITED:
+            await _record_limited(client, settings, names)
+    if "v2_job_resumed" in names:
+        await _record_job_resumed(settings)
     if "v3_batch" in names:
         await _record_batch(settings)
 
@@ -278,6 +261,9 @@ async def record(settings: Settings, names: set[str]) -> None:
 def _wanted(argv: list[str]) -> set[str]:
     known = set(SCENARIOS) | DERIVED
     if argv:
+        frozen = set(argv) & FROZEN
+        if frozen:
+            raise SystemExit(f"recorded by an earlier version, not again: {', '.join(frozen)}")
         unknown = set(argv) - known
         if unknown:
             raise SystemExit(f"unknown histories: {', '.join(sorted(unknown))}")
@@ -308,6 +294,7 @@ def main(argv: list[str]) -> None:
             poll_min_seconds=0.2,
             poll_max_seconds=1.0,
             webhook_allow_hosts=["127.0.0.1"],
+            data_dir=root / "data",
         )
         _, temporal_port = devstack.split_host_port(settings.temporal_address)
         procs = [

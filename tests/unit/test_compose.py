@@ -168,8 +168,13 @@ def test_secrets_are_generated_once_unguessable_and_private(
         "REELAY_URL_SIGNING_SECRET",
         "REELAY_WEBHOOK_SECRET_SEED",
         "REELAY_ADMIN_API_KEY",
+        "REELAY_DATABASE_URL",
     }
     assert set(generated) == wanted
+    ledger_password = env_file(secrets_dir / "postgres.env")["LEDGER_DB_PASSWORD"]
+    assert generated["REELAY_DATABASE_URL"] == (
+        f"postgresql+asyncpg://reelay:{ledger_password}@postgresql:5432/reelay"
+    )
     for name in wanted - {"REELAY_S3_ACCESS_KEY"}:
         assert len(generated[name]) >= 64, name
     for path in secrets_dir.iterdir():

@@ -149,3 +149,17 @@ def test_usage_is_grouped_by_app() -> None:
     assert usage.by_app["web"].micro_usd == 400_000
     assert usage.by_app["mobile"].jobs == 1
     assert usage.by_app["mobile"].micro_usd == 0
+
+
+def test_reservations_not_seen_started_are_listed_for_the_reaper_until_confirmed() -> None:
+    ledger = Ledger.open(TENANT.id, 1_000_000, NOW)
+    ledger.reserve(submit("old"), NOW - timedelta(minutes=5))
+    ledger.reserve(submit("new"), NOW)
+    cutoff = NOW - timedelta(minutes=1)
+    assert [r.job_id for r in ledger.unconfirmed(cutoff)] == ["old"]
+    ledger.confirm_started("old")
+    assert ledger.unconfirmed(cutoff) == []
+    ledger.forget("new")
+    assert set(ledger.state.reservations) == {"old"}
+    assert ledger.state.today.jobs == 1
+    assert conserved(ledger)

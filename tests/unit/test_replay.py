@@ -6,6 +6,7 @@ Every workflow type the worker runs must have at least one recorded history, so 
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from worker import WORKFLOWS
+from workflows.video_generation import LEDGER_STORE_SETTLE
 
 HISTORIES = {
     path.stem: path.read_text()
@@ -66,6 +68,33 @@ def test_histories_cover_limits_and_continue_as_new() -> None:
         if "continuedExecutionRunId" in _events(h)[0]["workflowExecutionStartedEventAttributes"]
     }
     assert {"AccountWorkflow", "VideoGenerationWorkflow"} <= resumed
+
+
+def test_histories_cover_settling_through_the_ledger_store() -> None:
+    """Jobs the API admitted through the ledger store: settled by the `settle_job` activity
+    behind its patch, and a queued one admitted by that activity's `admit` signal."""
+    scheduled = {
+        e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for h in HISTORIES.values()
+        for e in _events(h)
+        if "activityTaskScheduledEventAttributes" in e
+    }
+    assert "settle_job" in scheduled
+    patches = {
+        json.loads(base64.b64decode(marker["details"]["patch-data"]["payloads"][0]["data"]))["id"]
+        for h in HISTORIES.values()
+        for e in _events(h)
+        if (marker := e.get("markerRecordedEventAttributes", {})).get("markerName") == "core_patch"
+    }
+    assert LEDGER_STORE_SETTLE in patches
+    received = {
+        e["workflowExecutionSignaledEventAttributes"]["signalName"]
+        for h in HISTORIES.values()
+        if workflow_type(h) == "VideoGenerationWorkflow"
+        for e in _events(h)
+        if "workflowExecutionSignaledEventAttributes" in e
+    }
+    assert "admit" in received
 
 
 @pytest.mark.parametrize("name", HISTORIES)

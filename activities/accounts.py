@@ -1,0 +1,112 @@
+"""Settling jobs in the ledger store, admitting the queued ones, and reaping reservations
+whose job never started.
+
+A job's settlement is one transaction (idempotent by job id: the reservation is charged once,
+a replayed settle finds none), after which the jobs it freed slots for are admitted FIFO by
+signalling their workflow's `admit`. The reaper covers the API crashing between reserving and
+starting: a reservation whose workflow does not exist after the grace period is released.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import structlog
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError, RPCStatusCode
+
+from reelay.accounts import Ledger, Settlement
+from reelay.store import LedgerStore
+
+log = structlog.get_logger()
+
+#: The job workflow's signal that a queued job has its slot (`VideoGenerationWorkflow.admit`).
+ADMIT_SIGNAL = "admit"
+
+
+class SettleJob(BaseModel):
+    tenant_id: str
+    settlement: Settlement
+
+
+class AccountActivities:
+    def __init__(self, client: Client, store: LedgerStore, grace: timedelta) -> None:
+        self.client = client
+        self.store = store
+        self.grace = grace
+
+    @activity.defn
+    async def settle_job(self, request: SettleJob) -> None:
+        """Charge the job's cost once, refund the rest, and admit the jobs now free to run."""
+        now = datetime.now(UTC)
+
+        def settle(ledger: Ledger) -> list[str]:
+            admitted = ledger.settle(request.settlement, now)
+            # A retried attempt may have committed before failing to signal: signal every
+            # running job again (`admit` is idempotent; a job not waiting ignores it).
+            return list(ledger.state.running) if activity.info().attempt > 1 else admitted
+
+        admitted = await self.store.change_existing(request.tenant_id, settle)
+        await self._admit(request.tenant_id, admitted or [])
+
+    async def _admit(self, tenant_id: str, job_ids: list[str]) -> None:
+        pending = list(job_ids)
+        while pending:
+            job_id = pending.pop(0)
+            try:
+                await self.client.get_workflow_handle(job_id).signal(ADMIT_SIGNAL)
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                # Not started yet (its submit admits it once started) or already closed.
+                pending += await self._release_if_closed(tenant_id, job_id)
+
+    async def _release_if_closed(self, tenant_id: str, job_id: str) -> list[str]:
+        """Free the slot of a job that ended without settling (terminated by an operator);
+        returns the jobs admitted in its place. A job never started is left to the reaper."""
+        try:
+            description = await self.client.get_workflow_handle(job_id).describe()
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return []
+            raise
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            return []
+        log.warning("job ended without settling; releasing it", job_id=job_id)
+        now = datetime.now(UTC)
+        admitted = await self.store.change_existing(
+            tenant_id,
+            lambda ledger: ledger.settle(Settlement(job_id=job_id, cost_micro_usd=0), now),
+        )
+        return admitted or []
+
+    async def reap(self) -> int:
+        """One pass over every reservation older than the grace period not yet seen started:
+        confirm those whose workflow runs, release those with none (the API crashed between
+        reserving and starting) or whose workflow ended unsettled. Returns how many it released."""
+        released = 0
+        cutoff = datetime.now(UTC) - self.grace
+        for tenant_id in await self.store.tenant_ids():
+            ledger = await self.store.read(tenant_id, 0)
+            for reservation in ledger.unconfirmed(cutoff):
+                released += await self._reap_one(tenant_id, reservation.job_id)
+        return released
+
+    async def _reap_one(self, tenant_id: str, job_id: str) -> int:
+        try:
+            description = await self.client.get_workflow_handle(job_id).describe()
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+            log.warning("reservation without a job; releasing it", job_id=job_id)
+            await self.store.change_existing(tenant_id, lambda ledger: ledger.forget(job_id))
+            return 1
+        if description.status == WorkflowExecutionStatus.RUNNING:
+            await self.store.change_existing(
+                tenant_id, lambda ledger: ledger.confirm_started(job_id)
+            )
+            return 0
+        await self._admit(tenant_id, await self._release_if_closed(tenant_id, job_id))
+        return 1

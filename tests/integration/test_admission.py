@@ -1,0 +1,167 @@
+"""Admission through the ledger store with Temporal keeping the jobs: a submit needs no
+worker, Temporal being down releases the reservation, jobs settle once through an activity
+that admits the queued ones, and the reaper releases reservations whose job never started."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+from temporalio.testing import ActivityEnvironment
+
+from activities.accounts import AccountActivities, SettleJob
+from api import accounts, jobs
+from api.problem import APIError
+from providers.catalog import resolve_request
+from reelay import devstack
+from reelay.accounts import Ledger, Settlement, SubmitJob
+from reelay.errors import ErrorCode
+from reelay.jobs import JobSpec
+from reelay.settings import Settings
+from reelay.store import LedgerStore
+from reelay.temporal import connect
+from reelay.tenants import DEFAULT_TIERS, Limits, Tenant
+from tests.conftest import DEV_API_KEY, clean_env
+from tests.support import MakeStack, wait_until
+from workflows.video_generation import VideoGenerationWorkflow
+
+TENANT = Tenant(id="admission", tier="free", limits=DEFAULT_TIERS["free"], opening_balance_usd=5)
+HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
+
+
+def _spec(settings: Settings, prompt: str) -> JobSpec:
+    resolved = resolve_request(prompt=f"{prompt} {uuid.uuid4().hex[:6]}", duration_seconds=2)
+    return jobs.build_spec(
+        resolved, TENANT, settings, job_id=jobs.new_job_id(), request_id=jobs.new_request_id()
+    )
+
+
+async def _reserve(store: LedgerStore, spec: JobSpec, at: datetime, limits: Limits) -> None:
+    request = SubmitJob(spec=spec, limits=limits, queue_cap=10)
+    await store.change(
+        TENANT.id, TENANT.opening_balance_micro_usd, lambda ledger: ledger.reserve(request, at)
+    )
+
+
+async def _park(client: Client, spec: JobSpec) -> None:
+    """Start the job's workflow on a task queue no worker polls: it exists and stays open."""
+    await client.start_workflow(
+        VideoGenerationWorkflow.run, spec, id=spec.job_id, task_queue=f"idle-{uuid.uuid4().hex}"
+    )
+
+
+async def _ledger(settings: Settings) -> Ledger:
+    return await (await accounts.ledger(settings)).read(TENANT.id, 0)
+
+
+async def test_with_no_worker_a_submit_answers_202_at_once_and_runs_when_one_starts(
+    make_stack: MakeStack,
+) -> None:
+    stack = make_stack()
+    stack.kill_worker()
+    headers = {"Authorization": f"Bearer {DEV_API_KEY}"}
+    async with httpx.AsyncClient(base_url=stack.settings.public_url, headers=headers) as http:
+        assert (await http.get("/v1/account")).status_code == 200  # the API has served before
+        started = time.monotonic()
+        response = await http.post(
+            "/v1/video/generations", json={"prompt": "[emu gen=1] nobody home yet"}
+        )
+        assert time.monotonic() - started < 1.0
+        assert response.status_code == 202
+        job_id, estimate = response.json()["id"], response.json()["estimated_cost_usd"]
+        account = (await http.get("/v1/account")).json()
+        assert (account["running_jobs"], account["reserved_usd"]) == (1, estimate)
+        stack.start_worker()
+
+        async def complete() -> dict[str, Any] | None:
+            body: dict[str, Any] = (await http.get(f"/v1/video/generations/{job_id}")).json()
+            return body if body["status"] == "complete" else None
+
+        job = await wait_until(complete, within=120, interval=0.5)
+
+        async def settled() -> dict[str, Any] | None:
+            body: dict[str, Any] = (await http.get("/v1/account")).json()
+            return body if body["reserved_usd"] == 0 else None
+
+        account = await wait_until(settled)
+    assert account["spent_usd"] == pytest.approx(job["perf"]["cost_usd"])
+    assert account["running_jobs"] == 0
+
+
+async def test_temporal_unreachable_is_a_503_and_reserves_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    port = devstack.free_port()
+    server = await asyncio.to_thread(
+        devstack.start_temporal, port=port, log_path=tmp_path / "temporal.log", env=clean_env()
+    )
+    try:
+        down = await connect(settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"}))
+    finally:
+        await asyncio.to_thread(server.stop)
+    started = time.monotonic()
+    with pytest.raises(APIError) as refused:
+        await jobs.start_job(down, settings, _spec(settings, "[emu gen=1] nowhere"), TENANT)
+    assert time.monotonic() - started < 10
+    assert refused.value.code is ErrorCode.SERVICE_UNAVAILABLE
+    assert refused.value.headers is not None and "Retry-After" in refused.value.headers
+    state = (await _ledger(settings)).state
+    assert (state.reserved_micro_usd, state.today.jobs, state.running) == (0, 0, [])
+
+
+async def test_a_settle_replayed_charges_once_and_admits_the_next_in_line(
+    settings: Settings,
+) -> None:
+    client = await connect(settings)
+    store = await accounts.ledger(settings)
+    one_slot = Limits(concurrent_jobs=1, jobs_per_day=10)
+    first, waiting = _spec(settings, "first"), _spec(settings, "waiting")
+    for spec in (first, waiting):
+        await _reserve(store, spec, datetime.now(UTC), one_slot)
+    await _park(client, waiting.model_copy(update={"queued": True}))
+    settle = AccountActivities(client, store, timedelta(minutes=1)).settle_job
+    settlement = Settlement(job_id=first.job_id, cost_micro_usd=first.estimated_cost_micro_usd // 2)
+    for _ in range(2):
+        await ActivityEnvironment().run(
+            settle, SettleJob(tenant_id=TENANT.id, settlement=settlement)
+        )
+    state = (await _ledger(settings)).state
+    assert state.spent_micro_usd == first.estimated_cost_micro_usd // 2
+    assert (state.running, state.queue) == ([waiting.job_id], [])
+    history = await client.get_workflow_handle(waiting.job_id).fetch_history()
+    signals = [
+        e.workflow_execution_signaled_event_attributes.signal_name
+        for e in history.events
+        if e.HasField("workflow_execution_signaled_event_attributes")
+    ]
+    assert signals == ["admit"]
+
+
+async def test_the_reaper_releases_reservations_whose_job_never_started(
+    settings: Settings,
+) -> None:
+    client = await connect(settings)
+    store = await accounts.ledger(settings)
+    roomy = Limits(concurrent_jobs=5, jobs_per_day=10)
+    lost, running, ended, fresh = (_spec(settings, name) for name in ("lost", "run", "end", "new"))
+    for spec in (lost, running, ended):
+        await _reserve(store, spec, HOUR_AGO, roomy)
+    await _reserve(store, fresh, datetime.now(UTC), roomy)  # inside its grace period
+    await _park(client, running)
+    await _park(client, ended)
+    await client.get_workflow_handle(ended.job_id).terminate("an operator ended it")
+    reaper = AccountActivities(client, store, timedelta(minutes=1))
+    assert await reaper.reap() == 2
+    state = (await _ledger(settings)).state
+    assert set(state.reservations) == {running.job_id, fresh.job_id}
+    assert state.reservations[running.job_id].started
+    assert state.spent_micro_usd == 0
+    assert state.today.jobs == 3  # the lost job is uncounted, the ended one was made
+    assert await reaper.reap() == 0
