@@ -24,7 +24,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api import accounts
-from api.observability import note_job
+from api.notes import note_job
 from api.problem import APIError, not_found, unavailable
 from providers.catalog import ResolvedRequest
 from providers.registry import deployed_routes

@@ -13,8 +13,6 @@ import asyncio
 import re
 import time
 import uuid
-from contextvars import ContextVar
-from typing import Any
 
 import structlog
 from fastapi import APIRouter
@@ -25,29 +23,19 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from api.deps import SettingsDep, TemporalClient
+from api.notes import NOTES
 from reelay import metrics
 from reelay.jobs import JobStatus
 from reelay.settings import Settings
-from reelay.tracing import bind_job
 from workflows import search_attributes
 from workflows.video_generation import VideoGenerationWorkflow
 
 router = APIRouter(tags=["health"])
-#: What the handler learnt about the request (its dialect), read when the response is sent.
-_NOTES: ContextVar[dict[str, str] | None] = ContextVar("reelay_request_notes", default=None)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 UNMATCHED_ROUTE = "unmatched"
 NO_DIALECT = ""
 IN_FLIGHT = (JobStatus.QUEUED, JobStatus.PROCESSING, JobStatus.STORING)
 COUNT_TIMEOUT_SECONDS = 3.0
-
-
-def note_job(*, job_id: str, tenant: str, dialect: str, **fields: Any) -> None:
-    """The request is about this job: its dialect for the metrics, the rest for logs/spans."""
-    notes = _NOTES.get()
-    if notes is not None:
-        notes["dialect"] = dialect
-    bind_job(job_id=job_id, tenant=tenant, **fields)
 
 
 class Observe:
@@ -68,13 +56,13 @@ class Observe:
             await send(message)
 
         notes: dict[str, str] = {}
-        token = _NOTES.set(notes)
+        token = NOTES.set(notes)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=_request_id(scope))
         try:
             await self.app(scope, receive, sent)
         finally:
-            _NOTES.reset(token)
+            NOTES.reset(token)
             structlog.contextvars.clear_contextvars()
             route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
             labels = (route, scope["method"], notes.get("dialect", NO_DIALECT), str(status))
