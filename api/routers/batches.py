@@ -125,7 +125,7 @@ async def _form(request: Request) -> tuple[dict[str, Any], UploadFile | None]:
     return fields, upload
 
 
-@router.post("/files", status_code=201, responses=errors(400, 401, 413, 415, 503))
+@router.post("/files", status_code=201, responses=errors(400, 401, 408, 413, 415, 503))
 async def upload_file(
     request: Request, tenant: CurrentTenant, s3: S3Client, settings: SettingsDep
 ) -> BatchFile:
@@ -140,7 +140,7 @@ async def upload_file(
     return BatchFile(id=file_id, bytes=size, sha256=sha256)
 
 
-@router.post("", status_code=201, responses=errors(400, 401, 409, 413, 415, 503))
+@router.post("", status_code=201, responses=errors(400, 401, 408, 409, 413, 415, 503))
 async def create_batch(
     request: Request,
     tenant: CurrentTenant,
@@ -218,7 +218,7 @@ def _exists(s3: Minio, bucket: str, key: str) -> bool:
     return True
 
 
-@router.get("", responses=errors(401, 503))
+@router.get("", responses=errors(400, 401, 503))
 async def list_batches(
     tenant: CurrentTenant,
     client: TemporalClient,
