@@ -337,7 +337,10 @@ async def test_a_batch_started_with_the_temporal_cli_reads_through_the_api(
 
 
 async def test_sigkill_of_the_worker_mid_batch_runs_every_line_once(stack: Stack) -> None:
-    url, body = ROUTE_EXAMPLES[0]  # runway-gen3: its submissions are the emulator's runway ones
+    # Luma: a submit lost with its worker is found at the provider and adopted, so every line
+    # is submitted once whenever the kills land (Runway offers no lookup: providers/README.md).
+    url = "/v1/video/generations"
+    body = {"model": "luma-dream-machine", "duration_seconds": 5}
     prompts = [unique_prompt("[emu gen=1]") for _ in range(60)]
     lines = [_line(f"k{i}", url, _prompted(body, prompt)) for i, prompt in enumerate(prompts)]
     async with _api(stack) as http:
@@ -359,7 +362,7 @@ async def test_sigkill_of_the_worker_mid_batch_runs_every_line_once(stack: Stack
             f"k{i}" for i in range(60)
         )
     submitted = await asyncio.gather(
-        *(emulator_submissions(stack.settings, prompt) for prompt in prompts)
+        *(emulator_submissions(stack.settings, prompt, provider="luma") for prompt in prompts)
     )
     assert [len(found) for found in submitted] == [1] * 60
 
