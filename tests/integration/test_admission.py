@@ -33,7 +33,6 @@ from tests.support import MakeStack, wait_until
 from workflows.video_generation import VideoGenerationWorkflow
 
 TENANT = Tenant(id="admission", tier="free", limits=DEFAULT_TIERS["free"], opening_balance_usd=5)
-HOUR_AGO = datetime.now(UTC) - timedelta(hours=1)
 
 
 def _spec(settings: Settings, prompt: str) -> JobSpec:
@@ -151,8 +150,10 @@ async def test_the_reaper_releases_reservations_whose_job_never_started(
     store = await accounts.ledger(settings)
     roomy = Limits(concurrent_jobs=5, jobs_per_day=10)
     lost, running, ended, fresh = (_spec(settings, name) for name in ("lost", "run", "end", "new"))
+    # Past the reaper's 1-minute grace, and (but in a day's first 2 minutes) on today's count.
+    stale = datetime.now(UTC) - timedelta(minutes=2)
     for spec in (lost, running, ended):
-        await _reserve(store, spec, HOUR_AGO, roomy)
+        await _reserve(store, spec, stale, roomy)
     await _reserve(store, fresh, datetime.now(UTC), roomy)  # inside its grace period
     await _park(client, running)
     await _park(client, ended)
