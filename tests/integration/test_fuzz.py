@@ -38,7 +38,7 @@ from tests.support import MakeStack
 
 KEY = "rl_fuzz_0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-FUZZ_EXAMPLES = int(os.environ.get("REELAY_FUZZ_EXAMPLES", "100"))
+FUZZ_EXAMPLES = int(os.environ.get("REELAY_FUZZ_EXAMPLES", "30"))
 FUZZ_SEED = os.environ.get("REELAY_FUZZ_SEED")
 # A tenant that a few thousand submits neither bankrupt nor rate-limit; two jobs run at a
 # time (the rest wait in its queue), so the run does not render hundreds of videos.
