@@ -111,6 +111,11 @@ def test_list_paginates_with_after_and_order(client: OpenAI) -> None:
         client.videos.create(model="runway-gen3", prompt=f"[emu gen=30] clip {n}", seconds="2").id
         for n in range(3)
     ]
+    # The listing reads Temporal's visibility, which may lag a just-started job (under load).
+    deadline = time.monotonic() + 30
+    while [v.id for v in client.videos.list(limit=3).data] != ids[::-1]:
+        assert time.monotonic() < deadline, "the three jobs never all showed in the listing"
+        time.sleep(0.2)
     newest_first = client.videos.list(limit=2)
     assert newest_first.has_more is True
     assert [v.id for v in newest_first.data] == ids[::-1][:2]
