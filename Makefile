@@ -29,8 +29,13 @@ venv: $(STAMP) ## create .venv and install Reelay with its dev tools
 up: $(STAMP) ## run the local stack (Temporal + UI, SeaweedFS, emulator, worker, API) until Ctrl-C
 	$(BIN)/python -m reelay.devstack up
 
+# The test files run in TEST_WORKERS processes (pytest-xdist), each with servers of its own on
+# free ports; one file stays in one process, so its module-scoped stacks are started once.
+# More workers than cores: most of a test's time is spent waiting on servers, not computing.
+TEST_WORKERS ?= 3
+
 test: lint chromium ## lint, type-check, then run every test (unit, then integration on real servers)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: $(STAMP) ## the unit tests only: no servers, well under a minute
 	$(BIN)/pytest -q tests/unit
