@@ -5,7 +5,11 @@ Pure and deterministic (no I/O, no clock), so workflow code and the API use the 
 renderings. Nothing secret or signed is ever rendered: webhook and callback URLs show their
 host only, a URL inside free text (a prompt, an error) loses its path and query, source
 images are named, never linked, and prompts are cut to an excerpt. Every string fits
-Temporal's user-metadata limits (`SUMMARY_MAX_BYTES`, `DETAILS_MAX_BYTES`).
+`SUMMARY_MAX_BYTES` / `DETAILS_MAX_BYTES`.
+
+A run that continues as new loses its static summary and details (Temporal does not carry
+them over, and the SDK's `continue_as_new` cannot set them), so current details also say
+what the workflow is.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from reelay.batches import BatchInput, BatchView
 from reelay.jobs import JobSpec, JobView, Route, micro_usd_to_usd
 from reelay.webhooks import WebhookDelivery, WebhookDeliveryStatus
 
-#: Temporal's default limits on user metadata (the server's dynamic config
-#: `limit.workflowUserMetadataSummarySize` / `...DetailsSize`); a longer value fails the start.
+#: The bounds Reelay keeps, so that no server's limit on user metadata can refuse a start (a
+#: summary is one short line; the dev server, measured, accepted 100 KB of details).
 SUMMARY_MAX_BYTES = 400
 DETAILS_MAX_BYTES = 20_000
 #: Characters of a prompt shown in details, and in a one-line summary.
@@ -131,6 +135,10 @@ def job_current_details(view: JobView, *, next_poll_at: datetime | None) -> str:
         lines.append(f"- cost ${micro_usd_to_usd(view.cost_micro_usd):.2f}")
     if view.error is not None:
         lines.append(f"- error {_code(view.error.code)}: {_text(view.error.message, 300)}")
+    lines.append(
+        f"- {_plain(view.model)} {view.duration_seconds} s {_plain(view.resolution)} for tenant "
+        f"{_plain(view.tenant_id)}"
+    )
     return _fit("\n".join(lines), DETAILS_MAX_BYTES)
 
 
@@ -212,9 +220,13 @@ def batch_details(batch: BatchInput) -> str:
 
 
 def batch_current_details(view: BatchView) -> str:
-    """Status and counts of a running batch."""
+    """Status and counts of a running batch, and what it is (its runs after the first have
+    no static summary)."""
     counts = view.request_counts
-    lines = [f"**{view.status.value}** · {counts.total} lines"]
+    what = f"batch of {_code(view.input_key)} · {view.concurrency} at once"
+    if view.max_cost_usd is not None:
+        what += f" · max ${view.max_cost_usd:.2f}"
+    lines = [f"**{view.status.value}** · {counts.total} lines · {what}"]
     lines.append(
         f"- {counts.completed} completed, {counts.failed} failed, {counts.cancelled} cancelled, "
         f"{counts.running} running, {counts.queued} queued, {counts.invalid} invalid"

@@ -57,6 +57,12 @@ async def metadata(handle: WorkflowHandle) -> tuple[str, str]:
     return (await description.static_summary() or "", await description.static_details() or "")
 
 
+async def current_details(handle: WorkflowHandle) -> str:
+    """What the workflow last set with `workflow.set_current_details` (a worker answers)."""
+    metadata = await handle.query("__temporal_workflow_metadata")
+    return str(metadata.current_details)
+
+
 async def activity_summaries(client: Client, handle: WorkflowHandle) -> list[str]:
     history = await handle.fetch_history()
     converter = client.data_converter.payload_converter
@@ -105,6 +111,7 @@ async def test_a_job_and_its_webhook_delivery_carry_summaries_without_secrets(
                 return described.status == WorkflowExecutionStatus.COMPLETED
 
             await wait_until(delivered, within=30)
+            assert (await current_details(delivery)).startswith("**delivered** after 1 attempt(s)")
         assert len(receiver.requests) == 1
         summary, details = await metadata(delivery)
         assert summary == f"video.completed of {job_id} to `127.0.0.1`"
@@ -129,11 +136,20 @@ async def test_a_batch_started_through_the_api_says_what_it_is(
     )
     assert response.status_code == 201, response.text
     client = await connect(hook_settings)
-    summary, details = await metadata(client.get_workflow_handle(response.json()["id"]))
+    batch = client.get_workflow_handle(response.json()["id"])
+    summary, details = await metadata(batch)
     assert summary.startswith("batch of `") and summary.endswith(
         " · tenant dev · 3 at once · max $5.00"
     )
     assert "up to 3 lines running at once" in details
+    async with running_worker(hook_settings):
+        await batch.result()
+        assert (await current_details(batch)).startswith("**completed** · 1 lines · batch of `")
+    summaries = await activity_summaries(client, batch)
+    assert summaries[:3] == ["validate lines 1-500", "check funds for $0.20", "plan lines 1-500"]
+    assert re.fullmatch(r"run line 1 as job_vid_\w+", summaries[3]), summaries
+    line_job, _ = await metadata(client.get_workflow_handle(summaries[3].split(" as ")[1]))
+    assert line_job.startswith("runway-gen3 2 s ") and f"batch {batch.id}" in line_job
 
 
 async def test_every_saved_view_query_is_accepted_and_finds_what_it_says(

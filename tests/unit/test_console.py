@@ -176,6 +176,7 @@ def test_current_details_show_state_progress_provider_task_and_next_poll() -> No
     assert text.startswith("**processing** 45 % · `runway` `gen4.5`")
     assert "provider task `3f9a0c1e-7b2d-4c1a-9f00-1234567890ab`" in text
     assert "next poll 2026-12-02 13:00:05 UTC, ETA ~12 s" in text
+    assert text.endswith("\n- veo-3 8 s 1080p for tenant acme")  # what it is, after continue-as-new
     done = view(
         status=JobStatus.FAILED,
         error=JobError(code="content_refused", message=f"refused, see {SIGNED_IMAGE}"),
@@ -272,7 +273,7 @@ def test_a_running_batch_shows_its_counts() -> None:
         pause_reason="insufficient credits",
     )
     text = console.batch_current_details(batch_view)
-    assert text.startswith("**paused** · 10 lines")
+    assert text.startswith("**paused** · 10 lines · batch of `k` · 2 at once\n")
     assert "3 completed, 1 failed, 0 cancelled, 2 running, 4 queued" in text
     assert "cost $1.20 of an estimated $4.00" in text and "paused: insufficient credits" in text
     assert console.batch_notify_summary(WEBHOOK, batch_view) == (
