@@ -307,11 +307,9 @@ def webhook_attempt_summary(delivery: WebhookDelivery, attempt: int) -> str:
 # The legacy account workflow ------------------------------------------------------------
 
 
-def account_summary(tenant_id: str) -> str:
-    return _fit(f"account of tenant {_plain(tenant_id)} (legacy ledger)", SUMMARY_MAX_BYTES)
-
-
 def account_details(tenant_id: str, opening_balance_micro_usd: int) -> str:
+    """The legacy account's current details (nothing starts one any more, so it has no static
+    summary to set)."""
     lines = [
         f"**account of tenant {_code(tenant_id)}** (legacy `AccountWorkflow`)",
         f"- opening balance ${micro_usd_to_usd(opening_balance_micro_usd):.2f}",

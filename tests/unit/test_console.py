@@ -328,5 +328,4 @@ def test_an_unparsable_webhook_url_is_not_rendered(url: str) -> None:
 
 
 def test_the_legacy_account_says_what_it_is() -> None:
-    assert console.account_summary("acme") == "account of tenant acme (legacy ledger)"
     assert "opening balance $50.00" in console.account_details("acme", 50_000_000)
