@@ -61,7 +61,7 @@ from reelay.ssrf import UnsafeURLError, check_url, pinned_stream
 from reelay.storage import batch_errors_key, batch_output_key, batch_prefix
 from reelay.tenants import Tenant, TenantDirectory
 from reelay.webhooks import encode_body, signed_headers, tenant_secret
-from workflows import search_attributes
+from workflows import console, search_attributes
 from workflows.batch import BatchWorkflow, for_new_batch
 
 log = structlog.get_logger()
@@ -466,6 +466,8 @@ async def start_batch(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=for_new_batch(batch_id, batch.tenant_id),
+            static_summary=console.batch_summary(batch),
+            static_details=console.batch_details(batch),
         )
     except WorkflowAlreadyStartedError:
         return await read_batch(client, batch_id, None), True

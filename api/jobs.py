@@ -42,7 +42,7 @@ from reelay.jobs import (
 from reelay.settings import Settings
 from reelay.store import StoreUnavailable
 from reelay.tenants import Tenant
-from workflows import search_attributes
+from workflows import console, search_attributes
 from workflows.video_generation import MEMO_VIEW, VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
@@ -292,6 +292,8 @@ async def _start_workflow(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             search_attributes=search_attributes.for_new_job(spec),
             memo={MEMO_VIEW: view},
+            static_summary=console.job_summary(spec),
+            static_details=console.job_details(spec),
         )
     )
 

@@ -10,14 +10,16 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
+import uvicorn
+from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
 
 from api import jobs
@@ -89,6 +91,23 @@ async def running_worker(settings: Settings) -> AsyncIterator[Client]:
     client = await connect(settings)
     async with serving(client, settings):
         yield client
+
+
+@contextmanager
+def serving_app(app: FastAPI, port: int) -> Iterator[str]:
+    """`app` served by uvicorn in a thread of this process on `port`: its base URL."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "API did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 async def emulator_submissions(

@@ -32,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
         TopUp,
     )
     from reelay.jobs import JobView
-    from workflows import search_attributes
+    from workflows import console, search_attributes
     from workflows.clip import MEMO_VIEW
     from workflows.contracts import AccountHandlers
     from workflows.video_generation import VideoGenerationWorkflow
@@ -63,6 +63,9 @@ class AccountWorkflow(AccountHandlers):
 
     @workflow.run
     async def run(self, account: AccountInput) -> None:
+        workflow.set_current_details(
+            console.account_details(account.tenant_id, account.opening_balance_micro_usd)
+        )
         # Nothing to do but serve handlers; roll over to a fresh history when it grows long.
         await workflow.wait_condition(lambda: workflow.info().is_continue_as_new_suggested())
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -95,6 +98,8 @@ class AccountWorkflow(AccountHandlers):
                 id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 search_attributes=search_attributes.for_new_job(spec),
                 memo={MEMO_VIEW: JobView.from_spec(spec)},
+                static_summary=console.job_summary(spec),
+                static_details=console.job_details(spec),
             )
         except WorkflowAlreadyStartedError:
             self._ledger.forget(spec.job_id)

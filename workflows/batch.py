@@ -47,7 +47,7 @@ with workflow.unsafe.imports_passed_through():
         line_idempotency_key,
     )
     from reelay.jobs import micro_usd_to_usd
-    from workflows import search_attributes
+    from workflows import console, search_attributes
 
 PAGE_TIMEOUT = timedelta(minutes=2)
 # A line's activity lives as long as its job; heartbeats tell a dead worker within this.
@@ -123,6 +123,7 @@ class BatchWorkflow:
                 "batch_notify",
                 BatchNotice(url=self._input.webhook_url, view=view),
                 result_type=str,
+                summary=console.batch_notify_summary(self._input.webhook_url, view),
                 start_to_close_timeout=PAGE_TIMEOUT,
                 schedule_to_close_timeout=timedelta(days=1),
                 retry_policy=RetryPolicy(
@@ -152,12 +153,14 @@ class BatchWorkflow:
                     max_lines=PAGE_LINES,
                 ),
                 result_type=ValidatedPage,
+                summary=console.batch_page_summary("validate", line, PAGE_LINES),
                 start_to_close_timeout=PAGE_TIMEOUT,
                 retry_policy=RETRY,
             )
             state.lines += page.lines
             state.invalid += page.invalid
             state.estimated_micro_usd += page.estimated_micro_usd
+            self._show()
             offset, line = page.next_offset, line + page.lines
             if page.error is not None:
                 return self._fail(page.error)
@@ -177,6 +180,7 @@ class BatchWorkflow:
             "batch_check_funds",
             FundsCheck(tenant_id=batch.tenant_id, estimated_micro_usd=state.estimated_micro_usd),
             result_type=str,
+            summary=console.batch_funds_summary(state.estimated_micro_usd),
             start_to_close_timeout=PAGE_TIMEOUT,
             retry_policy=RETRY,
         )
@@ -225,6 +229,7 @@ class BatchWorkflow:
             ref = self._pending.pop(0)
             self._running[ref.line] = asyncio.create_task(self._run_line(ref))
             self._started_this_run += 1
+            self._show()
 
     def _paused(self) -> bool:
         return self._state.status is BatchStatus.PAUSED
@@ -242,6 +247,7 @@ class BatchWorkflow:
                 max_lines=PAGE_LINES,
             ),
             result_type=PlannedPage,
+            summary=console.batch_page_summary("plan", state.next_line, PAGE_LINES),
             start_to_close_timeout=PAGE_TIMEOUT,
             retry_policy=RETRY,
         )
@@ -260,6 +266,7 @@ class BatchWorkflow:
                     ref=ref,
                 ),
                 result_type=LineOutcome,
+                summary=console.batch_line_summary(ref.line, self._job_id(ref)),
                 task_queue=lines_queue(workflow.info().task_queue),
                 start_to_close_timeout=LINE_TIMEOUT,
                 heartbeat_timeout=LINE_HEARTBEAT,
@@ -284,6 +291,7 @@ class BatchWorkflow:
         else:
             state.cancelled += 1
         state.cost_micro_usd += outcome.cost_micro_usd
+        self._show()
 
     def _job_id(self, ref: LineRef) -> str:
         key = line_idempotency_key(self._batch_id, ref.line)
@@ -308,6 +316,11 @@ class BatchWorkflow:
     def _set_status(self, status: BatchStatus) -> None:
         self._state.status = status
         workflow.upsert_search_attributes([search_attributes.BATCH_STATUS.value_set(status.value)])
+        self._show()
+
+    def _show(self) -> None:
+        """Status and counts as the Temporal UI's current details (no command: not history)."""
+        workflow.set_current_details(console.batch_current_details(self.view()))
 
     @workflow.signal
     def pause(self, reason: str | None = None) -> None:

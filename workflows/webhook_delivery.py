@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlrea
 with workflow.unsafe.imports_passed_through():
     from activities.webhooks import WebhookActivities
     from reelay.webhooks import WebhookAttempt, WebhookDelivery, WebhookDeliveryStatus
+    from workflows import console
 
 # Covers DNS, the SSRF check and the request (itself bounded by `webhook_timeout_seconds`).
 ATTEMPT_TIMEOUT = timedelta(seconds=60)
@@ -40,20 +41,24 @@ class WebhookDeliveryWorkflow:
         delay = delivery.first_retry_seconds
         status = self._status
         while True:
+            self._show()
             attempt = await self._attempt(delivery)
             self._record(attempt)
             if attempt.delivered:
                 status.state = "delivered"
                 status.delivered_at = workflow.now()
+                self._show()
                 return status
             next_at = workflow.now() + timedelta(seconds=delay)
             if attempt.refused or next_at > give_up_at:
                 break
             status.next_attempt_at = next_at
+            self._show()
             await workflow.sleep(delay)
             status.next_attempt_at = None
             delay = min(delay * 2, delivery.max_retry_seconds)
         status.state = "failed"
+        self._show()
         raise ApplicationError(
             f"webhook {delivery.message_id} not delivered after {status.attempts} attempt(s): "
             f"{status.last_error}",
@@ -61,6 +66,9 @@ class WebhookDeliveryWorkflow:
             type=UNDELIVERABLE_TYPE,
             non_retryable=True,
         )
+
+    def _show(self) -> None:
+        workflow.set_current_details(console.webhook_current_details(self._status))
 
     def _record(self, attempt: WebhookAttempt) -> None:
         self._status.attempts += 1
@@ -78,6 +86,7 @@ class WebhookDeliveryWorkflow:
                 delivery,
                 start_to_close_timeout=ATTEMPT_TIMEOUT,
                 retry_policy=RetryPolicy(maximum_attempts=1),
+                summary=console.webhook_attempt_summary(delivery, self._status.attempts + 1),
             )
         except ActivityError as exc:  # the worker died or the attempt timed out
             return WebhookAttempt(error=str(exc.cause or exc))
@@ -97,4 +106,6 @@ async def start_webhook_delivery(delivery: WebhookDelivery) -> None:
             task_queue=workflow.info().task_queue,
             parent_close_policy=workflow.ParentClosePolicy.ABANDON,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            static_summary=console.webhook_summary(delivery),
+            static_details=console.webhook_details(delivery),
         )

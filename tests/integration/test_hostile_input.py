@@ -8,7 +8,6 @@ S3 and emulator.
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,13 +15,12 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from api.main import create_app
 from reelay import devstack
 from reelay.settings import Settings
 from tests.conftest import DEV_API_KEY, isolated_settings
-from tests.support import MakeStack
+from tests.support import MakeStack, serving_app
 
 AUTH = {"Authorization": f"Bearer {DEV_API_KEY}"}
 JSON = {**AUTH, "Content-Type": "application/json"}
@@ -385,20 +383,8 @@ def api_without_s3(stack: Settings) -> Iterator[str]:
             "public_url": f"http://127.0.0.1:{api_port}",
         }
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(broken), host="127.0.0.1", port=api_port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "API did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{api_port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving_app(create_app(broken), api_port) as url:
+        yield url
 
 
 def test_status_reads_keep_working_while_s3_is_down(

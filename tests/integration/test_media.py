@@ -7,14 +7,11 @@ second one (`OTHER_KEY`), so one tenant's media is invisible to the other.
 from __future__ import annotations
 
 import io
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 
 from api.main import create_app
@@ -24,7 +21,7 @@ from reelay.settings import Settings
 from reelay.storage import s3_client
 from reelay.tenants import Tenant, TenantDirectory
 from tests.conftest import DEV_API_KEY
-from tests.support import Receiver, Reply
+from tests.support import Receiver, Reply, serving_app
 
 OTHER_KEY = "rl_test_other_tenant_key"
 MAX_BYTES = 64 * 1024
@@ -63,19 +60,8 @@ def media_settings(settings: Settings) -> Settings:
 def api_url(media_settings: Settings) -> Iterator[str]:
     app = create_app(media_settings)
     app.state.tenants = TwoTenants(media_settings)
-    port = devstack.free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "API did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving_app(app, devstack.free_port()) as url:
+        yield url
 
 
 def client_for(api_url: str, key: str = DEV_API_KEY) -> httpx.Client:
