@@ -50,7 +50,9 @@ class WebhookActivities:
         except UnsafeURLError as exc:
             return WebhookAttempt(error=str(exc), refused=True)
         # Rendered now (the job in its dialect): signed links are fresh and stay out of history.
-        data = self._render(delivery.payload["data"])
+        data = delivery.payload["data"]
+        if delivery.subject == "video":
+            data = self._render(data)
         body = encode_body({**delivery.payload, "data": data})
         secret = tenant_secret(self._settings, delivery.tenant_id)
         headers = signed_headers(secret, delivery.message_id, int(time.time()), body)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from io import BytesIO
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 from minio import Minio
@@ -38,6 +39,7 @@ from reelay.batches import (
     MAX_FILE_BYTES,
     MAX_LINE_BYTES,
     MAX_LINES,
+    PAGE_LINES,
     BatchCounts,
     BatchInput,
     BatchNotice,
@@ -50,8 +52,10 @@ from reelay.batches import (
     PlannedPage,
     RunLine,
     ValidatedPage,
+    custom_id_digest,
     is_batch_id,
     line_idempotency_key,
+    render,
 )
 from reelay.errors import ErrorCode
 from reelay.jobs import JobStatus, micro_usd_to_usd, quoted_cost_micro_usd
@@ -139,7 +143,12 @@ def _custom_id_of(raw: bytes) -> str | None:
 def _lines(s3: Minio, bucket: str, key: str, offset: int) -> Iterator[tuple[int, int, bytes]]:
     """(offset, length, line) from `offset` on, streamed (never the whole file); a line over
     `MAX_LINE_BYTES` comes cut to its first `MAX_LINE_BYTES + 1` bytes (its length is whole)."""
-    response = s3.get_object(bucket, key, offset=offset)
+    try:
+        response = s3.get_object(bucket, key, offset=offset)
+    except S3Error as exc:
+        if exc.code == "InvalidRange":  # `offset` is the end: a file of whole pages
+            return
+        raise
     try:
         kept = bytearray()
         start, length = offset, 0
@@ -164,7 +173,7 @@ def _lines(s3: Minio, bucket: str, key: str, offset: int) -> Iterator[tuple[int,
         response.release_conn()
 
 
-def _page(s3: Minio, bucket: str, request: PageRequest) -> Iterator[tuple[int, int, int, bytes]]:
+def _page(s3: Minio, bucket: str, request: PageRequest) -> Generator[tuple[int, int, int, bytes]]:
     """(line number, offset, length, line) for one page."""
     number = request.first_line
     for offset, length, raw in _lines(s3, bucket, request.input_key, request.offset):
@@ -209,34 +218,91 @@ class BatchActivities:
 
     @activity.defn(name="batch_validate_page")
     async def validate_page(self, request: PageRequest) -> ValidatedPage:
-        return await asyncio.to_thread(self._validate_page, request)
+        """Up to `max_lines` lines from `offset`, a page of `PAGE_LINES` at a time (each
+        page's invalid lines one errors object, a heartbeat between pages). A `custom_id`
+        used by an earlier line of the call is an invalid line: the workflow validates the
+        whole file in one call, so the digests of every `custom_id` (16 bytes each, at most
+        `MAX_LINES`) are all the state it needs to find every duplicate."""
+        refused = await asyncio.to_thread(self._refusal, request)
+        if refused is not None:
+            return refused
+        lines = await asyncio.to_thread(_page, self._s3, self._settings.s3_bucket, request)
+        seen: dict[bytes, int] = {}
+        total = ValidatedPage(
+            lines=0, invalid=0, estimated_micro_usd=0, next_offset=request.offset, eof=False
+        )
+        first = request.first_line
+        while True:
+            chunk = await asyncio.to_thread(lambda: list(itertools.islice(lines, PAGE_LINES)))
+            if chunk:
+                invalid, estimate = await asyncio.to_thread(
+                    self._validate_chunk, request.batch_id, first, chunk, seen
+                )
+                total.lines += len(chunk)
+                total.invalid += invalid
+                total.estimated_micro_usd += estimate
+                _, offset, length, _ = chunk[-1]
+                total.next_offset = offset + length + 1
+                first += len(chunk)
+                activity.heartbeat(total.lines)
+            if len(chunk) < PAGE_LINES or total.lines >= request.max_lines:
+                total.eof = total.lines < request.max_lines
+                break
+        await asyncio.to_thread(lines.close)
+        if request.first_line + total.lines - 1 > MAX_LINES:
+            total.error = f"input file has more than {MAX_LINES} lines"
+        return total
 
-    def _validate_page(self, request: PageRequest) -> ValidatedPage:
-        bucket = self._settings.s3_bucket
+    def _refusal(self, request: PageRequest) -> ValidatedPage | None:
+        """Why the file as a whole cannot run, if it cannot."""
         if self._tenants.get(request.tenant_id) is None:
             return _refused(f"tenant {request.tenant_id} is not in the tenants file")
         try:
-            size = self._s3.stat_object(bucket, request.input_key).size or 0
+            size = self._s3.stat_object(self._settings.s3_bucket, request.input_key).size or 0
         except S3Error as exc:
             if exc.code != "NoSuchKey":
                 raise
             return _refused(f"input file {request.input_key} not found")
         if size > MAX_FILE_BYTES:
             return _refused(f"input file is over {MAX_FILE_BYTES // 2**20} MB")
-        page = list(_page(self._s3, bucket, request))
+        return None
+
+    def _validate_chunk(
+        self,
+        batch_id: str,
+        first_line: int,
+        chunk: list[tuple[int, int, int, bytes]],
+        seen: dict[bytes, int],
+    ) -> tuple[int, int]:
+        """One page's lines checked (invalid ones written to its errors object); how many
+        were invalid, and the estimate of the valid ones."""
         errors: list[LineError] = []
         estimate = 0
-        for number, _, _, raw in page:
+        for number, _, _, raw in chunk:
             if not raw.strip():
                 errors.append(LineError(line=number, code="invalid_request", message="empty line"))
                 continue
+            custom_id = _custom_id_of(raw)
+            if custom_id is not None:
+                earlier = seen.setdefault(custom_id_digest(custom_id), number)
+                if earlier != number:
+                    errors.append(
+                        LineError(
+                            line=number,
+                            custom_id=custom_id,
+                            code=ErrorCode.INVALID_REQUEST.value,
+                            message=f"custom_id {custom_id!r} is already used by line {earlier}",
+                            param="custom_id",
+                        )
+                    )
+                    continue
             try:
                 parsed = parse_line(raw)
             except APIError as exc:
                 errors.append(
                     LineError(
                         line=number,
-                        custom_id=_custom_id_of(raw),
+                        custom_id=custom_id,
                         code=exc.error_type,
                         message=exc.message,
                         param=exc.param,
@@ -247,40 +313,47 @@ class BatchActivities:
             estimate += quoted_cost_micro_usd(
                 resolved.price_micro_usd_per_second, resolved.duration_seconds
             )
-        next_offset, eof = _end_of(page, request)
-        last_line = request.first_line + len(page) - 1
-        error = None
-        if last_line > MAX_LINES:
-            error = f"input file has more than {MAX_LINES} lines"
         if errors:
             body = "".join(error.model_dump_json(exclude_none=True) + "\n" for error in errors)
-            self._put(batch_errors_key(request.batch_id, request.first_line), body.encode())
-        return ValidatedPage(
-            lines=len(page),
-            invalid=len(errors),
-            estimated_micro_usd=estimate,
-            next_offset=next_offset,
-            eof=eof,
-            error=error,
-        )
+            self._put(batch_errors_key(batch_id, first_line), body.encode())
+        return len(errors), estimate
 
     @activity.defn(name="batch_plan_page")
     async def plan_page(self, request: PageRequest) -> PlannedPage:
         return await asyncio.to_thread(self._plan_page, request)
 
     def _plan_page(self, request: PageRequest) -> PlannedPage:
-        page = list(_page(self._s3, self._settings.s3_bucket, request))
+        """The page's valid lines, each with its provider. Invalid are the lines the errors
+        object of the page names (planned pages start where validated ones do: at line 1,
+        `PAGE_LINES` a page)."""
+        bucket = self._settings.s3_bucket
+        page = list(_page(self._s3, bucket, request))
+        invalid = self._invalid_lines(request.batch_id, request.first_line)
         refs = []
         for number, offset, length, raw in page:
+            if number in invalid:
+                continue
             try:
-                parse_line(raw)
+                parsed = parse_line(raw)
             except APIError:
                 continue
-            refs.append(LineRef(line=number, offset=offset, length=length))
+            provider = parsed.submission.resolved.routes[0].adapter
+            refs.append(LineRef(line=number, offset=offset, length=length, provider=provider))
         next_offset, eof = _end_of(page, request)
         return PlannedPage(
             lines=refs, next_offset=next_offset, next_line=request.first_line + len(page), eof=eof
         )
+
+    def _invalid_lines(self, batch_id: str, first_line: int) -> set[int]:
+        try:
+            data = _get_object(
+                self._s3, self._settings.s3_bucket, batch_errors_key(batch_id, first_line)
+            )
+        except S3Error as exc:
+            if exc.code != "NoSuchKey":
+                raise
+            return set()
+        return {json.loads(line)["line"] for line in data.splitlines() if line.strip()}
 
     @activity.defn(name="batch_check_funds")
     async def check_funds(self, check: FundsCheck) -> str:
@@ -542,18 +615,27 @@ async def list_batches(
 async def stream_records(
     s3: Minio, settings: Settings, batch_id: str, part: str
 ) -> AsyncIterator[bytes]:
-    """Every object under the batch's `part` (`output` or `errors`), in line order."""
+    """Every object under the batch's `part` (`output` or `errors`), in line order (S3
+    lists keys in order, and they are zero-padded line numbers), listed a page at a time so
+    that memory stays flat in the number of lines."""
     prefix = batch_prefix(batch_id, part)
-    names = await asyncio.to_thread(
-        lambda: sorted(
-            item.object_name
-            for item in s3.list_objects(settings.s3_bucket, prefix=prefix, recursive=True)
-            if item.object_name
-        )
-    )
-    for name in names:
-        data = await asyncio.to_thread(_get_object, s3, settings.s3_bucket, name)
-        yield data
+    after: str | None = None
+    while True:
+        names = await asyncio.to_thread(_list_page, s3, settings.s3_bucket, prefix, after)
+        for name in names:
+            yield await asyncio.to_thread(_get_object, s3, settings.s3_bucket, name)
+        if len(names) < LIST_PAGE:
+            return
+        after = names[-1]
+
+
+#: Object names listed per S3 call by `stream_records`.
+LIST_PAGE = 1000
+
+
+def _list_page(s3: Minio, bucket: str, prefix: str, after: str | None) -> list[str]:
+    listing = s3.list_objects(bucket, prefix=prefix, recursive=True, start_after=after)
+    return [item.object_name for item in itertools.islice(listing, LIST_PAGE) if item.object_name]
 
 
 def _get_object(s3: Minio, bucket: str, key: str) -> bytes:
@@ -564,58 +646,3 @@ def _get_object(s3: Minio, bucket: str, key: str) -> bytes:
         response.close()
         response.release_conn()
     return data
-
-
-class Batch(BaseModel):
-    id: str
-    object: Literal["batch"] = "batch"
-    status: BatchStatus
-    input_file: str
-    request_counts: BatchCounts
-    concurrency: int
-    max_cost_usd: float | None
-    on_invalid_line: str
-    cost_usd: float
-    estimated_cost_usd: float
-    eta_seconds: int | None
-    created_at: datetime | None
-    started_at: datetime | None
-    completed_at: datetime | None
-    pause_reason: str | None = None
-    error: str | None = None
-    output_url: str
-    errors_url: str
-
-
-def _eta(view: BatchView) -> int | None:
-    counts = view.request_counts
-    done = counts.completed + counts.failed + counts.cancelled
-    left = counts.queued + counts.running
-    if view.status is not BatchStatus.IN_PROGRESS or not done or view.started_at is None:
-        return None
-    elapsed = (datetime.now(UTC) - view.started_at).total_seconds()
-    return round(elapsed / done * left)
-
-
-def render(view: BatchView) -> Batch:
-    cost = micro_usd_to_usd(view.cost_micro_usd)
-    estimate = micro_usd_to_usd(view.estimated_micro_usd)
-    return Batch(
-        id=view.batch_id,
-        status=view.status,
-        input_file=view.input_key,
-        request_counts=view.request_counts,
-        concurrency=view.concurrency,
-        max_cost_usd=view.max_cost_usd,
-        on_invalid_line=view.on_invalid_line,
-        cost_usd=cost,
-        estimated_cost_usd=estimate,
-        eta_seconds=_eta(view),
-        created_at=view.created_at,
-        started_at=view.started_at,
-        completed_at=view.completed_at,
-        pause_reason=view.pause_reason,
-        error=view.error,
-        output_url=f"/v1/batches/{view.batch_id}/output",
-        errors_url=f"/v1/batches/{view.batch_id}/errors",
-    )

@@ -6,13 +6,16 @@ valid line becomes one ordinary job, whose id is derived from the batch id and l
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+from reelay.jobs import micro_usd_to_usd
 
 BATCH_ID_PREFIX = "batch_"
 _BATCH_ID = re.compile(r"batch_[0-9a-f]{32}")
@@ -27,6 +30,9 @@ DEFAULT_CONCURRENCY = 16
 #: Lines validated / planned per activity call: bounds the activity's memory and each
 #: result's size in history.
 PAGE_LINES = 500
+#: Lines planned ahead of the window (whole pages), so that lines of a provider with room
+#: are found past those of a provider whose share of the window is full.
+LOOKAHEAD_LINES = 2 * PAGE_LINES
 #: Lines started by one run of the workflow before it continues as new (each line is three
 #: events, plus workflow tasks: a run stays well under Temporal's 10,000-event warning).
 LINES_PER_RUN = 1_000
@@ -52,6 +58,12 @@ def line_idempotency_key(batch_id: str, line: int) -> str:
     """The Idempotency-Key a line's job is submitted under: a restarted batch, a retried
     activity or a re-sent file find the line's job instead of making a second one."""
     return f"batch:{batch_id}:{line}"
+
+
+def custom_id_digest(custom_id: str) -> bytes:
+    """What the validation keeps of a `custom_id` to find its duplicates: 16 bytes whatever
+    its length (at most `MAX_LINES` of them, about 6 MB, in the validating activity)."""
+    return hashlib.blake2b(custom_id.encode(), digest_size=16).digest()
 
 
 class BatchStatus(StrEnum):
@@ -113,6 +125,8 @@ class BatchState(BaseModel):
     cancel_running: bool = False
     error: str | None = None
     runs: int = 1
+    events_sent: int = Field(default=0, description="webhook events started so far")
+    announced: BatchStatus | None = Field(default=None, description="the last one sent")
 
 
 class BatchView(BaseModel):
@@ -134,6 +148,63 @@ class BatchView(BaseModel):
     pause_reason: str | None = None
     error: str | None = None
     idempotency_hash: str | None = None
+
+
+class Batch(BaseModel):
+    """A batch as the API shows it (and its webhook events carry as `data`)."""
+
+    id: str
+    object: Literal["batch"] = "batch"
+    status: BatchStatus
+    input_file: str
+    request_counts: BatchCounts
+    concurrency: int
+    max_cost_usd: float | None
+    on_invalid_line: str
+    cost_usd: float
+    estimated_cost_usd: float
+    eta_seconds: int | None
+    created_at: datetime | None
+    started_at: datetime | None
+    completed_at: datetime | None
+    pause_reason: str | None = None
+    error: str | None = None
+    output_url: str
+    errors_url: str
+
+
+def _eta(view: BatchView, now: datetime) -> int | None:
+    counts = view.request_counts
+    done = counts.completed + counts.failed + counts.cancelled
+    left = counts.queued + counts.running
+    if view.status is not BatchStatus.IN_PROGRESS or not done or view.started_at is None:
+        return None
+    elapsed = (now - view.started_at).total_seconds()
+    return round(elapsed / done * left)
+
+
+def render(view: BatchView, now: datetime | None = None) -> Batch:
+    """The view as the API shows it at `now` (default: the clock; workflow code passes
+    `workflow.now()`)."""
+    return Batch(
+        id=view.batch_id,
+        status=view.status,
+        input_file=view.input_key,
+        request_counts=view.request_counts,
+        concurrency=view.concurrency,
+        max_cost_usd=view.max_cost_usd,
+        on_invalid_line=view.on_invalid_line,
+        cost_usd=micro_usd_to_usd(view.cost_micro_usd),
+        estimated_cost_usd=micro_usd_to_usd(view.estimated_micro_usd),
+        eta_seconds=_eta(view, now or datetime.now(UTC)),
+        created_at=view.created_at,
+        started_at=view.started_at,
+        completed_at=view.completed_at,
+        pause_reason=view.pause_reason,
+        error=view.error,
+        output_url=f"/v1/batches/{view.batch_id}/output",
+        errors_url=f"/v1/batches/{view.batch_id}/errors",
+    )
 
 
 class BatchNotice(BaseModel):
@@ -169,6 +240,9 @@ class LineRef(BaseModel):
     line: int
     offset: int
     length: int
+    provider: str | None = Field(
+        default=None, description="the provider of the line's first route (its window)"
+    )
 
 
 class PlannedPage(BaseModel):

@@ -20,14 +20,22 @@ from reelay.settings import Settings
 
 SECRET_PREFIX = "whsec_"
 WebhookEvent = Literal["progress", "completed", "failed", "cancelled"]
+#: A batch's own events (`batch.<event>`; OpenAI's batch event names where it has them).
+BatchEvent = Literal["in_progress", "paused", "completed", "failed", "cancelled"]
+Subject = Literal["video", "batch"]
 
 
 class WebhookDelivery(BaseModel):
     """The input of `WebhookDeliveryWorkflow`: one event for one endpoint. No secrets."""
 
-    job_id: str
+    job_id: str = Field(description="the job's id (a batch's for subject `batch`)")
     tenant_id: str
-    event: WebhookEvent
+    event: WebhookEvent | BatchEvent
+    subject: Subject = Field(
+        default="video",
+        description="`video`: data is a job view, rendered in its dialect at send time; "
+        "`batch`: data is the batch as the API shows it, sent as it is",
+    )
     sequence: int | None = Field(default=None, description="numbers repeated progress events")
     url: str
     payload: dict[str, Any] = Field(description="the envelope, see `envelope()`")
@@ -60,7 +68,7 @@ class WebhookDeliveryStatus(BaseModel):
     """The `status` query of a delivery: shown with the job."""
 
     message_id: str
-    event: WebhookEvent
+    event: WebhookEvent | BatchEvent
     state: Literal["delivering", "delivered", "failed"] = "delivering"
     attempts: int = 0
     last_status_code: int | None = None
@@ -74,10 +82,11 @@ def new_delivery(
     job_id: str,
     tenant_id: str,
     url: str,
-    event: WebhookEvent,
+    event: WebhookEvent | BatchEvent,
     data: dict[str, Any],
     at: datetime,
     sequence: int | None = None,
+    subject: Subject = "video",
 ) -> WebhookDelivery:
     """A delivery of `event` with `data` (the job already rendered in its dialect)."""
     suffix = f"_{sequence}" if sequence is not None else ""
@@ -85,17 +94,23 @@ def new_delivery(
         job_id=job_id,
         tenant_id=tenant_id,
         event=event,
+        subject=subject,
         sequence=sequence,
         url=url,
-        payload=envelope(event, data, at),
+        payload=envelope(event, data, at, subject),
         message_id=f"msg_{job_id}_{event}{suffix}",
     )
 
 
-def envelope(event: WebhookEvent, data: dict[str, Any], at: datetime) -> dict[str, Any]:
-    """`{"type": "video.<event>", "timestamp": <ISO 8601, UTC>, "data": ...}`."""
+def envelope(
+    event: WebhookEvent | BatchEvent,
+    data: dict[str, Any],
+    at: datetime,
+    subject: Subject = "video",
+) -> dict[str, Any]:
+    """`{"type": "<subject>.<event>", "timestamp": <ISO 8601, UTC>, "data": ...}`."""
     timestamp = at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    return {"type": f"video.{event}", "timestamp": timestamp, "data": data}
+    return {"type": f"{subject}.{event}", "timestamp": timestamp, "data": data}
 
 
 def tenant_secret(settings: Settings, tenant_id: str) -> str:

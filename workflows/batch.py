@@ -29,6 +29,8 @@ with workflow.unsafe.imports_passed_through():
     from reelay import idempotency
     from reelay.batches import (
         LINES_PER_RUN,
+        LOOKAHEAD_LINES,
+        MAX_LINES,
         PAGE_LINES,
         BatchCounts,
         BatchInput,
@@ -45,11 +47,30 @@ with workflow.unsafe.imports_passed_through():
         RunLine,
         ValidatedPage,
         line_idempotency_key,
+        render,
     )
     from reelay.jobs import micro_usd_to_usd
+    from reelay.webhooks import BatchEvent, new_delivery
     from workflows import console, search_attributes
+    from workflows.webhook_delivery import start_webhook_delivery
 
 PAGE_TIMEOUT = timedelta(minutes=2)
+# The whole file validated in one call (`UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS`): 50,000 lines
+# take well under this; a heartbeat a page tells a dead worker.
+FILE_TIMEOUT = timedelta(minutes=30)
+FILE_HEARTBEAT = timedelta(minutes=1)
+#: The patch behind which a batch validates its whole file in one call (so duplicate
+#: `custom_id`s are found), sends its own events through `WebhookDeliveryWorkflow`, and
+#: keeps a window per provider. Runs started before it keep the old paths.
+UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS = "batch-unique-ids-webhooks-provider-windows"
+#: The statuses a batch's webhook is told of, as `batch.<event>`.
+EVENTS: dict[BatchStatus, BatchEvent] = {
+    BatchStatus.IN_PROGRESS: "in_progress",
+    BatchStatus.PAUSED: "paused",
+    BatchStatus.COMPLETED: "completed",
+    BatchStatus.FAILED: "failed",
+    BatchStatus.CANCELLED: "cancelled",
+}
 # A line's activity lives as long as its job; heartbeats tell a dead worker within this.
 LINE_HEARTBEAT = timedelta(seconds=20)
 LINE_TIMEOUT = timedelta(hours=6)
@@ -84,11 +105,17 @@ class BatchWorkflow:
         self._state = batch.state or BatchState()
         self._pending: list[LineRef] = []
         self._running: dict[int, asyncio.Task[None]] = {}
+        self._running_by_provider: dict[str | None, int] = {}
         self._started_this_run = 0
+        self._v4 = False
+        self._outbox: list[BatchEvent] = []
 
     @workflow.run
     async def run(self, batch: BatchInput) -> BatchView:
         state = self._state
+        self._v4 = workflow.patched(UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS)
+        if self._v4 and batch.webhook_url:
+            self._sender = asyncio.create_task(self._send_events())
         if state.created_at is None:
             state.created_at = workflow.now()
         workflow.upsert_search_attributes(
@@ -110,6 +137,7 @@ class BatchWorkflow:
             return await self._notify()
         if not state.eof:
             state.runs += 1
+            await self._sent()
             workflow.continue_as_new(batch.model_copy(update={"state": state}))
         self._set_status(BatchStatus.FINALIZING)
         self._finish(BatchStatus.COMPLETED)
@@ -118,7 +146,9 @@ class BatchWorkflow:
     async def _notify(self) -> BatchView:
         """The batch's end to its `webhook_url` (retried for a day), then its view."""
         view = self.view()
-        if self._input.webhook_url:
+        if self._v4:
+            await self._sent()
+        elif self._input.webhook_url:
             await workflow.execute_activity(
                 "batch_notify",
                 BatchNotice(url=self._input.webhook_url, view=view),
@@ -132,6 +162,42 @@ class BatchWorkflow:
             )
         return view
 
+    def _announce(self) -> None:
+        """Queue the batch's status for its webhook when it is an event not yet sent."""
+        state = self._state
+        if not (self._v4 and self._input.webhook_url) or state.status not in EVENTS:
+            return
+        if state.announced is state.status:
+            return
+        state.announced = state.status
+        self._outbox.append(EVENTS[state.status])
+
+    async def _send_events(self) -> None:
+        """Each queued event as a `WebhookDeliveryWorkflow` of its own (a failing endpoint
+        never holds the batch); `in_progress` and `paused` can repeat, so they are numbered."""
+        state = self._state
+        while True:
+            await workflow.wait_condition(lambda: bool(self._outbox))
+            event = self._outbox[0]
+            state.events_sent += 1
+            terminal = event in ("completed", "failed", "cancelled")
+            delivery = new_delivery(
+                job_id=self._batch_id,
+                tenant_id=self._input.tenant_id,
+                url=self._input.webhook_url or "",
+                event=event,
+                data=render(self.view(), workflow.now()).model_dump(mode="json"),
+                at=workflow.now(),
+                sequence=None if terminal else state.events_sent,
+                subject="batch",
+            )
+            await start_webhook_delivery(delivery)
+            self._outbox.pop(0)
+
+    async def _sent(self) -> None:
+        """Until every queued event's delivery has started (before the run ends)."""
+        await workflow.wait_condition(lambda: not self._outbox)
+
     @property
     def _batch_id(self) -> str:
         return workflow.info().workflow_id
@@ -141,6 +207,9 @@ class BatchWorkflow:
         when the batch ended here."""
         state, batch = self._state, self._input
         offset, line = 0, 1
+        # Since the patch, one call validates the whole file, so that each custom_id is
+        # checked against every earlier line's; before it, a call a page.
+        whole = self._v4
         while True:
             page: ValidatedPage = await workflow.execute_activity(
                 "batch_validate_page",
@@ -150,11 +219,14 @@ class BatchWorkflow:
                     input_key=batch.input_key,
                     offset=offset,
                     first_line=line,
-                    max_lines=PAGE_LINES,
+                    max_lines=MAX_LINES + 1 if whole else PAGE_LINES,
                 ),
                 result_type=ValidatedPage,
-                summary=console.batch_page_summary("validate", line, PAGE_LINES),
-                start_to_close_timeout=PAGE_TIMEOUT,
+                summary=console.batch_page_summary(
+                    "validate", line, MAX_LINES + 1 if whole else PAGE_LINES
+                ),
+                start_to_close_timeout=FILE_TIMEOUT if whole else PAGE_TIMEOUT,
+                heartbeat_timeout=FILE_HEARTBEAT if whole else None,
                 retry_policy=RETRY,
             )
             state.lines += page.lines
@@ -193,7 +265,78 @@ class BatchWorkflow:
         return True
 
     async def _window(self) -> None:
-        """Start lines while the window has room, until this run's share is started."""
+        if self._v4:
+            await self._provider_windows()
+        else:
+            await self._fifo_window()
+
+    async def _provider_windows(self) -> None:
+        """A window of `concurrency` lines per provider: the next line to start is the first
+        planned one whose provider has room, so a slow provider's lines never hold the
+        others'. Pages are planned ahead (up to `LOOKAHEAD_LINES`) to find such lines."""
+        state = self._state
+        while not state.cancel_requested:
+            if self._paused():
+                await self._while_paused()
+                continue
+            if self._can_plan():
+                await self._plan_page()
+                continue
+            index = self._startable()
+            if index is None:
+                if not self._running and not self._pending:
+                    return
+                await workflow.wait_condition(
+                    lambda: (
+                        state.cancel_requested
+                        or self._paused()
+                        or self._startable() is not None
+                        or self._can_plan()
+                        or not (self._running or self._pending)
+                    )
+                )
+                continue
+            self._start(self._pending.pop(index))
+
+    def _can_plan(self) -> bool:
+        planned = self._started_this_run + len(self._pending)
+        return (
+            not self._state.eof
+            and planned < LINES_PER_RUN
+            and len(self._pending) + PAGE_LINES <= LOOKAHEAD_LINES
+        )
+
+    def _startable(self) -> int | None:
+        """The first planned line whose provider's window has room."""
+        full = {
+            provider
+            for provider, running in self._running_by_provider.items()
+            if running >= self._input.concurrency
+        }
+        for index, ref in enumerate(self._pending):
+            if ref.provider not in full:
+                return index
+        return None
+
+    def _start(self, ref: LineRef) -> None:
+        self._running[ref.line] = asyncio.create_task(self._run_line(ref))
+        self._running_by_provider[ref.provider] = self._running_by_provider.get(ref.provider, 0) + 1
+        self._started_this_run += 1
+
+    async def _while_paused(self) -> None:
+        state = self._state
+        try:
+            await workflow.wait_condition(
+                lambda: state.status is not BatchStatus.PAUSED or state.cancel_requested,
+                timeout=REFUSAL_RETRY if state.paused_by_refusal else None,
+            )
+        except TimeoutError:
+            # credits may have been topped up: the line is tried again, and the webhook
+            # hears of it only if it is admitted
+            self._resume(announce=False)
+
+    async def _fifo_window(self) -> None:
+        """Before `UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS`: one window, lines in file order."""
         state = self._state
         while not state.cancel_requested:
             if not self._pending:
@@ -207,13 +350,7 @@ class BatchWorkflow:
                     return
                 continue
             if state.status is BatchStatus.PAUSED:
-                try:
-                    await workflow.wait_condition(
-                        lambda: state.status is not BatchStatus.PAUSED or state.cancel_requested,
-                        timeout=REFUSAL_RETRY if state.paused_by_refusal else None,
-                    )
-                except TimeoutError:
-                    self.resume()  # credits may have been topped up: the line is tried again
+                await self._while_paused()
                 continue
             await workflow.wait_condition(
                 lambda: (
@@ -226,9 +363,7 @@ class BatchWorkflow:
                 return
             if self._paused():  # a signal may have paused it while the window was full
                 continue
-            ref = self._pending.pop(0)
-            self._running[ref.line] = asyncio.create_task(self._run_line(ref))
-            self._started_this_run += 1
+            self._start(self._pending.pop(0))
             self._show()
 
     def _paused(self) -> bool:
@@ -277,6 +412,7 @@ class BatchWorkflow:
             outcome = LineOutcome(line=ref.line, status="cancelled", job_id=self._job_id(ref))
         finally:
             self._running.pop(ref.line, None)
+            self._running_by_provider[ref.provider] -= 1
         if outcome.status == "refused":
             self._pending.insert(0, ref)
             if state.status is not BatchStatus.PAUSED:
@@ -292,6 +428,7 @@ class BatchWorkflow:
             state.cancelled += 1
         state.cost_micro_usd += outcome.cost_micro_usd
         self._show()
+        self._announce()  # a line admitted after a refusal: in progress again
 
     def _job_id(self, ref: LineRef) -> str:
         key = line_idempotency_key(self._batch_id, ref.line)
@@ -313,10 +450,12 @@ class BatchWorkflow:
         self._state.completed_at = workflow.now()
         self._set_status(status)
 
-    def _set_status(self, status: BatchStatus) -> None:
+    def _set_status(self, status: BatchStatus, *, announce: bool = True) -> None:
         self._state.status = status
         workflow.upsert_search_attributes([search_attributes.BATCH_STATUS.value_set(status.value)])
         self._show()
+        if announce:
+            self._announce()
 
     def _show(self) -> None:
         """Status and counts as the Temporal UI's current details (no command: not history)."""
@@ -330,11 +469,15 @@ class BatchWorkflow:
 
     @workflow.signal
     def resume(self) -> None:
+        self._resume(announce=True)
+
+    def _resume(self, *, announce: bool) -> None:
         if self._state.status is BatchStatus.PAUSED:
             self._state.pause_reason = None
             self._state.paused_by_refusal = False
             self._set_status(
-                BatchStatus.IN_PROGRESS if self._state.validated else BatchStatus.VALIDATING
+                BatchStatus.IN_PROGRESS if self._state.validated else BatchStatus.VALIDATING,
+                announce=announce,
             )
 
     @workflow.signal

@@ -19,7 +19,6 @@ from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException
 
 from api import batches
-from api.batches import Batch, render
 from api.deps import CurrentTenant, IdempotencyKey, S3Client, SettingsDep, TemporalClient
 from api.dialects.bodies import is_form, json_object, parse
 from api.dialects.webhooks import webhook_target
@@ -30,12 +29,14 @@ from reelay.batches import (
     DEFAULT_CONCURRENCY,
     MAX_CONCURRENCY,
     MAX_FILE_BYTES,
+    Batch,
     BatchInput,
     BatchStatus,
     CancelRequest,
     is_file_id,
     new_batch_id,
     new_file_id,
+    render,
 )
 from reelay.errors import ErrorCode
 from reelay.settings import Settings

@@ -74,6 +74,8 @@ DERIVED = {
     "v2_webhook_delivered",  # a WebhookDeliveryWorkflow delivering a job's `completed`
     "v2_job_resumed",  # a job run continued as new mid-poll, resuming its provider task
     "v3_batch",  # a BatchWorkflow: a line of each dialect and an invalid one, paused, resumed
+    # since the batch patch: a duplicate custom_id, windows per provider, webhook events
+    "v4_batch",
 }
 LIMITED = {"v3_ledger_first", "v3_ledger_queued", "v2_webhook_delivered"}
 FROZEN = {
@@ -200,7 +202,9 @@ async def _record_job_resumed(settings: Settings) -> None:
             _save("v2_job_resumed", history.to_json(), len(history.events))
 
 
-async def _record_batch(settings: Settings) -> None:
+async def _record_batch(settings: Settings, name: str) -> None:
+    """`v3_batch`, or `v4_batch` (since the batch patch): also a webhook for its events and
+    a line repeating an earlier line's custom_id."""
     batching = settings.model_copy(
         update={"dev_api_key": "rl_record_dev_key", "task_queue": f"{settings.task_queue}-b"}
     )
@@ -224,25 +228,35 @@ async def _record_batch(settings: Settings) -> None:
         for n, (url, body) in enumerate(examples)
     ]
     lines.insert(2, json.dumps({"custom_id": "bad", "url": "/v9/none", "body": {}}))
+    if name == "v4_batch":
+        lines.append(lines[0])
     data = ("\n".join(lines) + "\n").encode()
     key = f"record/{uuid.uuid4().hex}.jsonl"
-    async with running_worker(batching) as client:
-        s3_client(batching).put_object(batching.s3_bucket, key, BytesIO(data), len(data))
-        batch = BatchInput(tenant_id="dev", input_key=key, concurrency=2, on_invalid_line="skip")
-        handle = await client.start_workflow(
-            BatchWorkflow.run, batch, id=new_batch_id(), task_queue=batching.task_queue
-        )
+    with contextlib.ExitStack() as hooks:
+        webhook = hooks.enter_context(_webhook_receiver()) if name == "v4_batch" else None
+        async with running_worker(batching) as client:
+            s3_client(batching).put_object(batching.s3_bucket, key, BytesIO(data), len(data))
+            batch = BatchInput(
+                tenant_id="dev",
+                input_key=key,
+                concurrency=2,
+                on_invalid_line="skip",
+                webhook_url=webhook,
+            )
+            handle = await client.start_workflow(
+                BatchWorkflow.run, batch, id=new_batch_id(), task_queue=batching.task_queue
+            )
 
-        async def running() -> bool:
-            view = await handle.query(BatchWorkflow.view)
-            return view.status is BatchStatus.IN_PROGRESS
+            async def running() -> bool:
+                view = await handle.query(BatchWorkflow.view)
+                return view.status is BatchStatus.IN_PROGRESS
 
-        await wait_until(running)
-        await handle.signal(BatchWorkflow.pause, "recording")
-        await handle.signal(BatchWorkflow.resume)
-        await handle.result()
-        history = await handle.fetch_history()
-        _save("v3_batch", history.to_json(), len(history.events))
+            await wait_until(running)
+            await handle.signal(BatchWorkflow.pause, "recording")
+            await handle.signal(BatchWorkflow.resume)
+            await handle.result()
+            history = await handle.fetch_history()
+            _save(name, history.to_json(), len(history.events))
 
 
 async def record(settings: Settings, names: set[str]) -> None:
@@ -254,8 +268,9 @@ async def record(settings: Settings, names: set[str]) -> None:
             await _record_limited(client, settings, names)
     if "v2_job_resumed" in names:
         await _record_job_resumed(settings)
-    if "v3_batch" in names:
-        await _record_batch(settings)
+    for name in ("v3_batch", "v4_batch"):
+        if name in names:
+            await _record_batch(settings, name)
 
 
 def _wanted(argv: list[str]) -> set[str]:

@@ -32,8 +32,11 @@ from reelay.batches import (
     RunLine,
     ValidatedPage,
 )
+from reelay.webhooks import WebhookAttempt, WebhookDelivery
+from tests.support import wait_until
 from workflows import batch as batch_module
 from workflows.batch import BatchWorkflow, lines_queue
+from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -52,6 +55,10 @@ class FakeBatch:
     started: Counter[int] = field(default_factory=Counter)
     running: int = 0
     most_running: int = 0
+    providers: dict[int, str] = field(default_factory=dict)  # by line; held: `hold_provider`
+    hold_provider: str | None = None
+    finished: list[int] = field(default_factory=list)
+    webhooks: list[WebhookDelivery] = field(default_factory=list)
 
     def _page(self, request: PageRequest) -> range:
         # a line's "offset" is its number: the page starts at line `offset + 1`
@@ -77,7 +84,11 @@ class FakeBatch:
     async def plan_page(self, request: PageRequest) -> PlannedPage:
         page = self._page(request)
         return PlannedPage(
-            lines=[LineRef(line=n, offset=n - 1, length=1) for n in page if n not in self.invalid],
+            lines=[
+                LineRef(line=n, offset=n - 1, length=1, provider=self.providers.get(n))
+                for n in page
+                if n not in self.invalid
+            ],
             next_offset=request.offset + len(page),
             next_line=request.first_line + len(page),
             eof=request.offset + len(page) >= self.lines,
@@ -97,13 +108,20 @@ class FakeBatch:
         self.running += 1
         self.most_running = max(self.most_running, self.running)
         try:
-            if self.hold is not None:
+            held = self.hold_provider is None or self.providers.get(line) == self.hold_provider
+            if self.hold is not None and held:
                 self.busy.set()
                 await self.hold.wait()
             await asyncio.sleep(0.001)
         finally:
             self.running -= 1
+        self.finished.append(line)
         return LineOutcome(line=line, status="completed", cost_micro_usd=100)
+
+    @activity.defn(name="deliver_webhook")
+    async def deliver_webhook(self, delivery: WebhookDelivery) -> WebhookAttempt:
+        self.webhooks.append(delivery)
+        return WebhookAttempt(status_code=204)
 
 
 @asynccontextmanager
@@ -112,8 +130,8 @@ async def _worker(env: WorkflowEnvironment, fake: FakeBatch, queue: str) -> Asyn
     main = Worker(
         env.client,
         task_queue=queue,
-        workflows=[BatchWorkflow],
-        activities=[fake.validate_page, fake.plan_page, fake.check_funds],
+        workflows=[BatchWorkflow, WebhookDeliveryWorkflow],
+        activities=[fake.validate_page, fake.plan_page, fake.check_funds, fake.deliver_webhook],
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
     lines = Worker(env.client, task_queue=lines_queue(queue), activities=[fake.run_line])
@@ -169,6 +187,66 @@ async def test_a_refused_line_pauses_the_batch_and_is_retried_until_admitted(
     assert view.request_counts.completed == 6
     assert fake.started[3] == 3
     assert view.pause_reason is None
+
+
+async def test_a_slow_providers_lines_leave_the_other_providers_window_free(
+    env: WorkflowEnvironment,
+) -> None:
+    """Lines 1-4 on a provider that holds them, 5-12 on another: with a window of 2 per
+    provider, every line of the second finishes while the first's are held."""
+    providers = {n: "slow" if n <= 4 else "fast" for n in range(1, 13)}
+    fake = FakeBatch(lines=12, hold=asyncio.Event(), providers=providers, hold_provider="slow")
+    queue = f"batch-{uuid.uuid4().hex[:8]}"
+    async with _worker(env, fake, queue):
+        handle = await env.client.start_workflow(
+            BatchWorkflow.run,
+            BatchInput(tenant_id="t", input_key="k", concurrency=2),
+            id=_batch_id(),
+            task_queue=queue,
+        )
+
+        async def fast_done() -> bool:
+            return len(fake.finished) >= 8
+
+        await wait_until(fast_done, within=20, interval=0.01)
+        assert sorted(fake.finished) == list(range(5, 13))
+        assert fake.started.keys() == set(range(1, 3)) | set(range(5, 13))  # 2 slow at once
+        assert fake.hold is not None
+        fake.hold.set()
+        view: BatchView = await handle.result()
+    assert view.request_counts.completed == 12
+
+
+async def test_the_batch_webhook_hears_each_status_change(env: WorkflowEnvironment) -> None:
+    fake = FakeBatch(lines=3, refusals=Counter({2: 1}))
+    queue = f"batch-{uuid.uuid4().hex[:8]}"
+    batch_id = _batch_id()
+    async with _worker(env, fake, queue):
+        view: BatchView = await env.client.execute_workflow(
+            BatchWorkflow.run,
+            BatchInput(
+                tenant_id="t", input_key="k", concurrency=1, webhook_url="https://h.example/"
+            ),
+            id=batch_id,
+            task_queue=queue,
+        )
+
+        async def all_sent() -> bool:
+            return len(fake.webhooks) >= 4
+
+        await wait_until(all_sent, within=20, interval=0.01)
+    assert view.status is BatchStatus.COMPLETED
+    # in progress, paused by the refusal, in progress again once the line is admitted, done
+    assert [d.payload["type"] for d in fake.webhooks] == [
+        "batch.in_progress",
+        "batch.paused",
+        "batch.in_progress",
+        "batch.completed",
+    ]
+    assert {d.subject for d in fake.webhooks} == {"batch"}
+    assert len({d.message_id for d in fake.webhooks}) == 4
+    assert fake.webhooks[1].payload["data"]["pause_reason"] == "out of credits"
+    assert fake.webhooks[-1].payload["data"]["request_counts"]["completed"] == 3
 
 
 async def test_an_invalid_line_fails_the_batch_before_any_job(env: WorkflowEnvironment) -> None:

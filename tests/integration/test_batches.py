@@ -152,7 +152,11 @@ async def test_a_mixed_batch_runs_every_valid_line_once_and_names_the_invalid_on
     invalid_at = [3, 40, 77, 120, 150, 199]  # 1-based line numbers
     for number, bad in zip(invalid_at, INVALID, strict=True):
         lines.insert(number - 1, bad if isinstance(bad, str) else json.dumps(bad))
-    assert len(lines) == 200
+    # a valid request under the custom_id of line 7 (valid line 5): a duplicate, invalid
+    url, body = ROUTE_EXAMPLES[0]
+    lines.append(_line(f"{tag}-5", url, _prompted(body, "[emu gen=0.2] again")))
+    invalid_at.append(201)
+    assert len(lines) == 201
 
     async with _api(stack) as http, _api(stack, OTHER_KEY) as other:
         spent_before = await _spent(http)
@@ -166,8 +170,8 @@ async def test_a_mixed_batch_runs_every_valid_line_once_and_names_the_invalid_on
         done = await _until_status(http, batch["id"], "completed", "failed", within=600)
         assert done["status"] == "completed", done
         counts = done["request_counts"]
-        assert counts["total"] == 200
-        assert counts["invalid"] == 6
+        assert counts["total"] == 201
+        assert counts["invalid"] == 7
         assert counts["completed"] == 194
         assert counts["queued"] == counts["running"] == counts["failed"] == 0
 
@@ -177,6 +181,8 @@ async def test_a_mixed_batch_runs_every_valid_line_once_and_names_the_invalid_on
         assert by_line[3]["custom_id"] == "bad-duration"
         assert "duration_seconds" in by_line[3]["message"]
         assert by_line[77]["param"] == "url"
+        assert by_line[201]["param"] == "custom_id"
+        assert "already used by line 7" in by_line[201]["message"]
 
         output = await _records(http, batch["id"], "output")
         assert Counter(record["custom_id"] for record in output) == Counter(valid_ids)
@@ -437,7 +443,7 @@ async def test_bad_batch_requests_get_native_errors_naming_the_field(stack: Stac
         assert finished.json()["error"]["type"] == "conflict"
 
 
-async def test_the_batch_webhook_gets_its_signed_end(stack: Stack) -> None:
+async def test_the_batch_webhook_gets_its_signed_events(stack: Stack) -> None:
     url, body = ROUTE_EXAMPLES[3]
     line = _line("w1", url, _prompted(body, unique_prompt("[emu gen=0.2]")))
     with Receiver() as receiver:
@@ -446,13 +452,18 @@ async def test_the_batch_webhook_gets_its_signed_end(stack: Stack) -> None:
             done = await _until_status(http, batch["id"], "completed", "failed")
             assert done["status"] == "completed"
 
-            async def delivered() -> list[Any]:
-                return list(receiver.requests)
+            async def delivered() -> list[Any] | None:
+                requests = list(receiver.requests)
+                return requests if len(requests) >= 2 else None
 
             requests = await wait_until(delivered, within=30)
             secret = (await http.get("/v1/account")).json()["webhook_secret"]
     # verified as a client would, with the `standardwebhooks` library
-    event = Webhook(secret).verify(requests[0].body, requests[0].headers)
-    assert event["type"] == "batch.completed"
-    assert event["data"]["id"] == batch["id"]
-    assert event["data"]["request_counts"]["completed"] == 1
+    events = {
+        event["type"]: event
+        for event in (Webhook(secret).verify(r.body, r.headers) for r in requests)
+    }
+    assert set(events) == {"batch.in_progress", "batch.completed"}
+    assert {event["data"]["id"] for event in events.values()} == {batch["id"]}
+    assert events["batch.in_progress"]["data"]["status"] == "in_progress"
+    assert events["batch.completed"]["data"]["request_counts"]["completed"] == 1

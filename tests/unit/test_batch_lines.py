@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from minio.error import S3Error
 
 from api.batches import _end_of, _page, parse_line
 from api.dialects.native import shapes as native
@@ -123,7 +124,28 @@ class _S3:
         self._data, self._size = data, size
 
     def get_object(self, _bucket: str, _key: str, offset: int = 0) -> _Object:
+        if offset and offset >= len(self._data):  # as S3 answers a range from the end
+            raise S3Error(_RESPONSE, "InvalidRange", "not satisfiable", "k", "r", "h")
         return _Object(self._data[offset:], self._size)
+
+
+_RESPONSE: Any = None
+
+
+def test_a_file_of_whole_pages_ends_with_an_empty_page() -> None:
+    data = b"a\nb\nc\nd\n"
+    s3: Any = _S3(data, 3)
+    request = PageRequest(
+        batch_id="b", tenant_id="t", input_key="k", offset=0, first_line=1, max_lines=2
+    )
+    first = list(_page(s3, "bucket", request))
+    offset, eof = _end_of(first, request)
+    assert not eof
+    second = request.model_copy(update={"offset": offset, "first_line": 3})
+    offset, eof = _end_of(list(_page(s3, "bucket", second)), second)
+    assert (offset, eof) == (len(data), False)
+    last = second.model_copy(update={"offset": offset, "first_line": 5})
+    assert list(_page(s3, "bucket", last)) == []
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 7, 64 * 1024])

@@ -17,6 +17,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from worker import WORKFLOWS
+from workflows.batch import UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS
 from workflows.video_generation import LEDGER_STORE_SETTLE
 
 HISTORIES = {
@@ -97,7 +98,43 @@ def test_histories_cover_settling_through_the_ledger_store() -> None:
     assert "admit" in received
 
 
+def _patches(history: str) -> set[str]:
+    return {
+        json.loads(base64.b64decode(marker["details"]["patch-data"]["payloads"][0]["data"]))["id"]
+        for e in _events(history)
+        if (marker := e.get("markerRecordedEventAttributes", {})).get("markerName") == "core_patch"
+    }
+
+
+def test_histories_cover_batches_before_and_after_their_patch() -> None:
+    """A batch from before the patch (paged validation, one window, no events) and one from
+    after it, whose webhook events start `WebhookDeliveryWorkflow` children."""
+    batches = [h for h in HISTORIES.values() if workflow_type(h) == "BatchWorkflow"]
+    patched = [h for h in batches if UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS in _patches(h)]
+    assert patched and len(patched) < len(batches)
+    children = {
+        e["startChildWorkflowExecutionInitiatedEventAttributes"]["workflowType"]["name"]
+        for h in patched
+        for e in _events(h)
+        if "startChildWorkflowExecutionInitiatedEventAttributes" in e
+    }
+    assert children == {"WebhookDeliveryWorkflow"}
+
+
+def workflow_id(name: str, history: str) -> str:
+    """A batch replays under its own id (its webhook deliveries' ids derive from it, and it
+    upserts it as `ReelayBatch`); any other history under a made-up one."""
+    if workflow_type(history) == "BatchWorkflow":
+        for e in _events(history):
+            fields = e.get("upsertWorkflowSearchAttributesEventAttributes", {})
+            batch = fields.get("searchAttributes", {}).get("indexedFields", {}).get("ReelayBatch")
+            if batch is not None:
+                return str(json.loads(base64.b64decode(batch["data"])))
+    return f"replay-{name}"
+
+
 @pytest.mark.parametrize("name", HISTORIES)
 async def test_history_replays(name: str) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
-    await replayer.replay_workflow(WorkflowHistory.from_json(f"replay-{name}", HISTORIES[name]))
+    history = HISTORIES[name]
+    await replayer.replay_workflow(WorkflowHistory.from_json(workflow_id(name, history), history))
