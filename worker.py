@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from activities.accounts import AccountActivities
 from activities.jobs import JobActivities
 from activities.observe import ObservingInterceptor
+from activities.polling import PollingActivities
 from activities.webhooks import WebhookActivities
 from api.batches import BatchActivities
 from api.dialects.registry import webhook_renderer
@@ -31,7 +32,7 @@ from reelay.tenants import TenantDirectory
 from reelay.tracing import configure_tracing, shutdown_tracing
 from workflows.account import AccountWorkflow
 from workflows.batch import BatchWorkflow, lines_queue
-from workflows.clip import ClipWorkflow, submit_queue
+from workflows.clip import ClipWorkflow, poll_queue, submit_queue
 from workflows.video_generation import VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
@@ -56,7 +57,8 @@ BATCH_LINE_SLOTS = 2_000
 def build_workers(client: Client, settings: Settings, accounts: AccountActivities) -> list[Worker]:
     s3 = s3_client(settings)
     ensure_bucket(s3, settings.s3_bucket)
-    activities = JobActivities(settings, build_adapters(settings), s3)
+    adapters = build_adapters(settings)
+    activities = JobActivities(settings, adapters, s3)
     # Metrics, log context and span attributes of every activity (`activities.observe`).
     observed = [ObservingInterceptor()]
     batch = BatchActivities(client, settings, s3, TenantDirectory(settings))
@@ -99,7 +101,15 @@ def build_workers(client: Client, settings: Settings, accounts: AccountActivitie
         activities=[batch.run_line],
         max_concurrent_activities=BATCH_LINE_SLOTS,
     )
-    return [main, *submitters, lines]
+    # Each job in flight is one poll loop: a long-lived activity that mostly sleeps.
+    polling = Worker(
+        client,
+        task_queue=poll_queue(settings.task_queue),
+        activities=[PollingActivities(client, adapters).poll_until_done],
+        max_concurrent_activities=settings.poll_loops_per_worker,
+        interceptors=observed,
+    )
+    return [main, *submitters, polling, lines]
 
 
 @asynccontextmanager

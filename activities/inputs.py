@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
 
 from reelay.jobs import JobSpec, Route
@@ -34,3 +36,21 @@ class StitchRequest(BaseModel):
 class SubmitRequest(BaseModel):
     job: JobSpec
     route: Route
+    check: bool = Field(
+        default=False,
+        description="re-check the job against today's catalog first (a job's first submit)",
+    )
+
+
+class PollRequest(BaseModel):
+    """Poll `task` until it ends or `deadline` passes, reporting progress to `workflow_id`."""
+
+    workflow_id: str
+    task: ProviderTaskRef
+    started_at: datetime
+    deadline: datetime
+    polls: int = 0
+    progress: float = 0.0
+    poll_min_seconds: float
+    poll_max_seconds: float
+    report_step: float = Field(default=0.05, description="report progress in steps this big")

@@ -71,7 +71,11 @@ class JobActivities:
 
     @activity.defn
     async def validate_job(self, job: JobSpec) -> None:
-        """Re-check a job against today's catalog (backfills start workflows without the API)."""
+        """Re-check a job against today's catalog (backfills start workflows without the API).
+        Runs started since `lean-jobs` check at their first submit (`SubmitRequest.check`)."""
+        self._check(job)
+
+    def _check(self, job: JobSpec) -> None:
         try:
             check_job(job)
         except CatalogError as exc:
@@ -94,6 +98,8 @@ class JobActivities:
         twice").
         """
         job, route = request.job, request.route
+        if request.check:
+            self._check(job)
         adapter = self._adapter(route)
         info = activity.info()
         async with heartbeating({"phase": "loading"}) as progress:

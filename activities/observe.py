@@ -20,7 +20,14 @@ from temporalio.worker import (
     Interceptor,
 )
 
-from activities.inputs import ProviderTaskRef, StitchRequest, StoreRequest, SubmitRequest
+from activities.inputs import (
+    PollRequest,
+    ProviderTaskRef,
+    StitchRequest,
+    StoreRequest,
+    SubmitRequest,
+)
+from activities.polling import PollOutcome
 from providers.base import ProviderTaskStatus, TaskState
 from reelay import metrics
 from reelay.jobs import JobSpec, StoredVideo
@@ -49,7 +56,7 @@ def _job_of(arg: Any, workflow_id: str) -> _Job:
         job.provider = spec.routes[0].adapter
     if isinstance(arg, SubmitRequest | ProviderTaskRef):
         job.provider = arg.route.adapter
-    elif isinstance(arg, StoreRequest):
+    elif isinstance(arg, StoreRequest | PollRequest):
         job.provider = arg.task.route.adapter
     elif isinstance(arg, WebhookDelivery):
         job.job_id, job.tenant = arg.job_id, arg.tenant_id
@@ -100,14 +107,21 @@ def _succeeded(arg: Any, result: Any) -> None:
         _submitted(arg)
     elif isinstance(result, ProviderTaskStatus) and result.state in _ENDED:
         assert isinstance(arg, ProviderTaskRef)
-        reason = result.failure_kind.value if result.failure_kind else ""
-        metrics.PROVIDER_TASKS_ENDED.labels(arg.route.adapter, result.state.value, reason).inc()
+        _ended(arg, result)
+    elif isinstance(result, PollOutcome) and result.status.state in _ENDED:
+        assert isinstance(arg, PollRequest)
+        _ended(arg.task, result.status)
     elif isinstance(result, StoredVideo) and isinstance(arg, StoreRequest | StitchRequest):
         kind = "chain" if isinstance(arg, StitchRequest) else "segment" if arg.key else "job"
         metrics.VIDEOS_STORED.labels(kind).inc()
         metrics.VIDEO_SECONDS_STORED.labels(kind).inc(result.duration_seconds)
     elif isinstance(result, WebhookAttempt) and isinstance(arg, WebhookDelivery):
         metrics.WEBHOOK_DELIVERIES.labels(arg.event, _webhook_outcome(result)).inc()
+
+
+def _ended(task: ProviderTaskRef, status: ProviderTaskStatus) -> None:
+    reason = status.failure_kind.value if status.failure_kind else ""
+    metrics.PROVIDER_TASKS_ENDED.labels(task.route.adapter, status.state.value, reason).inc()
 
 
 def _submitted(request: SubmitRequest) -> None:

@@ -103,6 +103,9 @@ class Settings(BaseSettings):
         default_factory=dict, description="per provider, enforced across all workers"
     )
     provider_concurrent_submits: int = Field(default=8, ge=1, description="per worker")
+    poll_loops_per_worker: int = Field(
+        default=20_000, ge=1, description="jobs a worker polls at once (each a sleeping activity)"
+    )
     provider_failover_after_seconds: float = Field(
         default=60.0, description="retry budget of a route before the next one is tried"
     )

@@ -222,9 +222,7 @@ class BatchWorkflow:
                     max_lines=MAX_LINES + 1 if whole else PAGE_LINES,
                 ),
                 result_type=ValidatedPage,
-                summary=console.batch_page_summary(
-                    "validate", line, MAX_LINES + 1 if whole else PAGE_LINES
-                ),
+                summary=console.batch_page_summary("validate", line, None if whole else PAGE_LINES),
                 start_to_close_timeout=FILE_TIMEOUT if whole else PAGE_TIMEOUT,
                 heartbeat_timeout=FILE_HEARTBEAT if whole else None,
                 retry_policy=RETRY,

@@ -41,15 +41,23 @@ from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
     from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE, UNAVAILABLE_TYPE
-    from activities.inputs import ProviderTaskRef, StoreRequest, SubmitRequest
+    from activities.inputs import PollRequest, ProviderTaskRef, StoreRequest, SubmitRequest
     from activities.jobs import JobActivities
+    from activities.polling import (
+        PROGRESS_SIGNAL,
+        TERMINAL,
+        PollingActivities,
+        PollOutcome,
+        PollProgress,
+        estimate_remaining,
+        next_poll_delay,
+    )
     from providers.base import FailureKind, ProviderTaskStatus, TaskState
     from reelay.jobs import JobError, JobSpec, JobStatus, JobView, Resume, StoredVideo
     from reelay.jobs import settled_cost_micro_usd as settled_cost
     from reelay.storage import segment_key
-    from workflows import search_attributes
+    from workflows import console, search_attributes
     from workflows.contracts import ChainHandlers, SegmentProgress
-    from workflows.polling import estimate_remaining, next_poll_delay
 
 MEMO_VIEW = "view"
 CALLBACK_MEMORY = 64
@@ -75,6 +83,15 @@ SUBMIT_MAX_DELAY_SECONDS = 30.0
 LEGACY_SUBMIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
+#: Marks runs that poll in one heartbeating activity (`activities.polling`) and check the job
+#: at its first submit instead of in an activity of its own. Runs without it keep the timer
+#: loop (`_poll_by_timers`) and `validate_job` until they end.
+LEAN_JOBS = "lean-jobs"
+# A poll loop's worker is presumed lost after this long without a heartbeat; its attempt is
+# retried (from the heartbeat's position) on another worker.
+POLL_HEARTBEAT_TIMEOUT = timedelta(seconds=60)
+# Past the deadline the loop returns by itself; this is the backstop if no worker runs it.
+POLL_DEADLINE_GRACE = timedelta(seconds=60)
 POLL_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=15)
 )
@@ -102,6 +119,12 @@ def submit_queue(task_queue: str, provider: str) -> str:
     return f"{task_queue}.submit.{provider}"
 
 
+def poll_queue(task_queue: str) -> str:
+    """The task queue of the poll loops: one long-lived, mostly sleeping activity per job in
+    flight, so its workers offer many more slots than the main queue."""
+    return f"{task_queue}.poll"
+
+
 class JobFailed(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -125,12 +148,15 @@ async def run_activity(
     schedule_to_close: timedelta | None = None,
     heartbeat: timedelta | None = None,
     task_queue: str | None = None,
+    summary: str | None = None,
 ) -> R:
-    """Run an activity; a failure it cannot recover from becomes `JobFailed`."""
+    """Run an activity; a failure it cannot recover from becomes `JobFailed`. `summary` is
+    what the Temporal UI shows for it (`workflows.console`)."""
     try:
         return await workflow.execute_activity_method(
             fn,
             arg,
+            summary=summary,
             start_to_close_timeout=start_to_close,
             schedule_to_close_timeout=schedule_to_close,
             heartbeat_timeout=heartbeat,
@@ -138,26 +164,37 @@ async def run_activity(
             task_queue=task_queue,
         )
     except ActivityError as err:
-        cause = err.cause
-        if isinstance(cause, CancelledError):  # the job was cancelled mid-activity
-            raise asyncio.CancelledError from err
-        # Out of time or attempts: the last attempt's failure says why.
-        last = cause.cause if isinstance(cause, ActivityTimeoutError) and cause.cause else cause
-        if isinstance(last, ApplicationError):
-            if last.type == STORAGE_TYPE:
-                raise JobFailed(STORAGE_TYPE, STORAGE_UNAVAILABLE_MESSAGE) from err
-            if last.type in (RETRYABLE_TYPE, UNAVAILABLE_TYPE):
-                raise ProviderUnavailable(last.message, last.next_retry_delay) from err
-            if last.non_retryable:
-                raise JobFailed(last.type or "provider_error", last.message) from err
-        if isinstance(cause, ActivityTimeoutError):
-            raise JobFailed("provider_unavailable", "the provider did not answer in time") from err
-        raise JobFailed("provider_unavailable", str(cause or err)) from err
+        raise job_failure(err) from err
+
+
+def job_failure(err: ActivityError) -> BaseException:
+    """What an activity's failure means for the job: cancelled, or `JobFailed` with why."""
+    cause = err.cause
+    if isinstance(cause, CancelledError):  # the job was cancelled mid-activity
+        return asyncio.CancelledError()
+    # Out of time or attempts: the last attempt's failure says why.
+    last = cause.cause if isinstance(cause, ActivityTimeoutError) and cause.cause else cause
+    if isinstance(last, ApplicationError):
+        if last.type == STORAGE_TYPE:
+            return JobFailed(STORAGE_TYPE, STORAGE_UNAVAILABLE_MESSAGE)
+        if last.type in (RETRYABLE_TYPE, UNAVAILABLE_TYPE):
+            return ProviderUnavailable(last.message, last.next_retry_delay)
+        if last.non_retryable:
+            return JobFailed(last.type or "provider_error", last.message)
+    if isinstance(cause, ActivityTimeoutError):
+        return JobFailed("provider_unavailable", "the provider did not answer in time")
+    return JobFailed("provider_unavailable", str(cause or err))
 
 
 def set_status(view: JobView, status: JobStatus) -> None:
     view.status = status
     workflow.upsert_search_attributes([search_attributes.STATUS.value_set(status.value)])
+    show(view)
+
+
+def show(view: JobView) -> None:
+    """The job's line in the Temporal UI (current details: no command, nothing in history)."""
+    workflow.set_current_details(console.job_current_details(view, next_poll_at=None))
 
 
 class ClipMaker:
@@ -174,10 +211,13 @@ class ClipMaker:
         self._view = view
         self._on_progress = on_progress
         self._wake = False
+        self._progressed = False
         self._reported_progress = 0.0
         self._polls = 0
         self._route_index = 0
         self._callbacks: list[str] = []
+        #: The first submit re-checks the job against the catalog (set by the job workflow).
+        self.check_at_submit = False
         if job.resume is not None:
             route = job.routes[job.resume.route_index]
             self._route_index = job.resume.route_index
@@ -197,6 +237,17 @@ class ClipMaker:
         self._callbacks.append(event_id)
         del self._callbacks[:-CALLBACK_MEMORY]
         self._wake = True
+
+    def progressed(self, report: PollProgress) -> None:
+        """The poll loop saw progress move by a step."""
+        view = self._view
+        if view.status is not JobStatus.PROCESSING:  # a loop left behind by a callback
+            return
+        view.progress = max(view.progress, min(report.progress, 0.99))
+        view.eta_seconds = report.eta_seconds
+        self._polls = max(self._polls, report.polls)
+        self._progressed = True
+        show(view)
 
     def check_callback(self, event_id: str) -> None:
         if event_id in self._callbacks:
@@ -237,6 +288,7 @@ class ClipMaker:
             JobActivities.store_video,
             request,
             timedelta(minutes=30),
+            summary=console.store_summary(job, route),
             retry=STORE_RETRY,
             schedule_to_close=max(self._deadline() - workflow.now(), STORE_AT_LEAST),
             heartbeat=STORE_HEARTBEAT_TIMEOUT,
@@ -304,15 +356,18 @@ class ClipMaker:
             attempt_at = workflow.now()
             to_deadline = self._deadline() - attempt_at
             try:
-                return await run_activity(
+                task_id = await run_activity(
                     JobActivities.submit_to_provider,
-                    SubmitRequest(job=job, route=route),
+                    SubmitRequest(job=job, route=route, check=self.check_at_submit),
                     SUBMIT_ATTEMPT_TIMEOUT,
+                    summary=console.submit_summary(route),
                     retry=SUBMIT_RETRY,
                     schedule_to_close=max(to_deadline, SUBMIT_ATTEMPT_TIMEOUT),
                     heartbeat=SUBMIT_HEARTBEAT_TIMEOUT,
                     task_queue=submit_queue(workflow.info().task_queue, route.adapter),
                 )
+                self.check_at_submit = False
+                return task_id
             except ProviderUnavailable as unavailable:
                 unavailable_since = unavailable_since or attempt_at
                 retry_after = unavailable.retry_after
@@ -320,10 +375,7 @@ class ClipMaker:
                 budget_left = budget_seconds - (now - unavailable_since).total_seconds()
                 deadline_left = (self._deadline() - now).total_seconds()
             if deadline_left <= 0:
-                raise JobFailed(
-                    "deadline_exceeded",
-                    f"{job.model} did not finish within {job.deadline_seconds} s",
-                )
+                raise self._deadline_exceeded()
             if budget_left <= 0:
                 return None
             wait = max(delay, retry_after.total_seconds() if retry_after else 0.0)
@@ -364,16 +416,106 @@ class ClipMaker:
         set_status(self._view, JobStatus.PROCESSING)
 
     async def _poll_until_done(self) -> ProviderTaskStatus:
+        if not workflow.patched(LEAN_JOBS):
+            return await self._poll_by_timers()
+        while True:
+            status = await self._poll_in_activity()
+            if status is not None:
+                return status
+            # Continued as new mid-poll (a long run's history): the loop starts again there.
+            workflow.continue_as_new(self._job.model_copy(update={"resume": self._resume()}))
+
+    async def _poll_in_activity(self) -> ProviderTaskStatus | None:
+        """Run the poll loop activity until the task ends. Meanwhile, progress reports update
+        the view (and the job's progress webhooks), and a provider callback is checked at
+        once with a poll of the workflow's own. None: continue as new (the loop is left)."""
+        job, view = self._job, self._view
+        assert view.started_at is not None
+        deadline = self._deadline()
+        request = PollRequest(
+            workflow_id=workflow.info().workflow_id,
+            task=self.task,
+            started_at=view.started_at,
+            deadline=deadline,
+            polls=self._polls,
+            progress=view.progress,
+            poll_min_seconds=job.poll_min_seconds,
+            poll_max_seconds=job.poll_max_seconds,
+        )
+        backstop = max(deadline - workflow.now(), timedelta(0)) + POLL_DEADLINE_GRACE
+        loop = workflow.start_activity_method(
+            PollingActivities.poll_until_done,
+            request,
+            summary=console.poll_summary(request.task.route, request.task.task_id),
+            task_queue=poll_queue(workflow.info().task_queue),
+            start_to_close_timeout=backstop,
+            schedule_to_close_timeout=backstop,
+            heartbeat_timeout=POLL_HEARTBEAT_TIMEOUT,
+            retry_policy=POLL_RETRY,
+            # A loop left behind (the task ended on a callback) need not confirm it stopped.
+            cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,
+        )
+        try:
+            while True:
+                self._wake = self._progressed = False
+                await workflow.wait_condition(lambda: loop.done() or self._wake or self._progressed)
+                if loop.done():
+                    return self._loop_ended(await self._outcome(loop))
+                if self._progressed:
+                    await self._report_segment_progress()
+                    await self._on_progress()
+                if self._wake:
+                    status = await run_activity(
+                        JobActivities.poll_provider,
+                        self.task,
+                        timedelta(seconds=30),
+                        retry=POLL_RETRY,
+                        summary=console.poll_summary(self.task.route, self.task.task_id),
+                    )
+                    self._polls += 1
+                    if status.state in TERMINAL:
+                        return status
+                    if status.progress is not None:
+                        view.progress = max(view.progress, min(status.progress, 0.99))
+                if workflow.info().is_continue_as_new_suggested():
+                    return None
+        finally:
+            if not loop.done():
+                loop.cancel()
+
+    async def _outcome(self, loop: workflow.ActivityHandle[PollOutcome]) -> PollOutcome:
+        try:
+            return await loop
+        except ActivityError as err:
+            failure = job_failure(err)
+            # The loop's backstop timeout fires only past the deadline: no worker ran it.
+            if isinstance(failure, JobFailed) and workflow.now() >= self._deadline():
+                raise self._deadline_exceeded() from err
+            raise failure from err
+
+    def _loop_ended(self, outcome: PollOutcome) -> ProviderTaskStatus:
+        self._polls = outcome.polls
+        self._view.progress = max(self._view.progress, outcome.progress)
+        if outcome.deadline_passed:
+            raise self._deadline_exceeded()
+        return outcome.status
+
+    def _deadline_exceeded(self) -> JobFailed:
+        job = self._job
+        return JobFailed(
+            "deadline_exceeded", f"{job.model} did not finish within {job.deadline_seconds} s"
+        )
+
+    async def _poll_by_timers(self) -> ProviderTaskStatus:
+        """Polls of runs started before `LEAN_JOBS`: a timer and an activity per poll.
+        Remove once no such run is open."""
         job, view = self._job, self._view
         assert view.started_at is not None
         deadline = self._deadline()
         while True:
             left = (deadline - workflow.now()).total_seconds()
             if left <= 0:
-                raise JobFailed(
-                    "deadline_exceeded",
-                    f"{job.model} did not finish within {job.deadline_seconds} s",
-                )
+                raise self._deadline_exceeded()
             status = await run_activity(
                 JobActivities.poll_provider,
                 self.task,
@@ -432,6 +574,7 @@ class ClipMaker:
                 JobActivities.cancel_at_provider,
                 self.task,
                 timedelta(seconds=30),
+                summary=console.cancel_summary(self.task.route, self.task.task_id),
                 retry=RetryPolicy(maximum_attempts=5),
             )
         except JobFailed:
@@ -477,6 +620,11 @@ class ClipWorkflow:
     @provider_callback.validator
     def _new_callback_only(self, event_id: str) -> None:
         self._clip.check_callback(event_id)
+
+    @workflow.signal(name=PROGRESS_SIGNAL)
+    def provider_progress(self, report: PollProgress) -> None:
+        """The poll loop saw the provider's progress move by a step."""
+        self._clip.progressed(report)
 
     @workflow.run
     async def run(self, job: JobSpec) -> JobView:

@@ -205,7 +205,7 @@ def batch_details(batch: BatchInput) -> str:
     lines = [
         f"**batch of {_file(batch)}**",
         f"- tenant {_code(batch.tenant_id)}",
-        f"- up to {batch.concurrency} lines running at once",
+        f"- up to {batch.concurrency} lines running at once per provider",
         "- max cost "
         + (f"${batch.max_cost_usd:.2f}" if batch.max_cost_usd is not None else "none")
         + " (the estimate is checked before any line starts)",
@@ -242,8 +242,11 @@ def batch_current_details(view: BatchView) -> str:
     return _fit("\n".join(lines), DETAILS_MAX_BYTES)
 
 
-def batch_page_summary(verb: str, first_line: int, max_lines: int) -> str:
-    """`validate lines 1-500`, `plan lines 501-1000`."""
+def batch_page_summary(verb: str, first_line: int, max_lines: int | None) -> str:
+    """`validate lines 1-500`, `plan lines 501-1000`; `validate every line` (`max_lines` None:
+    the whole file in one call)."""
+    if max_lines is None:
+        return _fit(f"{_plain(verb)} every line", SUMMARY_MAX_BYTES)
     return _fit(
         f"{_plain(verb)} lines {first_line}-{first_line + max_lines - 1}", SUMMARY_MAX_BYTES
     )

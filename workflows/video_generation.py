@@ -7,7 +7,8 @@ waits for its account's `admit` when queued, settles with the account once, and 
 job's webhooks.
 
 Settling: a job the API admitted through the ledger store (`account_id` `ledger:<tenant>`)
-settles with the `settle_job` activity, behind `LEDGER_STORE_SETTLE`; jobs started by the
+settles with the `settle_job` activity, behind `LEDGER_STORE_SETTLE` (a local activity since
+`LOCAL_SETTLE`); jobs started by the
 former `AccountWorkflow` (and their recorded histories) keep signalling it.
 
 Versioning: chains started before `CLIP_WORKFLOW_SEGMENTS` ran their segments as
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.accounts import AccountActivities, SettleJob
     from activities.inputs import StitchRequest
     from activities.jobs import JobActivities
+    from activities.polling import PROGRESS_SIGNAL, PollProgress
     from reelay.accounts import Settlement, is_ledger_account
     from reelay.jobs import (
         Continuation,
@@ -44,8 +46,9 @@ with workflow.unsafe.imports_passed_through():
         settled_cost_micro_usd,
     )
     from reelay.webhooks import WebhookEvent, new_delivery
-    from workflows.clip import MEMO_VIEW as MEMO_VIEW  # where the API reads it
+    from workflows import console
     from workflows.clip import (
+        LEAN_JOBS,
         STORE_AT_LEAST,
         STORE_RETRY,
         ClipMaker,
@@ -54,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         run_activity,
         set_status,
     )
+    from workflows.clip import MEMO_VIEW as MEMO_VIEW  # where the API reads it
     from workflows.contracts import AccountHandlers, ChainHandlers, SegmentProgress
     from workflows.webhook_delivery import start_webhook_delivery
 
@@ -61,6 +65,8 @@ with workflow.unsafe.imports_passed_through():
 LEDGER_STORE_SETTLE = "ledger-store-settle"
 #: Marks chains whose segments are `ClipWorkflow`s that may fail over between routes.
 CLIP_WORKFLOW_SEGMENTS = "clip-workflow-segments"
+#: Marks jobs that settle in a local activity (runs before it keep the activity task).
+LOCAL_SETTLE = "local-settle"
 
 # A settlement must land: retried until the store takes it (idempotent by job id).
 SETTLE_RETRY = RetryPolicy(
@@ -106,6 +112,11 @@ class VideoGenerationWorkflow(ChainHandlers):
     def _new_callback_only(self, event_id: str) -> None:
         self._clip.check_callback(event_id)
 
+    @workflow.signal(name=PROGRESS_SIGNAL)
+    def provider_progress(self, report: PollProgress) -> None:
+        """The poll loop saw the provider's progress move by a step."""
+        self._clip.progressed(report)
+
     @workflow.signal
     def admit(self) -> None:
         """The tenant's account has a free slot for this queued job."""
@@ -148,7 +159,10 @@ class VideoGenerationWorkflow(ChainHandlers):
                 await self._legacy_chain(job)
             return
         if job.resume is None and job.segment is None:  # a legacy segment: checked by its chain
-            await run_activity(JobActivities.validate_job, job, timedelta(seconds=30))
+            if workflow.patched(LEAN_JOBS):
+                self._clip.check_at_submit = True
+            else:
+                await run_activity(JobActivities.validate_job, job, timedelta(seconds=30))
         await self._clip.make()
 
     async def _cancel_upstream(self, job: JobSpec) -> None:
@@ -188,8 +202,13 @@ class VideoGenerationWorkflow(ChainHandlers):
 
     async def _segment(self, part: JobSpec) -> JobView:
         try:
+            count = len(self._job.segments)
             view: JobView = await workflow.execute_child_workflow(
-                ClipWorkflow.run, part, id=part.job_id
+                ClipWorkflow.run,
+                part,
+                id=part.job_id,
+                static_summary=console.job_summary(part, segments_total=count),
+                static_details=console.job_details(part, segments_total=count),
             )
         except ChildWorkflowError as err:
             _raise_chain_failure(err)
@@ -235,6 +254,7 @@ class VideoGenerationWorkflow(ChainHandlers):
             # Like a clip's store: S3 outages are waited out, for one model deadline at least.
             schedule_to_close=max(timedelta(seconds=job.deadline_seconds), STORE_AT_LEAST),
             heartbeat=timedelta(seconds=30),
+            summary=console.stitch_summary(job),
         )
         self._view.video = video
         self._view.cost_micro_usd = settled_cost_micro_usd(job, video.duration_seconds)
@@ -289,9 +309,20 @@ class VideoGenerationWorkflow(ChainHandlers):
                 job_id=job.job_id, cost_micro_usd=self._view.cost_micro_usd or 0, seconds=seconds
             )
             if is_ledger_account(job.account_id) and workflow.patched(LEDGER_STORE_SETTLE):
+                settle = SettleJob(tenant_id=job.tenant_id, settlement=settlement)
+                if workflow.patched(LOCAL_SETTLE):
+                    # One transaction in the worker that runs the job: a marker in history,
+                    # not an activity task and another workflow task.
+                    await workflow.execute_local_activity_method(
+                        AccountActivities.settle_job,
+                        settle,
+                        start_to_close_timeout=timedelta(seconds=30),
+                        retry_policy=SETTLE_RETRY,
+                    )
+                    return
                 await workflow.execute_activity_method(
                     AccountActivities.settle_job,
-                    SettleJob(tenant_id=job.tenant_id, settlement=settlement),
+                    settle,
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=SETTLE_RETRY,
                 )

@@ -65,19 +65,28 @@ SCENARIOS: dict[str, tuple[str, dict[str, object]]] = {
         {"model": "veo-3", "duration_seconds": 8, "resolution": "720p"},
     ),
     "v2_chained": ("[emu gen=1] a longer take", {"model": "runway-gen3", "duration_seconds": 16}),
+    # `lean-jobs`: checked at submit, polled in one activity that reports progress by signal.
+    "v4_completed": ("[emu gen=3 steps=6] a paper boat at sea", {"duration_seconds": 2}),
+    "v4_cancelled": ("[emu gen=60] a longer night", {"duration_seconds": 2}),
+    "v4_chained": (
+        "[emu gen=1] the longest take",
+        {"model": "runway-gen3", "duration_seconds": 16},
+    ),
 }
 # Recorded alongside the scenarios above, from the workflows they start.
 DERIVED = {
     "v2_chained_segment",  # the first segment (a ClipWorkflow) of v2_chained
+    "v4_chained_segment",  # the first segment of v4_chained
     "v3_ledger_first",  # limits on: admitted at once, settling through the ledger store
     "v3_ledger_queued",  # limits on: queued until the first settles, then admitted by it
     "v2_webhook_delivered",  # a WebhookDeliveryWorkflow delivering a job's `completed`
     "v2_job_resumed",  # a job run continued as new mid-poll, resuming its provider task
+    "v4_ledger_first",  # v3_ledger_first since `lean-jobs` and `local-settle`
     "v3_batch",  # a BatchWorkflow: a line of each dialect and an invalid one, paused, resumed
     # since the batch patch: a duplicate custom_id, windows per provider, webhook events
     "v4_batch",
 }
-LIMITED = {"v3_ledger_first", "v3_ledger_queued", "v2_webhook_delivered"}
+LIMITED = {"v3_ledger_first", "v3_ledger_queued", "v2_webhook_delivered", "v4_ledger_first"}
 FROZEN = {
     "v2_limited_first",  # limits on: a job admitted at once, settling with its account
     "v2_limited_queued",  # limits on: a job queued until the first settles, then admitted
@@ -106,15 +115,15 @@ async def _record_job(client: Client, settings: Settings, name: str) -> None:
     if name == "v2_failover":  # a short budget, so the first route gives up in seconds
         spec = spec.model_copy(update={"failover_after_seconds": 3.0})
     handle: WorkflowHandle = await start(client, settings, spec)
-    if name == "cancelled":
+    if name in ("cancelled", "v4_cancelled"):
         await wait_until(lambda: status_is(handle, JobStatus.PROCESSING))
         await handle.cancel()
     await _finish(handle)
     history = await handle.fetch_history()
     _save(name, history.to_json(), len(history.events))
-    if name == "v2_chained":
+    if name in ("v2_chained", "v4_chained"):
         segment = await client.get_workflow_handle(f"{spec.job_id}:segment:0").fetch_history()
-        _save("v2_chained_segment", segment.to_json(), len(segment.events))
+        _save(f"{name}_segment", segment.to_json(), len(segment.events))
 
 
 def _limited_spec(settings: Settings, prompt: str, **extra: object) -> JobSpec:
@@ -169,6 +178,7 @@ async def _record_limited(client: Client, settings: Settings, names: set[str]) -
         await wait_until(settled)
         for name, handle in [
             ("v3_ledger_first", handles[0]),
+            ("v4_ledger_first", handles[0]),
             ("v3_ledger_queued", handles[1]),
             ("v2_webhook_delivered", delivery),
         ]:
@@ -288,8 +298,9 @@ def _wanted(argv: list[str]) -> set[str]:
 
 def main(argv: list[str]) -> None:
     names = _wanted(argv)
-    if "v2_chained_segment" in names:
-        names.add("v2_chained")
+    for chain in ("v2_chained", "v4_chained"):
+        if f"{chain}_segment" in names:
+            names.add(chain)
     if not names:
         print("every history is recorded; name one to record it again")
         return

@@ -141,12 +141,12 @@ async def test_a_batch_started_through_the_api_says_what_it_is(
     assert summary.startswith("batch of `") and summary.endswith(
         " · tenant dev · 3 at once · max $5.00"
     )
-    assert "up to 3 lines running at once" in details
+    assert "up to 3 lines running at once per provider" in details
     async with running_worker(hook_settings):
         await batch.result()
         assert (await current_details(batch)).startswith("**completed** · 1 lines · batch of `")
     summaries = await activity_summaries(client, batch)
-    assert summaries[:3] == ["validate lines 1-500", "check funds for $0.20", "plan lines 1-500"]
+    assert summaries[:3] == ["validate every line", "check funds for $0.20", "plan lines 1-500"]
     assert re.fullmatch(r"run line 1 as job_vid_\w+", summaries[3]), summaries
     line_job, _ = await metadata(client.get_workflow_handle(summaries[3].split(" as ")[1]))
     assert line_job.startswith("runway-gen3 2 s ") and f"batch {batch.id}" in line_job

@@ -37,7 +37,7 @@ GRAFANA = ROOT / "deploy/grafana"
 DASHBOARD = json.loads((GRAFANA / "dashboards/reelay.json").read_text())
 AUTH = {"Authorization": f"Bearer {DEV_API_KEY}"}
 JOBS = 2
-PROVIDER_ACTIVITIES = ("submit_to_provider", "poll_provider", "store_video")
+PROVIDER_ACTIVITIES = ("submit_to_provider", "poll_until_done", "store_video")
 #: Counters a couple of completed jobs must have moved.
 JOB_COUNTERS = (
     "reelay_admissions_total",
@@ -368,7 +368,7 @@ def test_one_trace_links_the_api_request_to_the_activities_and_the_provider_call
         return any(parent.span_id == submit[0].span_id for parent in ancestors(span))
 
     activity_spans = [span for span in in_trace if span.name.startswith("RunActivity:")]
-    assert {"RunActivity:submit_to_provider", "RunActivity:poll_provider"} <= {
+    assert {"RunActivity:submit_to_provider", "RunActivity:poll_until_done"} <= {
         span.name for span in activity_spans
     }
     assert all(reaches_api_request(span) for span in activity_spans)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from temporalio import activity
@@ -22,13 +23,26 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE
-from activities.inputs import ProviderTaskRef, StitchRequest, StoreRequest, SubmitRequest
+from activities.inputs import (
+    PollRequest,
+    ProviderTaskRef,
+    StitchRequest,
+    StoreRequest,
+    SubmitRequest,
+)
+from activities.polling import (
+    PROGRESS_SIGNAL,
+    PollOutcome,
+    PollProgress,
+    next_poll_delay,
+    poll_loop,
+)
 from providers.base import ProviderTaskStatus, TaskState
 from reelay.jobs import Continuation, JobSpec, JobStatus, JobView, Route, StoredVideo
 from reelay.storage import segment_key
+from tests.support import wait_until
 from worker import WORKFLOWS
-from workflows.clip import SUBMIT_BUDGET_SECONDS, submit_queue
-from workflows.polling import next_poll_delay
+from workflows.clip import SUBMIT_BUDGET_SECONDS, poll_queue, submit_queue
 from workflows.video_generation import VideoGenerationWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -74,6 +88,7 @@ class FakeProvider:
 
     env: WorkflowEnvironment
     started: datetime
+    slept: float = 0.0  # the poll loop's sleeps, on top of the server's clock
     unavailable: set[str] = field(default_factory=set)
     unavailable_after_first: set[str] = field(default_factory=set)
     running_polls: int = 3
@@ -87,12 +102,11 @@ class FakeProvider:
     tasks: dict[str, SubmitRequest] = field(default_factory=dict)
     chain_views: list[tuple[int, JobView]] = field(default_factory=list)
 
-    async def _now(self) -> float:
-        return (await self.env.get_current_time() - self.started).total_seconds()
+    async def _clock(self) -> datetime:
+        return await self.env.get_current_time() + timedelta(seconds=self.slept)
 
-    @activity.defn(name="validate_job")
-    async def validate_job(self, job: JobSpec) -> None:
-        return None
+    async def _now(self) -> float:
+        return (await self._clock() - self.started).total_seconds()
 
     @activity.defn(name="submit_to_provider")
     async def submit_to_provider(self, request: SubmitRequest) -> str:
@@ -106,6 +120,47 @@ class FakeProvider:
         task_id = f"{adapter}-task-{len(self.tasks)}"
         self.tasks[task_id] = request
         return task_id
+
+    @activity.defn(name="poll_until_done")
+    async def poll_until_done(self, request: PollRequest) -> PollOutcome:
+        """The real poll loop, on the fake's clock: the server's plus the loop's sleeps, which
+        pass at once (the server's clock is not moved from inside an activity). A sleep after
+        a progress report lasts until the job (and a segment's chain) has taken it."""
+        taken: list[Awaitable[None]] = []
+
+        async def sleep(seconds: float) -> None:
+            while taken:
+                await taken.pop()
+            self.slept += seconds
+
+        async def report(progress: PollProgress) -> None:
+            handle = self.env.client.get_workflow_handle(request.workflow_id)
+            await handle.signal(PROGRESS_SIGNAL, progress)
+            taken.append(self._progress_taken(request.workflow_id, progress.progress))
+
+        return await poll_loop(
+            request,
+            lambda: self.poll_provider(request.task),
+            now=self._clock,
+            sleep=sleep,
+            report=report,
+            heartbeat=lambda details: activity.heartbeat(details),
+        )
+
+    async def _progress_taken(self, workflow_id: str, progress: float) -> None:
+        job = await self.env.client.get_workflow_handle(workflow_id).query(
+            VideoGenerationWorkflow.view
+        )
+        parent = job.job_id.partition(":segment:")[0]
+        index = job.segments_done if parent == job.job_id else int(workflow_id.rsplit(":", 1)[1])
+        chain = self.env.client.get_workflow_handle(parent)
+
+        async def shown() -> bool:
+            view = await chain.query(VideoGenerationWorkflow.view)
+            count = view.segments_total or 1
+            return view.progress >= (index + progress) / count - 1e-6
+
+        await wait_until(shown)
 
     @activity.defn(name="poll_provider")
     async def poll_provider(self, task: ProviderTaskRef) -> ProviderTaskStatus:
@@ -164,7 +219,6 @@ async def run_job(
         task_queue=queue,
         workflows=WORKFLOWS,
         activities=[
-            provider.validate_job,
             provider.poll_provider,
             provider.cancel_at_provider,
             provider.store_video,
@@ -177,7 +231,12 @@ async def run_job(
         )
         for a in ("gemini", "runway")
     ]
-    async with main, submitters[0], submitters[1]:
+    polling = Worker(
+        env.client,
+        task_queue=poll_queue(queue),
+        activities=[provider.poll_until_done],
+    )
+    async with main, submitters[0], submitters[1], polling:
         handle = await env.client.start_workflow(
             VideoGenerationWorkflow.run, job, id=job.job_id, task_queue=queue
         )

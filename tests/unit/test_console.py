@@ -248,7 +248,7 @@ def test_a_batch_shows_its_file_concurrency_and_max_cost() -> None:
     continued = batch_input(state=BatchState(lines=1200, runs=2))
     assert "(1200 lines)" in console.batch_summary(continued)
     details = console.batch_details(continued)
-    assert "up to 16 lines running at once" in details
+    assert "up to 16 lines running at once per provider" in details
     assert "max cost $50.00" in details and "run 2 (continued as new)" in details
     assert "end reported to `hooks.example.com`" in details
     assert_clean(details)
@@ -280,6 +280,7 @@ def test_a_running_batch_shows_its_counts() -> None:
         "notify `hooks.example.com`: batch paused"
     )
     assert console.batch_page_summary("validate", 501, 500) == "validate lines 501-1000"
+    assert console.batch_page_summary("validate", 1, None) == "validate every line"
     assert console.batch_line_summary(17, "job_vid_1") == "run line 17 as job_vid_1"
     assert console.batch_funds_summary(12_000_000) == "check funds for $12.00"
 

@@ -2,7 +2,27 @@
 
 from __future__ import annotations
 
-from workflows.polling import estimate_remaining, next_poll_delay
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from temporalio.exceptions import ApplicationError
+
+from activities.inputs import PollRequest, ProviderTaskRef
+from activities.polling import (
+    PollOutcome,
+    PollProgress,
+    estimate_remaining,
+    next_poll_delay,
+    poll_loop,
+)
+from providers.base import ProviderTaskStatus, TaskState
+from providers.errors import PermanentProviderError, RetryableProviderError
+from reelay.jobs import Route
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+RUNWAY = Route(adapter="runway", upstream_model="veo3")
 
 
 def test_remaining_time_is_extrapolated_from_progress() -> None:
@@ -26,3 +46,119 @@ def test_without_an_eta_the_delay_backs_off_gently() -> None:
     assert delays == sorted(delays)
     assert delays[0] == 1
     assert delays[-1] == 30
+
+
+# The poll loop (activities.polling.poll_loop) on a clock of its own: sleeps move the clock.
+
+
+@dataclass
+class Upstream:
+    """A provider task answering `answers` in turn (an exception is raised); the clock's
+    time of every poll is kept."""
+
+    answers: list[ProviderTaskStatus | Exception]
+    clock: datetime = START
+    polls_at: list[float] = field(default_factory=list)
+    slept: list[float] = field(default_factory=list)
+    reports: list[PollProgress] = field(default_factory=list)
+    beats: list[dict[str, Any]] = field(default_factory=list)
+
+    async def now(self) -> datetime:
+        return self.clock
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(round(seconds, 3))
+        self.clock += timedelta(seconds=seconds)
+
+    async def poll(self) -> ProviderTaskStatus:
+        self.polls_at.append((self.clock - START).total_seconds())
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    async def report(self, progress: PollProgress) -> None:
+        self.reports.append(progress)
+
+    async def run(self, resumed: dict[str, Any] | None = None, **request: Any) -> PollOutcome:
+        fields: dict[str, Any] = {
+            "workflow_id": "job_vid_x",
+            "task": ProviderTaskRef(
+                route=Route(adapter="runway", upstream_model="veo3"), task_id="t"
+            ),
+            "started_at": START,
+            "deadline": START + timedelta(seconds=600),
+            "poll_min_seconds": 1.0,
+            "poll_max_seconds": 30.0,
+        }
+        return await poll_loop(
+            PollRequest(**{**fields, **request}),
+            self.poll,
+            now=self.now,
+            sleep=self.sleep,
+            report=self.report,
+            heartbeat=self.beats.append,
+            resumed=resumed,
+        )
+
+
+def running(progress: float | None = None) -> ProviderTaskStatus:
+    return ProviderTaskStatus(state=TaskState.RUNNING, progress=progress)
+
+
+DONE = ProviderTaskStatus(state=TaskState.SUCCEEDED)
+
+
+async def test_the_loop_polls_by_the_rule_until_the_task_ends() -> None:
+    upstream = Upstream([running(), running(), running(), DONE])
+    outcome = await upstream.run()
+    assert outcome.status.state is TaskState.SUCCEEDED and outcome.polls == 4
+    rule = [
+        next_poll_delay(polls=n, remaining=None, min_seconds=1, max_seconds=30) for n in (1, 2, 3)
+    ]
+    assert upstream.slept == pytest.approx(rule)
+    assert [b["polls"] for b in upstream.beats] == [1, 2, 3]  # where a retry would resume
+
+
+async def test_progress_is_reported_only_when_it_moves_by_a_step() -> None:
+    steps = [0.01, 0.02, 0.06, 0.07, 0.5, 0.52]
+    upstream = Upstream([*(running(p) for p in steps), DONE])
+    await upstream.run(report_step=0.05)
+    assert [r.progress for r in upstream.reports] == [0.06, 0.5]
+    assert upstream.reports[-1].polls == 5
+    assert upstream.reports[-1].eta_seconds is not None
+
+
+async def test_transient_errors_are_waited_out_inside_the_loop() -> None:
+    busy = RetryableProviderError("429", retry_after=7)
+    upstream = Upstream([RetryableProviderError("503"), busy, running(), DONE])
+    outcome = await upstream.run()
+    assert outcome.status.state is TaskState.SUCCEEDED
+    assert upstream.slept[:2] == [1.0, 7.0]  # back-off, then the provider's Retry-After
+    assert outcome.polls == 2  # answered polls only
+
+
+async def test_a_permanent_error_ends_the_loop_as_a_non_retryable_failure() -> None:
+    upstream = Upstream([running(), PermanentProviderError("task not found")])
+    with pytest.raises(ApplicationError) as raised:
+        await upstream.run()
+    assert raised.value.non_retryable and raised.value.message == "task not found"
+
+
+async def test_at_the_deadline_the_loop_returns_without_polling_past_it() -> None:
+    upstream = Upstream([running()] * 1000)
+    outcome = await upstream.run(deadline=START + timedelta(seconds=100))
+    assert outcome.deadline_passed and outcome.status.state is TaskState.RUNNING
+    assert max(upstream.polls_at) < 100
+    assert (upstream.clock - START).total_seconds() == pytest.approx(100)
+
+
+async def test_a_retried_attempt_resumes_from_the_heartbeat() -> None:
+    upstream = Upstream([running(0.4), DONE])
+    outcome = await upstream.run(resumed={"polls": 7, "progress": 0.3})
+    assert outcome.polls == 9
+    assert upstream.slept == [
+        pytest.approx(
+            next_poll_delay(polls=8, remaining=upstream.slept[0] * 2, min_seconds=1, max_seconds=30)
+        )
+    ]

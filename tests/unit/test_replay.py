@@ -16,9 +16,11 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from activities.polling import PROGRESS_SIGNAL
 from worker import WORKFLOWS
 from workflows.batch import UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS
-from workflows.video_generation import LEDGER_STORE_SETTLE
+from workflows.clip import LEAN_JOBS
+from workflows.video_generation import LEDGER_STORE_SETTLE, LOCAL_SETTLE
 
 HISTORIES = {
     path.stem: path.read_text()
@@ -138,3 +140,33 @@ async def test_history_replays(name: str) -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     history = HISTORIES[name]
     await replayer.replay_workflow(WorkflowHistory.from_json(workflow_id(name, history), history))
+
+
+def test_histories_cover_lean_jobs_polling_in_one_activity() -> None:
+    """Runs since `lean-jobs` (a job, a cancelled one, a chain's segment, a ledger job since
+    `local-settle`): no timer and no activity per poll, progress by signal, and the settle a
+    local activity's marker."""
+    lean = {n: h for n, h in HISTORIES.items() if LEAN_JOBS in _patches(h)}
+    assert {"v4_completed", "v4_cancelled", "v4_chained_segment", "v4_ledger_first"} <= set(lean)
+    for history in lean.values():
+        events = _events(history)
+        scheduled = [
+            e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+            for e in events
+            if "activityTaskScheduledEventAttributes" in e
+        ]
+        assert "validate_job" not in scheduled
+        assert scheduled.count("poll_until_done") == 1
+        assert not any("timerStartedEventAttributes" in e for e in events)
+    signals = {
+        e["workflowExecutionSignaledEventAttributes"]["signalName"]
+        for e in _events(lean["v4_completed"])
+        if "workflowExecutionSignaledEventAttributes" in e
+    }
+    assert PROGRESS_SIGNAL in signals
+    ledger = _events(lean["v4_ledger_first"])
+    assert LOCAL_SETTLE in _patches(lean["v4_ledger_first"])
+    assert any(
+        e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_local_activity"
+        for e in ledger
+    )

@@ -1,0 +1,215 @@
+"""Polling a provider task inside one heartbeating activity.
+
+A poll of an unchanged task writes no history and runs no workflow task: the loop runs in
+the worker (Temporal's "frequent polling" pattern, temporalio/samples-python `polling/`),
+its position (polls made, progress seen) kept in the heartbeat details, so a worker lost
+mid-poll is noticed within the heartbeat timeout and the retried attempt carries on from
+there — the task is never submitted again. The loop tells its workflow only what the
+workflow must act on: progress that moved by a step (`PROGRESS_SIGNAL`, which drives the
+job's view and progress webhooks) and the end (the activity's result). Provider callbacks
+wake the workflow, which polls once itself and lets the loop go on.
+
+The interval rule (`next_poll_delay`) is pure; the legacy timer loop of runs started before
+the activity existed uses it too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import BaseModel
+from temporalio import activity
+from temporalio.client import Client
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import provider_errors
+from activities.inputs import PollRequest
+from providers.base import ProviderAdapter, ProviderTaskStatus, TaskState
+from reelay import metrics
+
+log = structlog.get_logger()
+
+#: The signal the loop sends its workflow when progress moved by `PollRequest.report_step`.
+PROGRESS_SIGNAL = "provider_progress"
+#: Back-off between polls the provider answered with a transient error (capped).
+ERROR_FIRST_DELAY_SECONDS = 1.0
+ERROR_MAX_DELAY_SECONDS = 15.0
+#: The activity label one poll inside the loop is measured under (as the one-shot activity).
+ONE_POLL = "poll_provider"
+TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
+
+
+def estimate_remaining(elapsed_seconds: float, progress: float | None) -> float | None:
+    """Seconds left, extrapolated from progress so far; None until progress is meaningful."""
+    if progress is None or progress < 0.02 or elapsed_seconds <= 0:
+        return None
+    if progress >= 1.0:
+        return 0.0
+    return elapsed_seconds * (1.0 - progress) / progress
+
+
+def next_poll_delay(
+    *, polls: int, remaining: float | None, min_seconds: float, max_seconds: float
+) -> float:
+    """Poll at about half the remaining time, within bounds; back off gently without an ETA."""
+    delay = min_seconds * 1.5**polls if remaining is None else remaining / 2
+    return max(min_seconds, min(max_seconds, delay))
+
+
+class PollProgress(BaseModel):
+    """What the loop reports to its workflow (the signal's argument)."""
+
+    progress: float
+    eta_seconds: float | None
+    polls: int
+
+
+class PollOutcome(BaseModel):
+    """How the loop ended: the task's last status (terminal unless `deadline_passed`)."""
+
+    status: ProviderTaskStatus
+    polls: int
+    progress: float
+    deadline_passed: bool = False
+
+
+Clock = Callable[[], Awaitable[datetime]]
+Sleep = Callable[[float], Awaitable[None]]
+Report = Callable[[PollProgress], Awaitable[None]]
+
+
+async def poll_loop(
+    request: PollRequest,
+    poll: Callable[[], Awaitable[ProviderTaskStatus]],
+    *,
+    now: Clock,
+    sleep: Sleep,
+    report: Report,
+    heartbeat: Callable[[dict[str, Any]], None],
+    resumed: dict[str, Any] | None = None,
+) -> PollOutcome:
+    """Poll until the task ends or the deadline passes. Clock, sleep, report and heartbeat
+    are passed in, so the loop runs the same on a worker and on a test server's clock."""
+    polls = int(resumed.get("polls", request.polls)) if resumed else request.polls
+    progress = float(resumed.get("progress", request.progress)) if resumed else request.progress
+    reported = progress
+    error_delay = ERROR_FIRST_DELAY_SECONDS
+    status = ProviderTaskStatus(state=TaskState.RUNNING, progress=progress)
+    while True:
+        left = (request.deadline - await now()).total_seconds()
+        if left <= 0:
+            return PollOutcome(status=status, polls=polls, progress=progress, deadline_passed=True)
+        try:
+            with provider_errors():
+                status = await poll()
+        except ApplicationError as err:
+            if err.non_retryable:
+                raise
+            # A transient answer: wait it out here, where waiting writes no history.
+            wait = err.next_retry_delay.total_seconds() if err.next_retry_delay else error_delay
+            heartbeat({"polls": polls, "progress": progress, "error": err.message})
+            await sleep(min(max(wait, error_delay), left))
+            error_delay = min(error_delay * 2, ERROR_MAX_DELAY_SECONDS)
+            continue
+        error_delay = ERROR_FIRST_DELAY_SECONDS
+        polls += 1
+        if status.state in TERMINAL:
+            return PollOutcome(status=status, polls=polls, progress=progress)
+        if status.progress is not None:
+            progress = max(progress, min(status.progress, 0.99))
+        elapsed = (await now() - request.started_at).total_seconds()
+        remaining = estimate_remaining(elapsed, status.progress)
+        if progress >= reported + request.report_step:
+            reported = progress
+            await report(PollProgress(progress=progress, eta_seconds=remaining, polls=polls))
+        heartbeat({"polls": polls, "progress": progress})
+        delay = next_poll_delay(
+            polls=polls,
+            remaining=remaining,
+            min_seconds=request.poll_min_seconds,
+            max_seconds=request.poll_max_seconds,
+        )
+        await sleep(min(delay, left))
+
+
+class PollingActivities:
+    """The poll loop as an activity. It needs the Temporal client to report progress."""
+
+    def __init__(self, client: Client, adapters: dict[str, ProviderAdapter]) -> None:
+        self._client = client
+        self._adapters = adapters
+
+    @activity.defn
+    async def poll_until_done(self, request: PollRequest) -> PollOutcome:
+        """Poll `request.task` until it ends or the job's deadline passes (see module doc)."""
+        task = request.task
+        adapter = self._adapters.get(task.route.adapter)
+        if adapter is None:
+            raise ApplicationError(
+                f"no adapter for provider {task.route.adapter!r}",
+                type="invalid_request",
+                non_retryable=True,
+            )
+        details = activity.info().heartbeat_details
+        beat = _Heartbeat()
+
+        async def poll() -> ProviderTaskStatus:
+            started = time.perf_counter()
+            try:
+                return await adapter.poll(task.route, task.task_id)
+            except Exception as exc:
+                error = type(exc).__name__
+                metrics.ACTIVITY_ERRORS.labels(ONE_POLL, task.route.adapter, error).inc()
+                raise
+            finally:
+                elapsed = time.perf_counter() - started
+                metrics.ACTIVITY_LATENCY.labels(ONE_POLL, task.route.adapter).observe(elapsed)
+
+        outcome = await poll_loop(
+            request,
+            poll,
+            now=_utcnow,
+            sleep=beat.sleep,
+            report=lambda progress: self._report(request.workflow_id, progress),
+            heartbeat=beat,
+            resumed=details[0] if details and isinstance(details[0], dict) else None,
+        )
+        # The store step asks for a fresh output URL; keep signed URLs out of history.
+        status = outcome.status.model_copy(update={"output_url": None})
+        return outcome.model_copy(update={"status": status})
+
+    async def _report(self, workflow_id: str, progress: PollProgress) -> None:
+        try:
+            await self._client.get_workflow_handle(workflow_id).signal(PROGRESS_SIGNAL, progress)
+        except Exception:  # progress is advisory: the loop goes on, the next step reports
+            log.warning("progress report failed", workflow_id=workflow_id, exc_info=True)
+
+
+async def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Heartbeat:
+    """Heartbeats the loop's position, and keeps heartbeating it through a long sleep (the
+    SDK throttles what it sends), so a long interval never looks like a lost worker."""
+
+    EVERY_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self._details: dict[str, Any] = {}
+
+    def __call__(self, details: dict[str, Any]) -> None:
+        self._details = details
+        activity.heartbeat(details)
+
+    async def sleep(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        while (left := end - loop.time()) > 0:
+            await asyncio.sleep(min(left, self.EVERY_SECONDS))
+            activity.heartbeat(self._details)
