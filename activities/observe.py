@@ -27,14 +27,12 @@ from activities.inputs import (
     StoreRequest,
     SubmitRequest,
 )
-from activities.polling import PollOutcome
-from providers.base import ProviderTaskStatus, TaskState
+from activities.polling import TERMINAL, PollOutcome
+from providers.base import ProviderTaskStatus
 from reelay import metrics
 from reelay.jobs import JobSpec, StoredVideo
 from reelay.tracing import job_context, job_id_of
 from reelay.webhooks import WebhookAttempt, WebhookDelivery
-
-_ENDED = (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
 
 
 @dataclass
@@ -105,10 +103,10 @@ def _failed(name: str, arg: Any, job: _Job, exc: Exception) -> None:
 def _succeeded(arg: Any, result: Any) -> None:
     if isinstance(arg, SubmitRequest):
         _submitted(arg)
-    elif isinstance(result, ProviderTaskStatus) and result.state in _ENDED:
+    elif isinstance(result, ProviderTaskStatus) and result.state in TERMINAL:
         assert isinstance(arg, ProviderTaskRef)
         _ended(arg, result)
-    elif isinstance(result, PollOutcome) and result.status.state in _ENDED:
+    elif isinstance(result, PollOutcome) and result.status.state in TERMINAL:
         assert isinstance(arg, PollRequest)
         _ended(arg.task, result.status)
     elif isinstance(result, StoredVideo) and isinstance(arg, StoreRequest | StitchRequest):

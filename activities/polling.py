@@ -44,6 +44,18 @@ ONE_POLL = "poll_provider"
 TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
 
 
+#: Progress stays below this until the video is stored.
+PROGRESS_BEFORE_STORED = 0.99
+
+
+def advanced(progress: float, reported: float | None) -> float:
+    """Progress after a provider's report: it never goes back, and stays below
+    `PROGRESS_BEFORE_STORED` until the video is stored."""
+    if reported is None:
+        return progress
+    return max(progress, min(reported, PROGRESS_BEFORE_STORED))
+
+
 def estimate_remaining(elapsed_seconds: float, progress: float | None) -> float | None:
     """Seconds left, extrapolated from progress so far; None until progress is meaningful."""
     if progress is None or progress < 0.02 or elapsed_seconds <= 0:
@@ -120,8 +132,7 @@ async def poll_loop(
         polls += 1
         if status.state in TERMINAL:
             return PollOutcome(status=status, polls=polls, progress=progress)
-        if status.progress is not None:
-            progress = max(progress, min(status.progress, 0.99))
+        progress = advanced(progress, status.progress)
         elapsed = (await now() - request.started_at).total_seconds()
         remaining = estimate_remaining(elapsed, status.progress)
         if progress >= reported + request.report_step:

@@ -49,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         PollingActivities,
         PollOutcome,
         PollProgress,
+        advanced,
         estimate_remaining,
         next_poll_delay,
     )
@@ -243,7 +244,7 @@ class ClipMaker:
         view = self._view
         if view.status is not JobStatus.PROCESSING:  # a loop left behind by a callback
             return
-        view.progress = max(view.progress, min(report.progress, 0.99))
+        view.progress = advanced(view.progress, report.progress)
         view.eta_seconds = report.eta_seconds
         self._polls = max(self._polls, report.polls)
         self._progressed = True
@@ -475,8 +476,8 @@ class ClipMaker:
                     self._polls += 1
                     if status.state in TERMINAL:
                         return status
-                    if status.progress is not None:
-                        view.progress = max(view.progress, min(status.progress, 0.99))
+                    view.progress = advanced(view.progress, status.progress)
+                    show(view)
                 if workflow.info().is_continue_as_new_suggested():
                     return None
         finally:
@@ -524,10 +525,10 @@ class ClipMaker:
                 schedule_to_close=timedelta(seconds=max(left, 30)),
             )
             self._polls += 1
-            if status.state in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED):
+            if status.state in TERMINAL:
                 return status
             if status.progress is not None:
-                view.progress = max(view.progress, min(status.progress, 0.99))
+                view.progress = advanced(view.progress, status.progress)
                 await self._report_segment_progress()
                 await self._on_progress()
             elapsed = (workflow.now() - view.started_at).total_seconds()

@@ -152,7 +152,7 @@ class FakeProvider:
             VideoGenerationWorkflow.view
         )
         parent = job.job_id.partition(":segment:")[0]
-        index = job.segments_done if parent == job.job_id else int(workflow_id.rsplit(":", 1)[1])
+        index = 0 if parent == job.job_id else int(workflow_id.rsplit(":", 1)[1])
         chain = self.env.client.get_workflow_handle(parent)
 
         async def shown() -> bool:
