@@ -19,6 +19,8 @@ from activities.jobs import JobActivities
 from activities.observe import ObservingInterceptor
 from activities.polling import PollingActivities
 from activities.webhooks import WebhookActivities
+from api import accounts as accounts_store
+from api import dispatch
 from api.batches import BatchActivities
 from api.dialects.registry import webhook_renderer
 from providers.registry import PROVIDERS, build_adapters
@@ -26,7 +28,6 @@ from reelay import metrics
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
 from reelay.storage import ensure_bucket, s3_client
-from reelay.store import LedgerStore
 from reelay.temporal import connect
 from reelay.tenants import TenantDirectory
 from reelay.tracing import configure_tracing, shutdown_tracing
@@ -115,14 +116,17 @@ def build_workers(client: Client, settings: Settings, accounts: AccountActivitie
 @asynccontextmanager
 async def serving(client: Client, settings: Settings) -> AsyncIterator[None]:
     """Run all of Reelay's workers, and the reaper, until the block ends."""
-    store = await LedgerStore.open(settings.ledger_database_url, settings.database_timeout_seconds)
+    store = await accounts_store.ledger(settings)  # the one the dispatcher uses too
     accounts = AccountActivities(client, store, timedelta(seconds=settings.reaper_grace_seconds))
     async with AsyncExitStack() as stack:
-        stack.push_async_callback(store.close)
         for worker in build_workers(client, settings, accounts):
             await stack.enter_async_context(worker)
         reaper = asyncio.create_task(reap_forever(accounts, settings.reaper_grace_seconds / 2))
         stack.callback(reaper.cancel)
+        # Jobs admitted by an API that could not start them (or by this worker's batches).
+        sweeper = asyncio.create_task(dispatch.sweep_forever(client, settings))
+        stack.callback(sweeper.cancel)
+        stack.push_async_callback(dispatch.drain)
         yield
 
 

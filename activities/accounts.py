@@ -3,8 +3,9 @@ whose job never started.
 
 A job's settlement is one transaction (idempotent by job id: the reservation is charged once,
 a replayed settle finds none), after which the jobs it freed slots for are admitted FIFO by
-signalling their workflow's `admit`. The reaper covers the API crashing between reserving and
-starting: a reservation whose workflow does not exist after the grace period is released.
+signalling their workflow's `admit`. Admitted jobs wait in the store's outbox until the API's
+dispatcher starts them (`api.dispatch`); the reaper covers the reservations from before the
+outbox: one whose workflow does not exist after the grace period is released.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from reelay.accounts import Ledger, Settlement
+from reelay.accounts import Settlement
 from reelay.store import LedgerStore
 
 log = structlog.get_logger()
@@ -40,15 +41,14 @@ class AccountActivities:
     @activity.defn
     async def settle_job(self, request: SettleJob) -> None:
         """Charge the job's cost once, refund the rest, and admit the jobs now free to run."""
-        now = datetime.now(UTC)
-
-        def settle(ledger: Ledger) -> list[str]:
-            admitted = ledger.settle(request.settlement, now)
-            # A retried attempt may have committed before failing to signal: signal every
-            # running job again (`admit` is idempotent; a job not waiting ignores it).
-            return list(ledger.state.running) if activity.info().attempt > 1 else admitted
-
-        admitted = await self.store.change_existing(request.tenant_id, settle)
+        # A retried attempt may have committed before failing to signal: signal every job
+        # admitted from the queue again (`admit` is idempotent; a job not waiting ignores it).
+        admitted = await self.store.settle(
+            request.tenant_id,
+            request.settlement,
+            datetime.now(UTC),
+            resignal=activity.info().attempt > 1,
+        )
         await self._admit(request.tenant_id, admitted or [])
 
     async def _admit(self, tenant_id: str, job_ids: list[str]) -> None:
@@ -75,23 +75,19 @@ class AccountActivities:
         if description.status == WorkflowExecutionStatus.RUNNING:
             return []
         log.warning("job ended without settling; releasing it", job_id=job_id)
-        now = datetime.now(UTC)
-        admitted = await self.store.change_existing(
-            tenant_id,
-            lambda ledger: ledger.settle(Settlement(job_id=job_id, cost_micro_usd=0), now),
-        )
+        settlement = Settlement(job_id=job_id, cost_micro_usd=0)
+        admitted = await self.store.settle(tenant_id, settlement, datetime.now(UTC))
         return admitted or []
 
     async def reap(self) -> int:
-        """One pass over every reservation older than the grace period not yet seen started:
-        confirm those whose workflow runs, release those with none (the API crashed between
-        reserving and starting) or whose workflow ended unsettled. Returns how many it released."""
+        """One pass over the reservations older than the grace period not yet seen started
+        and not in the outbox (those the dispatcher starts): confirm those whose workflow
+        runs, release those with none or whose workflow ended unsettled. Returns how many
+        it released."""
         released = 0
-        cutoff = datetime.now(UTC) - self.grace
-        for tenant_id in await self.store.tenant_ids():
-            ledger = await self.store.read(tenant_id, 0)
-            for reservation in ledger.unconfirmed(cutoff):
-                released += await self._reap_one(tenant_id, reservation.job_id)
+        for job in await self.store.unconfirmed(datetime.now(UTC) - self.grace):
+            if job.pending_start is None:
+                released += await self._reap_one(job.tenant_id, job.job_id)
         return released
 
     async def _reap_one(self, tenant_id: str, job_id: str) -> int:
@@ -101,12 +97,10 @@ class AccountActivities:
             if exc.status != RPCStatusCode.NOT_FOUND:
                 raise
             log.warning("reservation without a job; releasing it", job_id=job_id)
-            await self.store.change_existing(tenant_id, lambda ledger: ledger.forget(job_id))
+            await self._admit(tenant_id, await self.store.forget(tenant_id, job_id))
             return 1
         if description.status == WorkflowExecutionStatus.RUNNING:
-            await self.store.change_existing(
-                tenant_id, lambda ledger: ledger.confirm_started(job_id)
-            )
+            await self.store.mark_started(job_id)
             return 0
         await self._admit(tenant_id, await self._release_if_closed(tenant_id, job_id))
         return 1

@@ -1,7 +1,7 @@
-"""A tenant's account in the ledger store: submits, releases, balance, top-ups, positions.
+"""A tenant's account in the ledger store: submits, balance, top-ups, queue positions.
 
-Each call is one short transaction on the tenant's row (`reelay.store`) running the pure
-`Ledger`; it raises `Refusal` (nothing changed) or `StoreUnavailable` (the API's 503).
+Each change is one short transaction on the tenant's rows (`reelay.store`); it raises
+`Refusal` (nothing changed) or `StoreUnavailable` (the API's 503).
 Jobs started by the former `AccountWorkflow` keep reading their queue position from it.
 """
 
@@ -15,7 +15,6 @@ from temporalio.service import RPCError
 
 from reelay.accounts import (
     AccountSnapshot,
-    Ledger,
     SubmitJob,
     SubmitOutcome,
     TopUp,
@@ -35,19 +34,24 @@ _OPENING = asyncio.Lock()
 
 async def ledger(settings: Settings) -> LedgerStore:
     """This process's store for `settings` (opened, and its schema created, on first use)."""
-    key = (settings.ledger_database_url, id(asyncio.get_running_loop()))
+    # Keyed by what the URL is made of: resolving the default's path costs a system call.
+    key = (settings.database_url or str(settings.data_dir), id(asyncio.get_running_loop()))
     store = _STORES.get(key)
     if store is None:
         async with _OPENING:
             store = _STORES.get(key)
             if store is None:
-                store = await LedgerStore.open(key[0], settings.database_timeout_seconds)
+                url = settings.ledger_database_url
+                store = await LedgerStore.open(url, settings.database_timeout_seconds)
                 _STORES[key] = store
     return store
 
 
-async def submit(settings: Settings, tenant: Tenant, spec: JobSpec) -> SubmitOutcome:
-    """Reserve the estimate, count the job and give it a slot or a place in the queue."""
+async def submit(
+    settings: Settings, tenant: Tenant, spec: JobSpec, pending_start: str | None = None
+) -> SubmitOutcome:
+    """Reserve the estimate, count the job and give it a slot or a place in the queue; keep
+    `pending_start` (the spec to start it from) in the store's outbox, in the same commit."""
     request = SubmitJob(
         spec=spec,
         limits=tenant.limits,
@@ -55,37 +59,21 @@ async def submit(settings: Settings, tenant: Tenant, spec: JobSpec) -> SubmitOut
         request_hash=spec.request_hash,
     )
     store = await ledger(settings)
-    now = datetime.now(UTC)
-    return await store.change(
-        tenant.id, tenant.opening_balance_micro_usd, lambda ledger: ledger.reserve(request, now)
-    )
-
-
-async def release(settings: Settings, tenant: Tenant, job_id: str) -> None:
-    """Undo the reservation of a job that could not be started."""
-    store = await ledger(settings)
-    await store.change(
-        tenant.id, tenant.opening_balance_micro_usd, lambda ledger: ledger.forget(job_id)
+    return await store.reserve(
+        tenant.id, tenant.opening_balance_micro_usd, request, datetime.now(UTC), pending_start
     )
 
 
 async def top_up(settings: Settings, tenant: Tenant, top_up: TopUp) -> AccountSnapshot:
     store = await ledger(settings)
     now = datetime.now(UTC)
-
-    def add(ledger: Ledger) -> AccountSnapshot:
-        ledger.top_up(top_up, now)
-        return ledger.snapshot()
-
-    return await store.change(tenant.id, tenant.opening_balance_micro_usd, add)
+    return await store.top_up(tenant.id, tenant.opening_balance_micro_usd, top_up, now)
 
 
 async def snapshot(settings: Settings, tenant: Tenant) -> AccountSnapshot:
     """The account as it stands (a new one has the tenant's opening balance)."""
     store = await ledger(settings)
-    account = await store.read(tenant.id, tenant.opening_balance_micro_usd)
-    account.roll(datetime.now(UTC))
-    return account.snapshot()
+    return await store.snapshot(tenant.id, tenant.opening_balance_micro_usd)
 
 
 async def queue_position(
@@ -93,7 +81,7 @@ async def queue_position(
 ) -> int | None:
     """Where a queued job waits: from the store, or from the account workflow that started it."""
     if is_ledger_account(account_id):
-        return (await (await _this_process_store()).read(tenant_id, 0)).position(job_id)
+        return await (await this_process_store()).position(job_id)
     handle = client.get_workflow_handle_for(AccountWorkflow.run, account_id)
     try:
         position: int | None = await handle.query(
@@ -104,7 +92,7 @@ async def queue_position(
     return position
 
 
-async def _this_process_store() -> LedgerStore:
+async def this_process_store() -> LedgerStore:
     """The store this process submits to (reads of a job carry no settings)."""
     loop = id(asyncio.get_running_loop())
     for (_, opened_in), store in reversed(_STORES.items()):

@@ -444,7 +444,7 @@ class BatchActivities:
         record: dict[str, Any] = {"custom_id": custom_id, "line": run.ref.line, "job_id": job_id}
         outcome = LineOutcome(line=run.ref.line, status="failed", job_id=job_id)
         if job_id is not None:
-            view, _ = await jobs.read_job(self._client, job_id, None)
+            view, _ = await jobs.read_job(self._client, self._settings, job_id, None)
             rendered = render_native(view, self._settings)
             status = view.status
             if cancelled and not status.is_terminal:

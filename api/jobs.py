@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
 import re
 import uuid
-from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -18,12 +15,13 @@ from temporalio.client import (
     WorkflowExecution,
     WorkflowHandle,
     WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
 )
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import QueryRejectCondition
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api import accounts
+from api import accounts, dispatch
 from api.notes import note_job
 from api.problem import APIError, not_found, unavailable
 from providers.catalog import ResolvedRequest
@@ -42,7 +40,7 @@ from reelay.jobs import (
 from reelay.settings import Settings
 from reelay.store import StoreUnavailable
 from reelay.tenants import Tenant
-from workflows import console, search_attributes
+from workflows import search_attributes
 from workflows.video_generation import MEMO_VIEW, VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
@@ -167,7 +165,7 @@ async def _admit(
     client: Client, settings: Settings, spec: JobSpec, tenant: Tenant | None
 ) -> Admission:
     if spec.request_hash is not None:
-        existing = await _existing_job(client, spec, tenant)
+        existing = await _existing_job(client, settings, spec, tenant)
         if existing is not None:
             return existing
     if settings.limits_enabled and tenant is not None:
@@ -175,10 +173,12 @@ async def _admit(
     return await _start_directly(client, settings, spec, tenant)
 
 
-async def _existing_job(client: Client, spec: JobSpec, tenant: Tenant | None) -> Admission | None:
+async def _existing_job(
+    client: Client, settings: Settings, spec: JobSpec, tenant: Tenant | None
+) -> Admission | None:
     """The job already made under this idempotency key, or None; 409 for another request."""
     try:
-        view, _ = await read_job(client, spec.job_id, tenant)
+        view, _ = await read_job(client, settings, spec.job_id, tenant)
     except APIError as exc:
         if exc.code is ErrorCode.NOT_FOUND:
             return None
@@ -191,48 +191,36 @@ async def _existing_job(client: Client, spec: JobSpec, tenant: Tenant | None) ->
 async def _start_through_account(
     client: Client, settings: Settings, spec: JobSpec, tenant: Tenant
 ) -> Admission:
-    """Reserve in the ledger store (one transaction), then start the job workflow from here:
-    no worker is needed for either, the job waits durably on its task queue."""
+    """Reserve in the ledger store and keep the spec in its outbox, in one transaction, then
+    start the job's workflow off the request (`api.dispatch`): a submit waits for neither
+    Temporal nor a worker, and an admitted job is never lost, only started late."""
     spec = spec.model_copy(update={"account_id": ledger_account_id(tenant.id)})
     try:
-        outcome = await accounts.submit(settings, tenant, spec)
+        outcome = await accounts.submit(settings, tenant, spec, spec.model_dump_json())
     except Refusal as refusal:
         headers = {"Retry-After": str(refusal.retry_after)} if refusal.retry_after else None
         raise APIError(ErrorCode(refusal.kind), refusal.message, headers=headers) from None
     except StoreUnavailable as exc:
         raise unavailable("account") from exc
     if outcome.duplicate:
-        return await _duplicate(client, spec, tenant, outcome)
-    spec = spec.model_copy(update={"queued": outcome.queue_position is not None})
+        return await _duplicate(client, settings, spec, tenant, outcome)
+    dispatch.start_soon(client, settings, spec)
     view = JobView.from_spec(spec)
-    try:
-        handle = await _start_workflow(client, settings, spec, view)
-    except WorkflowAlreadyStartedError:
-        await _release(settings, tenant, spec.job_id)
-        raise APIError(
-            ErrorCode.IDEMPOTENCY_CONFLICT, f"job {spec.job_id} already exists"
-        ) from None
-    except RPCError as exc:
-        if not await _started_anyway(client, spec.job_id):
-            await _release(settings, tenant, spec.job_id)
-            raise unavailable("job queue") from exc
-        handle = client.get_workflow_handle_for(VideoGenerationWorkflow.run, spec.job_id)
-    position = outcome.queue_position
-    if position is not None:
-        position = await _admitted_meanwhile(client, tenant, spec, handle)
-    view.queue_position = position
+    view.queue_position = outcome.queue_position
     return Admission(
-        view=view, queue_position=position, available_micro_usd=outcome.available_micro_usd
+        view=view,
+        queue_position=outcome.queue_position,
+        available_micro_usd=outcome.available_micro_usd,
     )
 
 
 async def _duplicate(
-    client: Client, spec: JobSpec, tenant: Tenant, outcome: SubmitOutcome
+    client: Client, settings: Settings, spec: JobSpec, tenant: Tenant, outcome: SubmitOutcome
 ) -> Admission:
     """The ledger has this job under the same request: show it (its first submit may still be
     starting it, then as that submit will)."""
     try:
-        view, _ = await read_job(client, spec.job_id, tenant)
+        view, _ = await read_job(client, settings, spec.job_id, tenant)
     except APIError as exc:
         if exc.code is not ErrorCode.NOT_FOUND:
             raise
@@ -246,89 +234,26 @@ async def _duplicate(
     )
 
 
-async def _admitted_meanwhile(
-    client: Client, tenant: Tenant, spec: JobSpec, handle: WorkflowHandle[Any, JobView]
-) -> int | None:
-    """A queued job's position now; a slot may have freed while its workflow was starting,
-    when the settling job's `admit` found no workflow yet: then admit it from here."""
-    try:
-        position = await accounts.queue_position(
-            client, tenant.id, ledger_account_id(tenant.id), spec.job_id
-        )
-    except StoreUnavailable:
-        return None  # the reaper's pass or the next settle admits it
-    if position is None:
-        with contextlib.suppress(RPCError):
-            await _bounded(handle.signal(VideoGenerationWorkflow.admit))
-    return position
-
-
-async def _started_anyway(client: Client, job_id: str) -> bool:
-    """Whether a start that failed on the wire (say a timeout) did start the job: then its
-    reservation must stay, or the job would run unpaid."""
-    try:
-        await _bounded(client.get_workflow_handle(job_id).describe())
-    except RPCError:
-        return False
-    return True
-
-
-async def _release(settings: Settings, tenant: Tenant, job_id: str) -> None:
-    """Undo a reservation whose job did not start; if the store is down too, the reaper
-    releases it once its grace period has passed."""
-    with contextlib.suppress(StoreUnavailable):
-        await accounts.release(settings, tenant, job_id)
-
-
-async def _start_workflow(
-    client: Client, settings: Settings, spec: JobSpec, view: JobView
-) -> WorkflowHandle[Any, JobView]:
-    return await _bounded(
-        client.start_workflow(
-            VideoGenerationWorkflow.run,
-            spec,
-            id=spec.job_id,
-            task_queue=settings.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            search_attributes=search_attributes.for_new_job(spec),
-            memo={MEMO_VIEW: view},
-            static_summary=console.job_summary(spec),
-            static_details=console.job_details(spec),
-        )
-    )
-
-
-async def _bounded(call: Awaitable[T]) -> T:
-    """`call` within `START_TIMEOUT` in all (the client's own retries of an unreachable server
-    take far longer than an `rpc_timeout`); out of time is an `RPCError` like any other."""
-    try:
-        async with asyncio.timeout(START_TIMEOUT.total_seconds()):
-            return await call
-    except TimeoutError:
-        message = "Temporal did not answer in time"
-        raise RPCError(message, RPCStatusCode.DEADLINE_EXCEEDED, b"") from None
-
-
 async def _start_directly(
     client: Client, settings: Settings, spec: JobSpec, tenant: Tenant | None
 ) -> Admission:
-    view = JobView.from_spec(spec)
     try:
-        await _start_workflow(client, settings, spec, view)
+        await dispatch.start_workflow(client, settings, spec)
     except WorkflowAlreadyStartedError:
-        existing = await _existing_job(client, spec, tenant)
+        existing = await _existing_job(client, settings, spec, tenant)
         if existing is None:
             raise unavailable("job queue") from None
         return existing
     except RPCError as exc:
         raise unavailable("job queue") from exc
-    return Admission(view=view)
+    return Admission(view=JobView.from_spec(spec))
 
 
 async def read_job(
-    client: Client, job_id: str, tenant: Tenant | None
+    client: Client, settings: Settings, job_id: str, tenant: Tenant | None
 ) -> tuple[JobView, WorkflowHandle[Any, JobView]]:
     """The job's current view, or 404 when it does not exist or belongs to another tenant.
+    A job admitted but not yet started is started now (or shown from the outbox).
 
     `tenant=None` skips the ownership check; only for callers holding a signed link.
     """
@@ -336,13 +261,18 @@ async def read_job(
         raise not_found()
     handle = client.get_workflow_handle_for(VideoGenerationWorkflow.run, job_id)
     try:
-        view = await handle.query(VideoGenerationWorkflow.view, rpc_timeout=QUERY_TIMEOUT)
-    except WorkflowQueryFailedError as exc:  # not a job workflow
-        raise not_found() from exc
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise not_found() from exc
-        view = await _view_without_worker(handle)
+        view = await _queried_view(handle)
+    except LookupError:
+        pending = await dispatch.pending_spec(settings, job_id)
+        if pending is None:
+            raise not_found() from None
+        started = await dispatch.start_admitted(client, settings, pending)
+        view = await _queried_view(handle) if started else JobView.from_spec(pending)
+    except APIError as exc:  # Temporal unreachable: an admitted job not started yet shows
+        pending = await dispatch.pending_spec(settings, job_id)
+        if pending is None or exc.code is not ErrorCode.SERVICE_UNAVAILABLE:
+            raise
+        view = JobView.from_spec(pending)
     if tenant is not None and view.tenant_id != tenant.id:
         raise not_found()
     note_job(job_id=job_id, tenant=view.tenant_id, dialect=view.dialect, provider=view.provider)
@@ -355,6 +285,27 @@ async def read_job(
             view.queue_position = None
     view.webhooks = await _webhook_states(client, view)
     return view, handle
+
+
+async def _queried_view(handle: WorkflowHandle[Any, JobView]) -> JobView:
+    """The running job's `view` query; a finished job's (and any job's when no worker
+    answers) final view from its memo: the server refuses a query of a closed workflow at
+    once, so no worker replays a finished job's history to answer a read. Raises
+    `LookupError` when there is no such job workflow."""
+    try:
+        return await handle.query(
+            VideoGenerationWorkflow.view,
+            reject_condition=QueryRejectCondition.NOT_OPEN,
+            rpc_timeout=QUERY_TIMEOUT,
+        )
+    except WorkflowQueryRejectedError:
+        return await _view_without_worker(handle)
+    except WorkflowQueryFailedError as exc:  # not a job workflow
+        raise LookupError(handle.id) from exc
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            raise LookupError(handle.id) from exc
+        return await _view_without_worker(handle)
 
 
 async def _webhook_states(client: Client, view: JobView) -> list[WebhookDeliveryState]:
@@ -386,7 +337,7 @@ async def _view_without_worker(handle: WorkflowHandle[Any, JobView]) -> JobView:
         description = await handle.describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
-            raise not_found() from exc
+            raise LookupError(handle.id) from exc
         raise unavailable("job store") from exc
     view = await description.memo_value(MEMO_VIEW, type_hint=JobView)
     status = description.typed_search_attributes.get(search_attributes.STATUS)

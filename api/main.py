@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,7 +10,7 @@ import structlog
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
-from api import observability
+from api import dispatch, observability
 from api.content import api_http_client
 from api.dialects import videos
 from api.dialects.native import routes as native
@@ -41,7 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.adapters = build_adapters(settings)
         if not settings.dev_api_key:
             log.warning("no API keys configured: set REELAY_DEV_API_KEY")
+        sweeper = None
+        if settings.limits_enabled:
+            sweeper = asyncio.create_task(dispatch.sweep_forever(app.state.temporal, settings))
         yield
+        if sweeper is not None:
+            sweeper.cancel()
+        await dispatch.drain()
         for adapter in app.state.adapters.values():
             await adapter.aclose()
         shutdown_tracing()

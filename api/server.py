@@ -1,9 +1,11 @@
 """The HTTP protocol the API serves with: uvicorn's h11 protocol with a request-head timeout.
 
 uvicorn bounds the size of a request head but not how long it may take to arrive, so slow
-clients (slowloris) could hold connections open for ever. Here each connection must deliver
-a complete request head within `HEAD_TIMEOUT_SECONDS` of opening, or of the previous
-response, else it is closed.
+clients (slowloris) could hold connections open for ever. Here a request head must be
+complete within `HEAD_TIMEOUT_SECONDS` of the connection opening or of its first byte
+arriving, else the connection is closed. An idle keep-alive connection is left to uvicorn's
+keep-alive timeout, which is longer than clients' own idle expiry (httpx, Node: 5 s) so a
+client never reuses a connection the server is closing at that moment.
 """
 
 from __future__ import annotations
@@ -27,14 +29,15 @@ class HeadTimeoutH11Protocol(H11Protocol):
         self._cancel_head_timer()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        if self._head_timer is None and self.conn.their_state is h11.IDLE:
+            self._arm_head_timer()
+        super().data_received(data)
+
     def handle_events(self) -> None:
         super().handle_events()
         if self.conn.their_state is not h11.IDLE:
             self._cancel_head_timer()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._arm_head_timer()
 
     def _arm_head_timer(self) -> None:
         self._cancel_head_timer()

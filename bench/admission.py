@@ -2,10 +2,12 @@
 per second and POST latency with credits and limits on (the way every tenant runs), beside
 the same with limits off (a second API on the same stack with `limits_enabled=False`).
 
-`python -m bench.admission [--jobs 300] [--concurrency 32 128]`
+`python -m bench.admission [--jobs 300] [--concurrency 32 128] [--clients 4]`
 
 Jobs stay in flight and are polled rarely (`QUIET_IN_FLIGHT`), so admission is measured on
-its own; each run stops after `--jobs` submits or `--seconds`, whichever comes first.
+its own; each run stops after `--jobs` submits or `--seconds`, whichever comes first. The
+load comes from `--clients` processes sharing the concurrency: one Python client process
+tops out below the rate being measured (its own CPU, not the server, would set the figure).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import httpx
@@ -47,6 +52,42 @@ async def hammer(api: str, jobs: int, concurrency: int, seconds: float) -> Batch
         return await timed_many(submit, jobs, concurrency, seconds)
 
 
+class Failed(Exception):
+    """A request that raised in a client process, by the kind of its exception."""
+
+
+def _client(api: str, jobs: int, concurrency: int, seconds: float, start_at: float) -> Batch:
+    """One client process's share, begun at `start_at` (wall clock) with the others; the
+    results come back as status codes (responses do not cross processes)."""
+    time.sleep(max(0.0, start_at - time.time()))
+    batch = asyncio.run(hammer(api, jobs, concurrency, seconds))
+    batch.results = [
+        r.status_code if isinstance(r, httpx.Response) else type(r).__name__ for r in batch.results
+    ]
+    return batch
+
+
+def hammer_from(
+    pool: ProcessPoolExecutor, clients: int, api: str, jobs: int, concurrency: int, seconds: float
+) -> Batch:
+    """`hammer` split over `clients` processes started together; one merged `Batch`."""
+    shares = [(jobs // clients) + (n < jobs % clients) for n in range(clients)]
+    slots = [max(1, (concurrency // clients) + (n < concurrency % clients)) for n in range(clients)]
+    start_at = time.time() + 2.0  # every process has imported and is waiting by then
+    runs = [
+        pool.submit(_client, api, share, slot, seconds, start_at)
+        for share, slot in zip(shares, slots, strict=True)
+    ]
+    parts = [run.result() for run in runs]
+    merged = Batch([], [], max(p.elapsed for p in parts), sum(p.skipped for p in parts))
+    for part in parts:
+        merged.latencies += part.latencies
+        merged.results += [
+            httpx.Response(r) if isinstance(r, int) else Failed(r) for r in part.results
+        ]
+    return merged
+
+
 def _admitted(result: object) -> bool:
     return isinstance(result, httpx.Response) and result.status_code == 202
 
@@ -78,6 +119,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=300, help="submits per run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[32, 128])
     parser.add_argument("--seconds", type=float, default=300.0, help="time bound per run")
+    parser.add_argument("--clients", type=int, default=4, help="client processes")
     args = parser.parse_args()
     rows: list[list[str]] = []
     with tempfile.TemporaryDirectory(prefix="reelay-bench-") as tmp:
@@ -85,12 +127,13 @@ def main() -> None:
         with (
             own_stack(root, **QUIET_IN_FLIGHT) as settings,
             second_api(settings, root, limits_enabled=False) as limits_off,
+            ProcessPoolExecutor(args.clients, mp_context=get_context("spawn")) as pool,
         ):
             limits_on = devstack.api_base_url(settings)
             for c in args.concurrency:
                 print(f"c={c}: limits on, then off ...", flush=True)
-                on = asyncio.run(hammer(limits_on, args.jobs, c, args.seconds))
-                off = asyncio.run(hammer(limits_off, args.jobs, c, args.seconds))
+                on = hammer_from(pool, args.clients, limits_on, args.jobs, c, args.seconds)
+                off = hammer_from(pool, args.clients, limits_off, args.jobs, c, args.seconds)
                 rows.append(_row(c, "credits+limits on", on, args.jobs, off))
                 rows.append(_row(c, "limits off (baseline)", off, args.jobs, None))
     header = [
@@ -103,7 +146,7 @@ def main() -> None:
         "POST p50/p99 ms",
         "rate / p50 vs off",
     ]
-    print(f"\nAdmission: {args.jobs} submits per run")
+    print(f"\nAdmission: {args.jobs} submits per run, from {args.clients} client processes")
     print(table(header, rows))
 
 

@@ -148,6 +148,46 @@ def seconds_to_next_day(now: datetime) -> int:
     return max(1, int((midnight - now).total_seconds()) + 1)
 
 
+def refusal_for(
+    request: SubmitJob,
+    now: datetime,
+    *,
+    jobs_today: int,
+    available_micro_usd: int,
+    running: int,
+    queued: int,
+) -> Refusal | None:
+    """Why the account cannot take this job now (None when it can): the admission rules,
+    for the ledger store's rows and for `Ledger`'s state alike."""
+    limits = request.limits
+    if jobs_today >= limits.jobs_per_day:
+        return Refusal(
+            ErrorCode.DAILY_QUOTA_EXCEEDED,
+            f"daily limit of {limits.jobs_per_day} jobs reached; it resets at 00:00 UTC",
+            retry_after=seconds_to_next_day(now),
+        )
+    estimate = request.spec.estimated_cost_micro_usd
+    if estimate > available_micro_usd:
+        return Refusal(
+            ErrorCode.INSUFFICIENT_CREDITS,
+            f"Insufficient credits: this job costs ${estimate / 1e6:.2f}, "
+            f"available balance is ${available_micro_usd / 1e6:.2f}",
+        )
+    if running >= limits.concurrent_jobs and queued >= request.queue_cap:
+        return Refusal(
+            ErrorCode.QUEUE_FULL,
+            f"{queued} jobs are already waiting for one of "
+            f"{limits.concurrent_jobs} concurrent slots; try again when one finishes",
+            retry_after=30,
+        )
+    return None
+
+
+def charge(settlement: Settlement, reserved_micro_usd: int) -> int:
+    """What a finished job is charged: its cost, never more than was reserved for it."""
+    return min(settlement.cost_micro_usd, reserved_micro_usd)
+
+
 class Ledger:
     def __init__(self, state: AccountState) -> None:
         self.state = state
@@ -191,30 +231,16 @@ class Ledger:
         """Raise `Refusal` when the account cannot take this job now. Changes nothing."""
         if self.duplicate_of(request) is not None:
             return
-        limits = request.limits
-        jobs_today = self.state.today.jobs if self.state.today.day == day_of(now) else 0
-        if jobs_today >= limits.jobs_per_day:
-            raise Refusal(
-                ErrorCode.DAILY_QUOTA_EXCEEDED,
-                f"daily limit of {limits.jobs_per_day} jobs reached; it resets at 00:00 UTC",
-                retry_after=seconds_to_next_day(now),
-            )
-        estimate = request.spec.estimated_cost_micro_usd
-        if estimate > self.state.available_micro_usd:
-            raise Refusal(
-                ErrorCode.INSUFFICIENT_CREDITS,
-                f"Insufficient credits: this job costs ${estimate / 1e6:.2f}, "
-                f"available balance is ${self.state.available_micro_usd / 1e6:.2f}",
-            )
-        if len(self.state.running) >= limits.concurrent_jobs and (
-            len(self.state.queue) >= request.queue_cap
-        ):
-            raise Refusal(
-                ErrorCode.QUEUE_FULL,
-                f"{len(self.state.queue)} jobs are already waiting for one of "
-                f"{limits.concurrent_jobs} concurrent slots; try again when one finishes",
-                retry_after=30,
-            )
+        refusal = refusal_for(
+            request,
+            now,
+            jobs_today=self.state.today.jobs if self.state.today.day == day_of(now) else 0,
+            available_micro_usd=self.state.available_micro_usd,
+            running=len(self.state.running),
+            queued=len(self.state.queue),
+        )
+        if refusal is not None:
+            raise refusal
 
     def reserve(self, request: SubmitJob, now: datetime) -> SubmitOutcome:
         """Take the job: reserve its estimate, count it, and run or queue it."""
@@ -253,7 +279,7 @@ class Ledger:
         self.roll(now)
         reservation = self.state.reservations.pop(settlement.job_id, None)
         if reservation is not None:
-            cost = min(settlement.cost_micro_usd, reservation.amount_micro_usd)
+            cost = charge(settlement, reservation.amount_micro_usd)
             self.state.spent_micro_usd += cost
             self.state.today.micro_usd += cost
             self.state.today.seconds += settlement.seconds

@@ -1,10 +1,12 @@
-"""Admission through the ledger store with Temporal keeping the jobs: a submit needs no
-worker, Temporal being down releases the reservation, jobs settle once through an activity
-that admits the queued ones, and the reaper releases reservations whose job never started."""
+"""Admission through the ledger store with Temporal keeping the jobs: a submit needs neither
+a worker nor Temporal (the job waits in the store's outbox and is started by a sweep), jobs
+settle once through an activity that admits the queued ones, and the reaper releases
+reservations from before the outbox whose job never started."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,15 +19,13 @@ from temporalio.client import Client
 from temporalio.testing import ActivityEnvironment
 
 from activities.accounts import AccountActivities, SettleJob
-from api import accounts, jobs
-from api.problem import APIError
+from api import accounts, dispatch, jobs
 from providers.catalog import resolve_request
 from reelay import devstack
-from reelay.accounts import Ledger, Settlement, SubmitJob
-from reelay.errors import ErrorCode
+from reelay.accounts import AccountSnapshot, Settlement, SubmitJob
 from reelay.jobs import JobSpec
 from reelay.settings import Settings
-from reelay.store import LedgerStore
+from reelay.store import JobState, LedgerStore
 from reelay.temporal import connect
 from reelay.tenants import DEFAULT_TIERS, Limits, Tenant
 from tests.conftest import DEV_API_KEY, clean_env
@@ -42,11 +42,12 @@ def _spec(settings: Settings, prompt: str) -> JobSpec:
     )
 
 
-async def _reserve(store: LedgerStore, spec: JobSpec, at: datetime, limits: Limits) -> None:
+async def _reserve(
+    store: LedgerStore, spec: JobSpec, at: datetime, limits: Limits, *, outbox: bool = False
+) -> None:
     request = SubmitJob(spec=spec, limits=limits, queue_cap=10)
-    await store.change(
-        TENANT.id, TENANT.opening_balance_micro_usd, lambda ledger: ledger.reserve(request, at)
-    )
+    pending = spec.model_dump_json() if outbox else None
+    await store.reserve(TENANT.id, TENANT.opening_balance_micro_usd, request, at, pending)
 
 
 async def _park(client: Client, spec: JobSpec) -> None:
@@ -56,8 +57,12 @@ async def _park(client: Client, spec: JobSpec) -> None:
     )
 
 
-async def _ledger(settings: Settings) -> Ledger:
-    return await (await accounts.ledger(settings)).read(TENANT.id, 0)
+async def _account(settings: Settings) -> AccountSnapshot:
+    return await (await accounts.ledger(settings)).snapshot(TENANT.id, 0)
+
+
+async def _workflow_starts(client: Client, job_id: str) -> int:
+    return len([e async for e in client.list_workflows(f"WorkflowId = '{job_id}'")])
 
 
 async def test_with_no_worker_a_submit_answers_202_at_once_and_runs_when_one_starts(
@@ -94,7 +99,7 @@ async def test_with_no_worker_a_submit_answers_202_at_once_and_runs_when_one_sta
     assert account["running_jobs"] == 0
 
 
-async def test_temporal_unreachable_is_a_503_and_reserves_nothing(
+async def test_with_temporal_unreachable_a_submit_is_admitted_and_a_sweep_starts_it_once(
     settings: Settings, tmp_path: Path
 ) -> None:
     port = devstack.free_port()
@@ -105,14 +110,46 @@ async def test_temporal_unreachable_is_a_503_and_reserves_nothing(
         down = await connect(settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"}))
     finally:
         await asyncio.to_thread(server.stop)
+    spec = _spec(settings, "[emu gen=1] while Temporal is away")
     started = time.monotonic()
-    with pytest.raises(APIError) as refused:
-        await jobs.start_job(down, settings, _spec(settings, "[emu gen=1] nowhere"), TENANT)
-    assert time.monotonic() - started < 10
-    assert refused.value.code is ErrorCode.SERVICE_UNAVAILABLE
-    assert refused.value.headers is not None and "Retry-After" in refused.value.headers
-    state = (await _ledger(settings)).state
-    assert (state.reserved_micro_usd, state.today.jobs, state.running) == (0, 0, [])
+    admission = await jobs.start_job(down, settings, spec, TENANT)
+    assert time.monotonic() - started < 1.0
+    assert admission.view.job_id == spec.job_id and admission.queue_position is None
+    await dispatch.drain()  # the start off the request fails: the job stays in the outbox
+    store = await accounts.ledger(settings)
+    assert await store.pending_start(spec.job_id) is not None
+    shown, _ = await jobs.read_job(down, settings, spec.job_id, TENANT)
+    assert (shown.job_id, shown.prompt) == (spec.job_id, spec.prompt)
+    account = await _account(settings)
+    assert (account.reserved_micro_usd, account.running) == (spec.estimated_cost_micro_usd, 1)
+    client = await connect(settings)
+    sweeps = [dispatch.sweep(client, settings, store, older_than=timedelta(0)) for _ in range(3)]
+    await asyncio.gather(*sweeps)
+    assert await store.pending_start(spec.job_id) is None
+    await wait_until(lambda: _workflow_starts(client, spec.job_id))
+    assert await _workflow_starts(client, spec.job_id) == 1
+    assert await dispatch.sweep(client, settings, store, older_than=timedelta(0)) == 0
+
+
+async def test_a_queued_job_whose_slot_freed_before_it_started_starts_running(
+    settings: Settings,
+) -> None:
+    client = await connect(settings)
+    store = await accounts.ledger(settings)
+    one_slot = Limits(concurrent_jobs=1, jobs_per_day=10)
+    first, waiting = _spec(settings, "first"), _spec(settings, "waiting")
+    await _reserve(store, first, datetime.now(UTC), one_slot)
+    await _reserve(store, waiting, datetime.now(UTC), one_slot, outbox=True)
+    assert await store.position(waiting.job_id) == 1
+    settlement = Settlement(job_id=first.job_id, cost_micro_usd=0)
+    assert await store.settle(TENANT.id, settlement, datetime.now(UTC)) == [waiting.job_id]
+    idle = settings.model_copy(update={"task_queue": f"idle-{uuid.uuid4().hex}"})
+    assert await dispatch.start_admitted(client, idle, waiting)
+    handle = client.get_workflow_handle(waiting.job_id)
+    started = (await handle.fetch_history()).events[0].workflow_execution_started_event_attributes
+    assert json.loads(started.input.payloads[0].data)["queued"] is False  # no admit to wait for
+    assert await store.pending_start(waiting.job_id) is None
+    await handle.terminate("test over")
 
 
 async def test_a_settle_replayed_charges_once_and_admits_the_next_in_line(
@@ -131,9 +168,10 @@ async def test_a_settle_replayed_charges_once_and_admits_the_next_in_line(
         await ActivityEnvironment().run(
             settle, SettleJob(tenant_id=TENANT.id, settlement=settlement)
         )
-    state = (await _ledger(settings)).state
-    assert state.spent_micro_usd == first.estimated_cost_micro_usd // 2
-    assert (state.running, state.queue) == ([waiting.job_id], [])
+    account = await _account(settings)
+    assert account.spent_micro_usd == first.estimated_cost_micro_usd // 2
+    assert (account.running, account.queued) == (1, 0)
+    assert await store.job_state(waiting.job_id) is JobState.RUNNING
     history = await client.get_workflow_handle(waiting.job_id).fetch_history()
     signals = [
         e.workflow_execution_signaled_event_attributes.signal_name
@@ -160,9 +198,14 @@ async def test_the_reaper_releases_reservations_whose_job_never_started(
     await client.get_workflow_handle(ended.job_id).terminate("an operator ended it")
     reaper = AccountActivities(client, store, timedelta(minutes=1))
     assert await reaper.reap() == 2
-    state = (await _ledger(settings)).state
-    assert set(state.reservations) == {running.job_id, fresh.job_id}
-    assert state.reservations[running.job_id].started
-    assert state.spent_micro_usd == 0
-    assert state.today.jobs == 3  # the lost job is uncounted, the ended one was made
+    states = [await store.job_state(spec.job_id) for spec in (lost, running, ended, fresh)]
+    assert states == [None, JobState.RUNNING, JobState.SETTLED, JobState.RUNNING]
+    unconfirmed = await store.unconfirmed(datetime.now(UTC) + timedelta(minutes=1))
+    assert {job.job_id for job in unconfirmed} == {fresh.job_id}  # the running one was seen
+    account = await _account(settings)
+    assert (account.spent_micro_usd, account.reserved_micro_usd) == (
+        0,
+        running.estimated_cost_micro_usd + fresh.estimated_cost_micro_usd,
+    )
+    assert account.today.jobs == 3  # the lost job is uncounted, the ended one was made
     assert await reaper.reap() == 0

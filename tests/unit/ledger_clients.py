@@ -17,9 +17,7 @@ async def _submit_all(url: str, requests: list[str], opening: int) -> list[str]:
     async def one(raw: str) -> str:
         request = SubmitJob.model_validate_json(raw)
         try:
-            outcome: SubmitOutcome = await store.change(
-                "hot", opening, lambda ledger: ledger.reserve(request, datetime.now(UTC))
-            )
+            outcome: SubmitOutcome = await store.reserve("hot", opening, request, datetime.now(UTC))
         except Refusal as refusal:
             return refusal.kind
         return "queued" if outcome.queue_position else "running"

@@ -11,9 +11,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
-from reelay.accounts import Ledger, Refusal, Settlement, SubmitJob
-from reelay.store import LedgerStore, StoreUnavailable
+from reelay.accounts import AccountSnapshot, Ledger, Refusal, Settlement, SubmitJob, TopUp
+from reelay.store import JobState, LedgerStore, StoreUnavailable
 from reelay.tenants import Limits
 from tests.conftest import isolated_settings
 from tests.support import job_spec
@@ -48,10 +49,10 @@ def _from_processes(
     return [kind for run in runs for kind in run.result()]
 
 
-async def _state(url: str) -> Ledger:
+async def _account(url: str) -> AccountSnapshot:
     store = await LedgerStore.open(url)
     try:
-        return await store.read("hot", 0)
+        return await store.snapshot("hot", 0)
     finally:
         await store.close()
 
@@ -65,10 +66,10 @@ def test_credits_hold_exactly_under_concurrent_submits_from_several_processes(
     outcomes = _from_processes(pool, url, limits, cap=0, opening=affordable * ESTIMATE)
     assert outcomes.count("running") == affordable
     assert outcomes.count("insufficient_credits") == PROCESSES * SUBMITS_PER_PROCESS - affordable
-    state = asyncio.run(_state(url)).state
-    assert state.available_micro_usd == 0
-    assert state.reserved_micro_usd == affordable * ESTIMATE
-    assert len(state.running) == state.today.jobs == affordable
+    account = asyncio.run(_account(url))
+    assert account.available_micro_usd == 0
+    assert account.reserved_micro_usd == affordable * ESTIMATE
+    assert account.running == account.today.jobs == affordable
 
 
 def test_slots_queue_and_daily_limits_hold_exactly_from_several_processes(
@@ -83,7 +84,7 @@ def test_slots_queue_and_daily_limits_hold_exactly_from_several_processes(
     other = f"sqlite+aiosqlite:///{tmp_path / 'other.sqlite3'}"
     outcomes = _from_processes(pool, other, daily, cap=0, opening=10**12)
     assert outcomes.count("running") == 11
-    assert asyncio.run(_state(other)).state.today.jobs == 11
+    assert asyncio.run(_account(other)).today.jobs == 11
 
 
 async def test_a_refusal_changes_nothing_and_a_replayed_settle_charges_once(
@@ -94,20 +95,81 @@ async def test_a_refusal_changes_nothing_and_a_replayed_settle_charges_once(
     first, second = _request(1, limits, cap=0), _request(2, limits, cap=0)
     now = datetime.now(UTC)
     try:
-        await store.change("hot", 10 * ESTIMATE, lambda ledger: ledger.reserve(first, now))
-        before = (await store.read("hot", 0)).state
+        await store.reserve("hot", 10 * ESTIMATE, first, now)
+        before = await store.snapshot("hot", 0)
         with pytest.raises(Refusal):
-            await store.change("hot", 0, lambda ledger: ledger.reserve(second, now))
-        assert (await store.read("hot", 0)).state == before
+            await store.reserve("hot", 0, second, now)
+        assert await store.snapshot("hot", 0) == before
+        assert await store.job_state(second.spec.job_id) is None
         settlement = Settlement(job_id=first.spec.job_id, cost_micro_usd=ESTIMATE // 2)
         for _ in range(2):
-            await store.change_existing("hot", lambda ledger: ledger.settle(settlement, now))
-        after = (await store.read("hot", 0)).state
+            await store.settle("hot", settlement, now)
+        after = await store.snapshot("hot", 0)
         assert after.spent_micro_usd == ESTIMATE // 2
-        assert after.reserved_micro_usd == 0
-        assert await store.change_existing("nobody", lambda ledger: ledger.snapshot()) is None
+        assert (after.reserved_micro_usd, after.running) == (0, 0)
+        assert await store.settle("nobody", settlement, now) is None
+        assert (await store.snapshot("nobody", 7)).available_micro_usd == 7  # a new account
     finally:
         await store.close()
+
+
+async def test_the_queue_is_first_come_first_served_and_a_resubmit_is_the_same_job(
+    tmp_path: Path,
+) -> None:
+    store = await LedgerStore.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}")
+    two_slots = Limits(concurrent_jobs=2, jobs_per_day=100)
+    requests = [_request(n, two_slots, cap=10) for n in range(6)]
+    now = datetime.now(UTC)
+    try:
+        outcomes = [await store.reserve("hot", 100 * ESTIMATE, r, now) for r in requests]
+        assert [o.queue_position for o in outcomes] == [None, None, 1, 2, 3, 4]
+        again = await store.reserve("hot", 0, requests[4], now)
+        assert (again.duplicate, again.queue_position) == (True, 3)
+        ids = [r.spec.job_id for r in requests]
+        admitted = await store.settle("hot", Settlement(job_id=ids[1], cost_micro_usd=0), now)
+        assert admitted == [ids[2]]
+        assert [await store.position(i) for i in ids] == [None, None, None, 1, 2, 3]
+        released = await store.forget("hot", ids[0])
+        assert released == [ids[3]]
+        account = await store.snapshot("hot", 0)
+        assert (account.running, account.queued, account.today.jobs) == (2, 2, 5)
+        assert account.reserved_micro_usd == 4 * ESTIMATE
+    finally:
+        await store.close()
+
+
+async def test_a_version_1_store_is_converted_into_rows_once(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}"
+    limits = Limits(concurrent_jobs=1, jobs_per_day=100)
+    settled, running, waiting = (_request(n, limits, cap=5) for n in range(3))
+    now = datetime.now(UTC)
+    ledger = Ledger.open("hot", 100 * ESTIMATE, now)
+    for request in (settled, running, waiting):
+        ledger.reserve(request, now)
+    ledger.settle(Settlement(job_id=settled.spec.job_id, cost_micro_usd=ESTIMATE), now)
+    ledger.top_up(TopUp(reference="invoice-1", amount_micro_usd=ESTIMATE), now)
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(
+            "CREATE TABLE reelay_accounts (tenant_id TEXT PRIMARY KEY, state TEXT, updated_at TEXT)"
+        )
+        await conn.exec_driver_sql(
+            "INSERT INTO reelay_accounts VALUES ('hot', ?, '')", (ledger.state.model_dump_json(),)
+        )
+    await engine.dispose()
+    for _ in range(2):  # the second open converts nothing again
+        store = await LedgerStore.open(url)
+        try:
+            account = await store.snapshot("hot", 0)
+            assert account == ledger.snapshot()
+            assert await store.job_state(settled.spec.job_id) is JobState.SETTLED
+            assert await store.position(waiting.spec.job_id) == 1
+            duplicate = await store.reserve("hot", 0, settled, now)
+            assert duplicate.duplicate
+            top_up = TopUp(reference="invoice-1", amount_micro_usd=ESTIMATE)
+            assert (await store.top_up("hot", 0, top_up, now)) == account
+        finally:
+            await store.close()
 
 
 async def test_an_unreachable_store_is_unavailable_within_its_timeout() -> None:
