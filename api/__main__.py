@@ -14,7 +14,7 @@ from api.server import HeadTimeoutH11Protocol
 from reelay.settings import get_settings
 
 MAX_HEADER_BYTES = 32 * 1024
-KEEP_ALIVE_SECONDS = 5
+KEEP_ALIVE_SECONDS = 30
 MAX_CONNECTIONS = 1000
 
 if __name__ == "__main__":
