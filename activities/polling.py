@@ -206,21 +206,32 @@ async def _utcnow() -> datetime:
 
 
 class _Heartbeat:
-    """Heartbeats the loop's position, and keeps heartbeating it through a long sleep (the
-    SDK throttles what it sends), so a long interval never looks like a lost worker."""
+    """Heartbeats the loop's position every `EVERY_SECONDS` or so, and keeps heartbeating it
+    through a long sleep, so a long interval never looks like a lost worker (the timeout,
+    `workflows.clip.POLL_HEARTBEAT_TIMEOUT`, is far longer). The first beat goes out
+    `EVERY_SECONDS` after the loop starts: a task that ends sooner costs Temporal no
+    heartbeat (a write of the activity's state), and a retried attempt that finds no
+    position starts from the request's."""
 
     EVERY_SECONDS = 5.0
 
     def __init__(self) -> None:
         self._details: dict[str, Any] = {}
+        self._loop = asyncio.get_running_loop()
+        self._due = self._loop.time() + self.EVERY_SECONDS
 
     def __call__(self, details: dict[str, Any]) -> None:
         self._details = details
-        activity.heartbeat(details)
+        self._beat_if_due()
+
+    def _beat_if_due(self) -> None:
+        now = self._loop.time()
+        if now >= self._due:
+            activity.heartbeat(self._details)
+            self._due = now + self.EVERY_SECONDS
 
     async def sleep(self, seconds: float) -> None:
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
-        while (left := end - loop.time()) > 0:
+        end = self._loop.time() + seconds
+        while (left := end - self._loop.time()) > 0:
             await asyncio.sleep(min(left, self.EVERY_SECONDS))
-            activity.heartbeat(self._details)
+            self._beat_if_due()

@@ -84,6 +84,12 @@ SUBMIT_MAX_DELAY_SECONDS = 30.0
 LEGACY_SUBMIT_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30)
 )
+#: Marks runs that take the path of every patch before it (`BUDGETED_SUBMITS`, `LEAN_JOBS`,
+#: and the job workflow's `CLIP_WORKFLOW_SEGMENTS`, `LEDGER_STORE_SETTLE`, `LOCAL_SETTLE`)
+#: on this one marker: each patch writes a marker and a `TemporalChangeVersion` upsert (a
+#: visibility write) into the run's history, 8 events a job for those four. Ask for any of
+#: them with `patched`. Later patches can be folded in the same way, by a `jobs-v6`.
+JOBS_V5 = "jobs-v5"
 #: Marks runs that poll in one heartbeating activity (`activities.polling`) and check the job
 #: at its first submit instead of in an activity of its own. Runs without it keep the timer
 #: loop (`_poll_by_timers`) and `validate_job` until they end.
@@ -185,6 +191,15 @@ def job_failure(err: ActivityError) -> BaseException:
     if isinstance(cause, ActivityTimeoutError):
         return JobFailed("provider_unavailable", "the provider did not answer in time")
     return JobFailed("provider_unavailable", str(cause or err))
+
+
+def patched(patch_id: str) -> bool:
+    """`workflow.patched(patch_id)` for a patch `JOBS_V5` stands for: true, without a marker
+    of its own, in runs since `JOBS_V5`. The run's first call settles `JOBS_V5` for the whole
+    run (the SDK keeps the answer): where a run has asked nothing yet, every earlier patch
+    would have said true as well; a run that replays without its marker asks each patch as
+    it always did."""
+    return workflow.patched(JOBS_V5) or workflow.patched(patch_id)
 
 
 def set_status(view: JobView, status: JobStatus) -> None:
@@ -322,7 +337,7 @@ class ClipMaker:
         One submission at a time.
         """
         job = self._job
-        if not workflow.patched(BUDGETED_SUBMITS):
+        if not patched(BUDGETED_SUBMITS):
             return await self._submit_by_schedule_to_close(first_route=first_route)
         last = len(job.routes) - 1
         for index in range(first_route, last + 1):
@@ -417,7 +432,7 @@ class ClipMaker:
         set_status(self._view, JobStatus.PROCESSING)
 
     async def _poll_until_done(self) -> ProviderTaskStatus:
-        if not workflow.patched(LEAN_JOBS):
+        if not patched(LEAN_JOBS):
             return await self._poll_by_timers()
         while True:
             status = await self._poll_in_activity()

@@ -54,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         ClipMaker,
         ClipWorkflow,
         JobFailed,
+        patched,
         run_activity,
         set_status,
     )
@@ -153,13 +154,13 @@ class VideoGenerationWorkflow(ChainHandlers):
 
     async def _generate(self, job: JobSpec) -> None:
         if job.segments:
-            if workflow.patched(CLIP_WORKFLOW_SEGMENTS):
+            if patched(CLIP_WORKFLOW_SEGMENTS):
                 await self._chain(job)
             else:
                 await self._legacy_chain(job)
             return
         if job.resume is None and job.segment is None:  # a legacy segment: checked by its chain
-            if workflow.patched(LEAN_JOBS):
+            if patched(LEAN_JOBS):
                 self._clip.check_at_submit = True
             else:
                 await run_activity(JobActivities.validate_job, job, timedelta(seconds=30))
@@ -308,9 +309,9 @@ class VideoGenerationWorkflow(ChainHandlers):
             settlement = Settlement(
                 job_id=job.job_id, cost_micro_usd=self._view.cost_micro_usd or 0, seconds=seconds
             )
-            if is_ledger_account(job.account_id) and workflow.patched(LEDGER_STORE_SETTLE):
+            if is_ledger_account(job.account_id) and patched(LEDGER_STORE_SETTLE):
                 settle = SettleJob(tenant_id=job.tenant_id, settlement=settlement)
-                if workflow.patched(LOCAL_SETTLE):
+                if patched(LOCAL_SETTLE):
                     # One transaction in the worker that runs the job: a marker in history,
                     # not an activity task and another workflow task.
                     await workflow.execute_local_activity_method(

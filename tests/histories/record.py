@@ -72,21 +72,38 @@ SCENARIOS: dict[str, tuple[str, dict[str, object]]] = {
         "[emu gen=1] the longest take",
         {"model": "runway-gen3", "duration_seconds": 16},
     ),
+    # `jobs-v5`: the same paths on one patch marker.
+    "v5_completed": ("[emu gen=3 steps=6] a paper boat in a bay", {"duration_seconds": 2}),
+    "v5_cancelled": ("[emu gen=60] the longest night", {"duration_seconds": 2}),
+    "v5_chained": (
+        "[emu gen=1] a take without end",
+        {"model": "runway-gen3", "duration_seconds": 16},
+    ),
 }
+#: The chains, each recorded with its first segment (`<name>_segment`).
+CHAINS = ("v2_chained", "v4_chained", "v5_chained")
 # Recorded alongside the scenarios above, from the workflows they start.
 DERIVED = {
     "v2_chained_segment",  # the first segment (a ClipWorkflow) of v2_chained
     "v4_chained_segment",  # the first segment of v4_chained
+    "v5_chained_segment",  # the first segment of v5_chained
     "v3_ledger_first",  # limits on: admitted at once, settling through the ledger store
     "v3_ledger_queued",  # limits on: queued until the first settles, then admitted by it
     "v2_webhook_delivered",  # a WebhookDeliveryWorkflow delivering a job's `completed`
     "v2_job_resumed",  # a job run continued as new mid-poll, resuming its provider task
     "v4_ledger_first",  # v3_ledger_first since `lean-jobs` and `local-settle`
+    "v5_ledger_first",  # v4_ledger_first since `jobs-v5`
     "v3_batch",  # a BatchWorkflow: a line of each dialect and an invalid one, paused, resumed
     # since the batch patch: a duplicate custom_id, windows per provider, webhook events
     "v4_batch",
 }
-LIMITED = {"v3_ledger_first", "v3_ledger_queued", "v2_webhook_delivered", "v4_ledger_first"}
+LIMITED = {
+    "v3_ledger_first",
+    "v3_ledger_queued",
+    "v2_webhook_delivered",
+    "v4_ledger_first",
+    "v5_ledger_first",
+}
 FROZEN = {
     "v2_limited_first",  # limits on: a job admitted at once, settling with its account
     "v2_limited_queued",  # limits on: a job queued until the first settles, then admitted
@@ -115,13 +132,13 @@ async def _record_job(client: Client, settings: Settings, name: str) -> None:
     if name == "v2_failover":  # a short budget, so the first route gives up in seconds
         spec = spec.model_copy(update={"failover_after_seconds": 3.0})
     handle: WorkflowHandle = await start(client, settings, spec)
-    if name in ("cancelled", "v4_cancelled"):
+    if name in ("cancelled", "v4_cancelled", "v5_cancelled"):
         await wait_until(lambda: status_is(handle, JobStatus.PROCESSING))
         await handle.cancel()
     await _finish(handle)
     history = await handle.fetch_history()
     _save(name, history.to_json(), len(history.events))
-    if name in ("v2_chained", "v4_chained"):
+    if name in CHAINS:
         segment = await client.get_workflow_handle(f"{spec.job_id}:segment:0").fetch_history()
         _save(f"{name}_segment", segment.to_json(), len(segment.events))
 
@@ -179,6 +196,7 @@ async def _record_limited(client: Client, settings: Settings, names: set[str]) -
         for name, handle in [
             ("v3_ledger_first", handles[0]),
             ("v4_ledger_first", handles[0]),
+            ("v5_ledger_first", handles[0]),
             ("v3_ledger_queued", handles[1]),
             ("v2_webhook_delivered", delivery),
         ]:
@@ -298,7 +316,7 @@ def _wanted(argv: list[str]) -> set[str]:
 
 def main(argv: list[str]) -> None:
     names = _wanted(argv)
-    for chain in ("v2_chained", "v4_chained"):
+    for chain in CHAINS:
         if f"{chain}_segment" in names:
             names.add(chain)
     if not names:

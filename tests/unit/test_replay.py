@@ -17,9 +17,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from activities.polling import PROGRESS_SIGNAL
-from worker import WORKFLOWS
+from worker import WORKFLOW_RUNNER, WORKFLOWS
 from workflows.batch import UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS
-from workflows.clip import LEAN_JOBS
+from workflows.clip import JOBS_V5, LEAN_JOBS
 from workflows.video_generation import LEDGER_STORE_SETTLE, LOCAL_SETTLE
 
 HISTORIES = {
@@ -137,7 +137,9 @@ def workflow_id(name: str, history: str) -> str:
 
 @pytest.mark.parametrize("name", HISTORIES)
 async def test_history_replays(name: str) -> None:
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = Replayer(
+        workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER, data_converter=pydantic_data_converter
+    )
     history = HISTORIES[name]
     await replayer.replay_workflow(WorkflowHistory.from_json(workflow_id(name, history), history))
 
@@ -169,4 +171,37 @@ def test_histories_cover_lean_jobs_polling_in_one_activity() -> None:
     assert any(
         e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_local_activity"
         for e in ledger
+    )
+
+
+def test_histories_cover_jobs_v5_on_one_marker() -> None:
+    """Runs since `jobs-v5` (a job, a cancelled one, a chain and its first segment, a ledger
+    job): the paths of every earlier job patch, on `jobs-v5`'s marker alone."""
+    v5 = {n: h for n, h in HISTORIES.items() if JOBS_V5 in _patches(h)}
+    assert set(v5) == {
+        "v5_completed",
+        "v5_cancelled",
+        "v5_chained",
+        "v5_chained_segment",
+        "v5_ledger_first",
+    }
+    for history in v5.values():
+        assert _patches(history) == {JOBS_V5}
+        assert not any("timerStartedEventAttributes" in e for e in _events(history))
+    for name in ("v5_completed", "v5_cancelled", "v5_chained_segment", "v5_ledger_first"):
+        scheduled = [
+            e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+            for e in _events(v5[name])
+            if "activityTaskScheduledEventAttributes" in e
+        ]
+        assert scheduled[0] == "submit_to_provider" and scheduled.count("poll_until_done") == 1
+    children = {
+        e["startChildWorkflowExecutionInitiatedEventAttributes"]["workflowType"]["name"]
+        for e in _events(v5["v5_chained"])
+        if "startChildWorkflowExecutionInitiatedEventAttributes" in e
+    }
+    assert children == {"ClipWorkflow"}
+    assert any(
+        e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_local_activity"
+        for e in _events(v5["v5_ledger_first"])
     )
