@@ -44,7 +44,9 @@ from workflows import search_attributes
 from workflows.video_generation import MEMO_VIEW, VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
-QUERY_TIMEOUT = timedelta(seconds=5)
+# A running job's read waits this long for a worker to answer, then shows the memo's view
+# with the status from visibility (no worker running, or all of them busy).
+QUERY_TIMEOUT = timedelta(seconds=2)
 # A start Temporal has not accepted by then is answered 503 (and its reservation released).
 START_TIMEOUT = timedelta(seconds=3)
 T = TypeVar("T")

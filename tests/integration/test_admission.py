@@ -71,7 +71,8 @@ async def test_with_no_worker_a_submit_answers_202_at_once_and_runs_when_one_sta
     stack = make_stack()
     stack.kill_worker()
     headers = {"Authorization": f"Bearer {DEV_API_KEY}"}
-    async with httpx.AsyncClient(base_url=stack.settings.public_url, headers=headers) as http:
+    url = stack.settings.public_url
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as http:
         assert (await http.get("/v1/account")).status_code == 200  # the API has served before
         started = time.monotonic()
         response = await http.post(

@@ -52,6 +52,15 @@ async def api(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
+async def started(handle: WorkflowHandle) -> bool:
+    """Whether the workflow exists yet."""
+    try:
+        await handle.describe()
+    except RPCError:
+        return False
+    return True
+
+
 async def metadata(handle: WorkflowHandle) -> tuple[str, str]:
     description = await handle.describe()
     return (await description.static_summary() or "", await description.static_details() or "")
@@ -93,6 +102,7 @@ async def test_a_job_and_its_webhook_delivery_carry_summaries_without_secrets(
         job_id = response.json()["id"]
         client = await connect(hook_settings)
         job = client.get_workflow_handle(job_id)
+        await wait_until(lambda: started(job))  # started off the request, just after the 202
         # Set at the start, before any worker ran the job.
         summary, details = await metadata(job)
         assert summary.startswith("runway-gen3 2 s ")
