@@ -31,7 +31,7 @@ from reelay.temporal import connect
 from reelay.tenants import TenantDirectory
 from reelay.tracing import configure_tracing, shutdown_tracing
 from workflows.account import AccountWorkflow
-from workflows.batch import BatchWorkflow, lines_queue
+from workflows.batch import BatchLineWorkflow, BatchWorkflow, lines_queue
 from workflows.clip import ClipWorkflow, poll_queue, submit_queue
 from workflows.video_generation import VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -47,6 +47,7 @@ WORKFLOWS = [
     AccountWorkflow,
     WebhookDeliveryWorkflow,
     BatchWorkflow,
+    BatchLineWorkflow,
 ]
 
 
