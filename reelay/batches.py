@@ -34,8 +34,8 @@ PAGE_LINES = 500
 #: are found past those of a provider whose share of the window is full.
 LOOKAHEAD_LINES = 2 * PAGE_LINES
 #: Lines started by one run of the workflow before it continues as new, by default (each line
-#: is four events, plus workflow tasks: a run stays under Temporal's 10,000-event warning;
-#: a run continues as new sooner when Temporal suggests it).
+#: is about four events, plus workflow tasks; a run continues as new sooner when Temporal
+#: suggests it, so it stays under Temporal's 10,000-event warning).
 LINES_PER_RUN = 1_000
 
 
