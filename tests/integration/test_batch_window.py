@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
+import pytest_asyncio
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
@@ -34,6 +35,7 @@ from reelay.batches import (
     ValidatedPage,
 )
 from reelay.webhooks import WebhookAttempt, WebhookDelivery
+from tests.integration.conftest import time_skipping_env
 from tests.support import wait_until
 from workflows import batch as batch_module
 from workflows.batch import (
@@ -167,9 +169,19 @@ def _batch_id() -> str:
     return f"batch_{uuid.uuid4().hex}"
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def own_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server for one test: after a batch that continued as new with lines in flight
+    (line workflows outliving the runs that started them) a test server skips time no more,
+    and the refusal timers of the tests after it would run in real time (why is not known)."""
+    async with time_skipping_env() as environment:
+        yield environment
+
+
 async def test_the_window_holds_concurrency_and_runs_every_line_once_across_runs(
-    env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+    own_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    env = own_env
     monkeypatch.setattr(batch_module, "PAGE_LINES", 15)
     fake = FakeBatch(lines=130, invalid={7, 64})
     queue = f"batch-{uuid.uuid4().hex[:8]}"
@@ -201,10 +213,11 @@ async def test_the_window_holds_concurrency_and_runs_every_line_once_across_runs
 
 
 async def test_the_window_is_carried_over_continue_as_new_instead_of_draining(
-    env: WorkflowEnvironment,
+    own_env: WorkflowEnvironment,
 ) -> None:
     """Line 1 is held while runs of 4 lines each come and go: had a run drained its window
     before continuing as new, no line past the first run's would start until line 1 ends."""
+    env = own_env
     providers = {n: "slow" if n == 1 else "fast" for n in range(1, 21)}
     fake = FakeBatch(lines=20, hold=asyncio.Event(), providers=providers, hold_provider="slow")
     queue = f"batch-{uuid.uuid4().hex[:8]}"
