@@ -33,7 +33,7 @@ from reelay.temporal import connect
 from reelay.tenants import TenantDirectory
 from reelay.tracing import configure_tracing, shutdown_tracing
 from workflows.account import AccountWorkflow
-from workflows.batch import BatchWorkflow, lines_queue
+from workflows.batch import BatchLineWorkflow, BatchWorkflow, lines_queue
 from workflows.clip import ClipWorkflow, poll_queue, submit_queue
 from workflows.video_generation import VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
@@ -49,6 +49,7 @@ WORKFLOWS = [
     AccountWorkflow,
     WebhookDeliveryWorkflow,
     BatchWorkflow,
+    BatchLineWorkflow,
 ]
 
 #: The sandbox every workflow runs in, on the workers and in the replay test. Its checks stay

@@ -55,9 +55,13 @@ async def run_batch(api: str, lines: int, concurrency: int) -> dict[str, float |
         )
         response.raise_for_status()
         batch_id = response.json()["id"]
+        # status reads that got no view (a 503 while the batch's worker is busy, say)
+        unanswered = 0
         while True:
-            view = (await http.get(f"/v1/batches/{batch_id}")).json()
-            if view["status"] in ("completed", "failed", "cancelled"):
+            read = await http.get(f"/v1/batches/{batch_id}")
+            if read.status_code != 200:
+                unanswered += 1
+            elif (view := read.json())["status"] in ("completed", "failed", "cancelled"):
                 break
             await asyncio.sleep(1)
         # the output file streamed whole (its listing paged: memory flat in lines)
@@ -78,6 +82,7 @@ async def run_batch(api: str, lines: int, concurrency: int) -> dict[str, float |
         "lines_per_s": view["request_counts"]["completed"] / running if running else 0.0,
         "output_records": records,
         "output_s": output_s,
+        "unanswered_reads": unanswered,
     }
 
 
@@ -176,6 +181,7 @@ def main() -> None:
     rate = float(batch["lines_per_s"])
     print(f"  batch {rate:.1f} lines/s vs API {api_rate:.1f} jobs/s ({rate / api_rate:.2f}x)")
     print(f"  output: {batch['output_records']} records streamed in {batch['output_s']:.1f} s")
+    print(f"  status reads without a view: {batch['unanswered_reads']}")
     print(f"  peak RSS: worker {peaks.get('worker', 0):.0f} MB, API {peaks.get('api', 0):.0f} MB")
     print(f"  history: {runs} runs, largest {events} events / {size / 1024:.0f} KB")
 

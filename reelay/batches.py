@@ -33,8 +33,9 @@ PAGE_LINES = 500
 #: Lines planned ahead of the window (whole pages), so that lines of a provider with room
 #: are found past those of a provider whose share of the window is full.
 LOOKAHEAD_LINES = 2 * PAGE_LINES
-#: Lines started by one run of the workflow before it continues as new (each line is three
-#: events, plus workflow tasks: a run stays well under Temporal's 10,000-event warning).
+#: Lines started by one run of the workflow before it continues as new, by default (each line
+#: is about four events, plus workflow tasks; a run continues as new sooner when Temporal
+#: suggests it, so it stays under Temporal's 10,000-event warning).
 LINES_PER_RUN = 1_000
 
 
@@ -90,6 +91,12 @@ class BatchInput(BaseModel):
     on_invalid_line: Literal["fail", "skip"] = "fail"
     webhook_url: str | None = None
     idempotency_hash: str | None = None
+    lines_per_run: int = Field(
+        default=LINES_PER_RUN,
+        ge=1,
+        le=LINES_PER_RUN,
+        description="lines a run of the workflow starts before it continues as new",
+    )
     state: BatchState | None = Field(default=None, description="carried over continue-as-new")
 
 
@@ -127,6 +134,12 @@ class BatchState(BaseModel):
     runs: int = 1
     events_sent: int = Field(default=0, description="webhook events started so far")
     announced: BatchStatus | None = Field(default=None, description="the last one sent")
+    in_flight: list[LineRef] = Field(
+        default_factory=list, description="lines running when the run continued as new"
+    )
+    pending: list[LineRef] = Field(
+        default_factory=list, description="lines planned, not yet started, at that moment"
+    )
 
 
 class BatchView(BaseModel):
@@ -243,6 +256,9 @@ class LineRef(BaseModel):
     provider: str | None = Field(
         default=None, description="the provider of the line's first route (its window)"
     )
+    attempt: int = Field(
+        default=0, description="times the line was refused before (e.g. credits ran out)"
+    )
 
 
 class PlannedPage(BaseModel):
@@ -279,4 +295,12 @@ class LineOutcome(BaseModel):
     error_message: str | None = None
 
 
+class LineDone(BaseModel):
+    """A line's workflow telling its batch the line ended (the batch's `line_done` signal)."""
+
+    ref: LineRef
+    outcome: LineOutcome
+
+
 BatchInput.model_rebuild()
+BatchState.model_rebuild()

@@ -8,8 +8,14 @@ sample does. A line runs as one `batch_run_line` activity that admits the line's
 through the API's own admission path, waits for it to end and writes the line's output
 record; the job id comes from the batch id and line number, so a retried activity, a
 crashed worker or a restarted batch find the line's job instead of making a second one.
-After `LINES_PER_RUN` lines the window drains and the workflow continues as new, so its
-history stays bounded whatever the file's size; the file itself never enters history.
+After `lines_per_run` lines the workflow continues as new, so its history stays bounded
+whatever the file's size; the file itself never enters history.
+
+Since `CARRIED_WINDOW` the window is carried over continue-as-new, as in the sample: each line
+runs that activity in a `BatchLineWorkflow` child of its own, abandoned when the run ends,
+which reports the line's end by the `line_done` signal to whichever run of the batch is
+current; the lines in flight and those planned are handed to the next run, so the window
+never drains at a run's end. Before it, the window drained before the batch continued.
 
 The activities are API-level (`api.batches.BatchActivities`, wired by `worker.py`); this
 module names them by string so that workflows need not import `api`.
@@ -18,17 +24,22 @@ module names them by string so that workflows need not import `api`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
-from temporalio.exceptions import ActivityError, CancelledError
-from temporalio.workflow import ActivityCancellationType
+from temporalio.exceptions import (
+    ActivityError,
+    CancelledError,
+    FailureError,
+    WorkflowAlreadyStartedError,
+)
+from temporalio.workflow import ActivityCancellationType, ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from reelay import idempotency
     from reelay.batches import (
-        LINES_PER_RUN,
         LOOKAHEAD_LINES,
         MAX_LINES,
         PAGE_LINES,
@@ -40,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         BatchView,
         CancelRequest,
         FundsCheck,
+        LineDone,
         LineOutcome,
         LineRef,
         PageRequest,
@@ -63,6 +75,12 @@ FILE_HEARTBEAT = timedelta(minutes=1)
 #: `custom_id`s are found), sends its own events through `WebhookDeliveryWorkflow`, and
 #: keeps a window per provider. Runs started before it keep the old paths.
 UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS = "batch-unique-ids-webhooks-provider-windows"
+#: The patch behind which a line runs as a `BatchLineWorkflow` reporting its end by signal,
+#: and the window (lines in flight and planned) is carried over continue-as-new instead of
+#: draining first. Runs started before it keep their activity per line.
+CARRIED_WINDOW = "batch-carried-window"
+#: The batch's signal that one of its lines ended (`BatchWorkflow.line_done`).
+LINE_DONE_SIGNAL = "line_done"
 #: The statuses a batch's webhook is told of, as `batch.<event>`.
 EVENTS: dict[BatchStatus, BatchEvent] = {
     BatchStatus.IN_PROGRESS: "in_progress",
@@ -86,6 +104,17 @@ def lines_queue(task_queue: str) -> str:
     return f"{task_queue}-batch-lines"
 
 
+def line_job_id(batch_id: str, tenant_id: str, line: int) -> str:
+    """The job a batch's line runs as (what admission derives from the line's key)."""
+    key = line_idempotency_key(batch_id, line)
+    return "job_vid_" + idempotency.job_digest(tenant_id, key)
+
+
+def line_workflow_id(batch_id: str, ref: LineRef) -> str:
+    """`<batch id>:line:<n>`, and `:<attempt>` for a line started again after a refusal."""
+    return f"{batch_id}:line:{ref.line}" + (f":{ref.attempt}" if ref.attempt else "")
+
+
 def for_new_batch(batch_id: str, tenant_id: str) -> TypedSearchAttributes:
     """What a batch starts with (the API's start; an operator's start gets them on run)."""
     return TypedSearchAttributes(
@@ -103,17 +132,29 @@ class BatchWorkflow:
     def __init__(self, batch: BatchInput) -> None:
         self._input = batch
         self._state = batch.state or BatchState()
-        self._pending: list[LineRef] = []
+        # the lines planned and not started (carried over continue-as-new since the patch)
+        self._pending: list[LineRef] = self._state.pending
+        self._state.pending = []
+        # before `CARRIED_WINDOW`: each running line's activity, in this run
         self._running: dict[int, asyncio.Task[None]] = {}
+        # since it: each running line, whichever run started its `BatchLineWorkflow`
+        self._in_flight: dict[int, LineRef] = {ref.line: ref for ref in self._state.in_flight}
+        self._state.in_flight = []
         self._running_by_provider: dict[str | None, int] = {}
+        for ref in self._in_flight.values():
+            self._count_running(ref, 1)
+        self._starting = 0  # line workflows whose start is not yet confirmed
+        self._line_starts: set[asyncio.Task[None]] = set()
         self._started_this_run = 0
         self._v4 = False
+        self._carried = False
         self._outbox: list[BatchEvent] = []
 
     @workflow.run
     async def run(self, batch: BatchInput) -> BatchView:
         state = self._state
         self._v4 = workflow.patched(UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS)
+        self._carried = workflow.patched(CARRIED_WINDOW)
         if self._v4 and batch.webhook_url:
             self._sender = asyncio.create_task(self._send_events())
         if state.created_at is None:
@@ -135,9 +176,14 @@ class BatchWorkflow:
             state.cancelled += max(state.lines - state.invalid - started, 0)
             self._finish(BatchStatus.CANCELLED)
             return await self._notify()
-        if not state.eof:
+        if not state.eof or self._pending:
             state.runs += 1
+            if self._carried:
+                await workflow.wait_condition(lambda: not self._starting)
             await self._sent()
+            # the window as it is now, handed on (nothing awaited from here to the end)
+            state.pending = list(self._pending)
+            state.in_flight = list(self._in_flight.values())
             workflow.continue_as_new(batch.model_copy(update={"state": state}))
         self._set_status(BatchStatus.FINALIZING)
         self._finish(BatchStatus.COMPLETED)
@@ -271,18 +317,22 @@ class BatchWorkflow:
     async def _provider_windows(self) -> None:
         """A window of `concurrency` lines per provider: the next line to start is the first
         planned one whose provider has room, so a slow provider's lines never hold the
-        others'. Pages are planned ahead (up to `LOOKAHEAD_LINES`) to find such lines."""
+        others'. Pages are planned ahead (up to `LOOKAHEAD_LINES`) to find such lines. Since
+        `CARRIED_WINDOW`, the run ends (to continue as new) as soon as it has started its
+        share of lines, its window still full."""
         state = self._state
         while not state.cancel_requested:
             if self._paused():
                 await self._while_paused()
                 continue
+            if self._run_is_done():
+                return
             if self._can_plan():
                 await self._plan_page()
                 continue
             index = self._startable()
             if index is None:
-                if not self._running and not self._pending:
+                if not self._busy() and not self._pending:
                     return
                 await workflow.wait_condition(
                     lambda: (
@@ -290,17 +340,31 @@ class BatchWorkflow:
                         or self._paused()
                         or self._startable() is not None
                         or self._can_plan()
-                        or not (self._running or self._pending)
+                        or self._run_is_done()
+                        or not (self._busy() or self._pending)
                     )
                 )
                 continue
             self._start(self._pending.pop(index))
 
+    def _busy(self) -> bool:
+        return bool(self._running or self._in_flight)
+
+    def _run_is_done(self) -> bool:
+        """Since `CARRIED_WINDOW`: this run started its share (or Temporal suggests a new
+        run) while lines remain to start, so the batch continues as new now."""
+        if not self._carried or (self._state.eof and not self._pending):
+            return False
+        return (
+            self._started_this_run >= self._input.lines_per_run
+            or workflow.info().is_continue_as_new_suggested()
+        )
+
     def _can_plan(self) -> bool:
         planned = self._started_this_run + len(self._pending)
         return (
             not self._state.eof
-            and planned < LINES_PER_RUN
+            and planned < self._input.lines_per_run
             and len(self._pending) + PAGE_LINES <= LOOKAHEAD_LINES
         )
 
@@ -317,9 +381,45 @@ class BatchWorkflow:
         return None
 
     def _start(self, ref: LineRef) -> None:
-        self._running[ref.line] = asyncio.create_task(self._run_line(ref))
-        self._running_by_provider[ref.provider] = self._running_by_provider.get(ref.provider, 0) + 1
+        if self._carried:
+            self._in_flight[ref.line] = ref
+            self._starting += 1
+            start = asyncio.create_task(self._start_line(ref))
+            self._line_starts.add(start)
+            start.add_done_callback(self._line_starts.discard)
+        else:
+            self._running[ref.line] = asyncio.create_task(self._run_line(ref))
+        self._count_running(ref, 1)
         self._started_this_run += 1
+
+    def _count_running(self, ref: LineRef, change: int) -> None:
+        running = self._running_by_provider
+        running[ref.provider] = running.get(ref.provider, 0) + change
+
+    async def _start_line(self, ref: LineRef) -> None:
+        """The line's `BatchLineWorkflow`, left running when this run ends (it reports to the
+        run current then)."""
+        batch_id, tenant_id = self._batch_id, self._input.tenant_id
+        try:
+            await workflow.start_child_workflow(
+                BatchLineWorkflow.run,
+                RunLine(
+                    batch_id=batch_id, tenant_id=tenant_id, input_key=self._input.input_key, ref=ref
+                ),
+                id=line_workflow_id(batch_id, ref),
+                parent_close_policy=ParentClosePolicy.ABANDON,
+                search_attributes=TypedSearchAttributes(
+                    [
+                        SearchAttributePair(search_attributes.TENANT, tenant_id),
+                        SearchAttributePair(search_attributes.BATCH, batch_id),
+                    ]
+                ),
+                static_summary=console.batch_line_summary(ref.line, self._job_id(ref)),
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # a reset batch: the line's workflow runs, and reports to this run all the same
+        finally:
+            self._starting -= 1
 
     async def _while_paused(self) -> None:
         state = self._state
@@ -338,7 +438,7 @@ class BatchWorkflow:
         state = self._state
         while not state.cancel_requested:
             if not self._pending:
-                if not state.eof and self._started_this_run < LINES_PER_RUN:
+                if not state.eof and self._started_this_run < self._input.lines_per_run:
                     await self._plan_page()
                     continue
                 await workflow.wait_condition(
@@ -388,7 +488,7 @@ class BatchWorkflow:
         state.offset, state.next_line, state.eof = page.next_offset, page.next_line, page.eof
 
     async def _run_line(self, ref: LineRef) -> None:
-        state = self._state
+        """Before `CARRIED_WINDOW`: the line's activity, in this run."""
         try:
             outcome: LineOutcome = await workflow.execute_activity(
                 "batch_run_line",
@@ -411,7 +511,26 @@ class BatchWorkflow:
         finally:
             self._running.pop(ref.line, None)
             self._running_by_provider[ref.provider] -= 1
+        self._ended(ref, outcome)
+
+    @workflow.signal(name=LINE_DONE_SIGNAL)
+    def line_done(self, done: LineDone) -> None:
+        """A line's workflow reports its end (once: a report of a line not in flight, or of
+        an earlier attempt, is ignored)."""
+        ref = self._in_flight.get(done.ref.line)
+        if ref is None or ref.attempt != done.ref.attempt:
+            return
+        del self._in_flight[ref.line]
+        self._count_running(ref, -1)
+        self._ended(ref, done.outcome)
+
+    def _ended(self, ref: LineRef, outcome: LineOutcome) -> None:
+        """Count a line's end; a refused line goes back to the front of the plan (as its
+        next attempt since `CARRIED_WINDOW`) and pauses the batch."""
+        state = self._state
         if outcome.status == "refused":
+            if self._carried:
+                ref = ref.model_copy(update={"attempt": ref.attempt + 1})
             self._pending.insert(0, ref)
             if state.status is not BatchStatus.PAUSED:
                 state.pause_reason = outcome.error_message
@@ -429,15 +548,27 @@ class BatchWorkflow:
         self._announce()  # a line admitted after a refusal: in progress again
 
     def _job_id(self, ref: LineRef) -> str:
-        key = line_idempotency_key(self._batch_id, ref.line)
-        return "job_vid_" + idempotency.job_digest(self._input.tenant_id, key)
+        return line_job_id(self._batch_id, self._input.tenant_id, ref.line)
 
     async def _drain(self, *, cancel: bool) -> None:
+        """Until no line runs (each cancelled first when `cancel`)."""
+        if self._carried:
+            await workflow.wait_condition(lambda: not self._starting)
         if cancel:
             for task in self._running.values():
                 task.cancel()
-        await workflow.wait_condition(lambda: not self._running)
+            await asyncio.gather(
+                *(self._cancel_line(ref) for ref in list(self._in_flight.values()))
+            )
+        await workflow.wait_condition(lambda: not self._busy())
         self._pending.clear()
+
+    async def _cancel_line(self, ref: LineRef) -> None:
+        """Cancel a line's workflow (it reports the line cancelled); one that ended since has
+        reported already."""
+        line = workflow.get_external_workflow_handle(line_workflow_id(self._batch_id, ref))
+        with contextlib.suppress(FailureError):
+            await line.cancel()
 
     def _fail(self, error: str) -> bool:
         self._state.error = error
@@ -487,7 +618,7 @@ class BatchWorkflow:
     @workflow.query
     def view(self) -> BatchView:
         state, batch = self._state, self._input
-        running = len(self._running)
+        running = len(self._running) + len(self._in_flight)
         valid = state.lines - state.invalid if state.validated else 0
         done = state.completed + state.failed + state.cancelled
         queued = 0 if state.status.is_terminal else max(valid - done - running, 0)
@@ -517,3 +648,37 @@ class BatchWorkflow:
             error=state.error,
             idempotency_hash=batch.idempotency_hash,
         )
+
+
+@workflow.defn
+class BatchLineWorkflow:
+    """One line of a batch since `CARRIED_WINDOW` (workflow id `line_workflow_id`): the
+    line's `batch_run_line` activity, then its end reported to the batch by `line_done`,
+    which reaches whichever run of the batch is current."""
+
+    @workflow.run
+    async def run(self, run: RunLine) -> LineOutcome:
+        ref = run.ref
+        job_id = line_job_id(run.batch_id, run.tenant_id, ref.line)
+        try:
+            outcome: LineOutcome = await workflow.execute_activity(
+                "batch_run_line",
+                run,
+                result_type=LineOutcome,
+                summary=console.batch_line_summary(ref.line, job_id),
+                task_queue=lines_queue(workflow.info().task_queue),
+                start_to_close_timeout=LINE_TIMEOUT,
+                heartbeat_timeout=LINE_HEARTBEAT,
+                retry_policy=RETRY,
+                cancellation_type=ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            )
+        except (ActivityError, CancelledError):
+            outcome = LineOutcome(line=ref.line, status="cancelled", job_id=job_id)
+        done = LineDone(ref=ref, outcome=outcome)
+        batch = workflow.get_external_workflow_handle(run.batch_id)
+        try:
+            await batch.signal(LINE_DONE_SIGNAL, done)
+        except CancelledError:
+            # a cancel landed before the report went out: it goes out all the same
+            await batch.signal(LINE_DONE_SIGNAL, done)
+        return outcome

@@ -3,9 +3,12 @@ the test fixtures (`bench/`, `tests/histories/record.py`)."""
 
 from __future__ import annotations
 
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from pydantic import SecretStr
@@ -61,6 +64,35 @@ def ephemeral_stack(root: Path, *, app: bool = True, **overrides: Any) -> Iterat
             lambda: start_api(settings, log_path=logs / "api.log"),
         ]
     with ExitStack() as stack:
+        _unwind_on_stop_signals(stack)
         for start in starts:
             stack.callback(start().stop)
         yield settings
+
+
+#: What stops a tool that holds an ephemeral stack: Ctrl-C, `kill`, `timeout`, a closed terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    for sig in STOP_SIGNALS:  # a second signal must not cut the stopping short
+        signal.signal(sig, signal.SIG_IGN)
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _unwind_on_stop_signals(stack: ExitStack) -> None:
+    """Until `stack` is closed, any stop signal unwinds the tool as Ctrl-C does, once: the
+    stack's processes run in sessions of their own, so nothing else would stop them, and the
+    signals that follow are ignored until every process is stopped. Signals belong to the main
+    thread: elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, _interrupt)
+
+    def restore() -> None:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+    stack.callback(restore)

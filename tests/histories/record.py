@@ -38,7 +38,7 @@ from api.dialects.seed003 import shapes as seed003
 from api.dialects.seed004 import shapes as seed004
 from providers.catalog import resolve_request
 from reelay import devstack
-from reelay.batches import BatchInput, BatchStatus, new_batch_id
+from reelay.batches import LINES_PER_RUN, BatchInput, BatchStatus, new_batch_id
 from reelay.jobs import JobSpec, JobStatus, WebhookTarget
 from reelay.settings import Settings
 from reelay.storage import s3_client
@@ -96,6 +96,11 @@ DERIVED = {
     "v3_batch",  # a BatchWorkflow: a line of each dialect and an invalid one, paused, resumed
     # since the batch patch: a duplicate custom_id, windows per provider, webhook events
     "v4_batch",
+    # since `batch-carried-window`: lines as `BatchLineWorkflow`s reporting by signal, three
+    # a run: the first run (continued as new, lines in flight), the last one, and a line
+    "v5_batch",
+    "v5_batch_continued",
+    "v5_batch_line",
 }
 LIMITED = {
     "v3_ledger_first",
@@ -256,12 +261,12 @@ async def _record_batch(settings: Settings, name: str) -> None:
         for n, (url, body) in enumerate(examples)
     ]
     lines.insert(2, json.dumps({"custom_id": "bad", "url": "/v9/none", "body": {}}))
-    if name == "v4_batch":
+    if name != "v3_batch":
         lines.append(lines[0])
     data = ("\n".join(lines) + "\n").encode()
     key = f"record/{uuid.uuid4().hex}.jsonl"
     with contextlib.ExitStack() as hooks:
-        webhook = hooks.enter_context(_webhook_receiver()) if name == "v4_batch" else None
+        webhook = hooks.enter_context(_webhook_receiver()) if name != "v3_batch" else None
         async with running_worker(batching) as client:
             s3_client(batching).put_object(batching.s3_bucket, key, BytesIO(data), len(data))
             batch = BatchInput(
@@ -270,6 +275,7 @@ async def _record_batch(settings: Settings, name: str) -> None:
                 concurrency=2,
                 on_invalid_line="skip",
                 webhook_url=webhook,
+                lines_per_run=3 if name == "v5_batch" else LINES_PER_RUN,
             )
             handle = await client.start_workflow(
                 BatchWorkflow.run, batch, id=new_batch_id(), task_queue=batching.task_queue
@@ -284,7 +290,15 @@ async def _record_batch(settings: Settings, name: str) -> None:
             await handle.signal(BatchWorkflow.resume)
             await handle.result()
             history = await handle.fetch_history()
+            if name != "v5_batch":
+                _save(name, history.to_json(), len(history.events))
+                return
+            _save("v5_batch_continued", history.to_json(), len(history.events))
+            first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
+            history = await first.fetch_history()
             _save(name, history.to_json(), len(history.events))
+            line = await client.get_workflow_handle(f"{handle.id}:line:1").fetch_history()
+            _save("v5_batch_line", line.to_json(), len(line.events))
 
 
 async def record(settings: Settings, names: set[str]) -> None:
@@ -296,7 +310,9 @@ async def record(settings: Settings, names: set[str]) -> None:
             await _record_limited(client, settings, names)
     if "v2_job_resumed" in names:
         await _record_job_resumed(settings)
-    for name in ("v3_batch", "v4_batch"):
+    if names & {"v5_batch_continued", "v5_batch_line"}:
+        names.add("v5_batch")
+    for name in ("v3_batch", "v4_batch", "v5_batch"):
         if name in names:
             await _record_batch(settings, name)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,6 +93,13 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
     Its tests run in the session's event loop (`pytest.mark.asyncio(loop_scope="session")`),
     each on a task queue of its own.
     """
+    async with time_skipping_env() as environment:
+        yield environment
+
+
+@asynccontextmanager
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A time-skipping test server of its own, search attributes registered."""
     assert TIME_SKIPPING_SERVER.exists(), f"{TIME_SKIPPING_SERVER} missing: pip install -e '.[dev]'"
     async with await WorkflowEnvironment.start_time_skipping(
         data_converter=pydantic_data_converter,

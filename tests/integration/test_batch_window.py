@@ -1,7 +1,7 @@
 """`BatchWorkflow`'s window on Temporal's time-skipping test server, its activities mocked
 by name (as in temporalio/samples-python): never more than `concurrency` lines at once,
-every line exactly once across continue-as-new, a refused line pauses the batch and is
-retried until admitted, cancel stops new lines."""
+every line exactly once across continue-as-new, the window carried over it (never drained),
+a refused line pauses the batch and is retried until admitted, cancel stops new lines."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import pytest
+import pytest_asyncio
 from temporalio import activity
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
@@ -25,6 +26,7 @@ from reelay.batches import (
     BatchView,
     CancelRequest,
     FundsCheck,
+    LineDone,
     LineOutcome,
     LineRef,
     PageRequest,
@@ -33,9 +35,16 @@ from reelay.batches import (
     ValidatedPage,
 )
 from reelay.webhooks import WebhookAttempt, WebhookDelivery
+from tests.integration.conftest import time_skipping_env
 from tests.support import wait_until
 from workflows import batch as batch_module
-from workflows.batch import BatchWorkflow, lines_queue
+from workflows.batch import (
+    LINE_DONE_SIGNAL,
+    BatchLineWorkflow,
+    BatchWorkflow,
+    line_workflow_id,
+    lines_queue,
+)
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -59,6 +68,7 @@ class FakeBatch:
     hold_provider: str | None = None
     finished: list[int] = field(default_factory=list)
     webhooks: list[WebhookDelivery] = field(default_factory=list)
+    line_workflows: set[str] = field(default_factory=set)
 
     def _page(self, request: PageRequest) -> range:
         # a line's "offset" is its number: the page starts at line `offset + 1`
@@ -102,6 +112,7 @@ class FakeBatch:
     async def run_line(self, run: RunLine) -> LineOutcome:
         line = run.ref.line
         self.started[line] += 1
+        self.line_workflows.add(line_workflow_id(run.batch_id, run.ref))
         if self.refusals[line] > 0:
             self.refusals[line] -= 1
             return LineOutcome(line=line, status="refused", error_message="out of credits")
@@ -130,7 +141,7 @@ async def _worker(env: WorkflowEnvironment, fake: FakeBatch, queue: str) -> Asyn
     main = Worker(
         env.client,
         task_queue=queue,
-        workflows=[BatchWorkflow, WebhookDeliveryWorkflow],
+        workflows=[BatchWorkflow, BatchLineWorkflow, WebhookDeliveryWorkflow],
         activities=[fake.validate_page, fake.plan_page, fake.check_funds, fake.deliver_webhook],
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
@@ -138,15 +149,39 @@ async def _worker(env: WorkflowEnvironment, fake: FakeBatch, queue: str) -> Asyn
     async with main, lines:
         yield
 
+        # A line's workflow ends just after its report: one left open would hold the test
+        # server's clock (it skips time only when no task is outstanding) for the next tests.
+        async def lines_closed() -> bool:
+            return await _all_closed(env, fake.line_workflows)
+
+        await wait_until(lines_closed, within=20, interval=0.01)
+
+
+async def _all_closed(env: WorkflowEnvironment, workflow_ids: set[str]) -> bool:
+    for workflow_id in workflow_ids:
+        described = await env.client.get_workflow_handle(workflow_id).describe()
+        if described.status is WorkflowExecutionStatus.RUNNING:
+            return False
+    return True
+
 
 def _batch_id() -> str:
     return f"batch_{uuid.uuid4().hex}"
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def own_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A test server for one test: after a batch that continued as new with lines in flight
+    (line workflows outliving the runs that started them) a test server skips time no more,
+    and the refusal timers of the tests after it would run in real time (why is not known)."""
+    async with time_skipping_env() as environment:
+        yield environment
+
+
 async def test_the_window_holds_concurrency_and_runs_every_line_once_across_runs(
-    env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
+    own_env: WorkflowEnvironment, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(batch_module, "LINES_PER_RUN", 40)
+    env = own_env
     monkeypatch.setattr(batch_module, "PAGE_LINES", 15)
     fake = FakeBatch(lines=130, invalid={7, 64})
     queue = f"batch-{uuid.uuid4().hex[:8]}"
@@ -154,7 +189,13 @@ async def test_the_window_holds_concurrency_and_runs_every_line_once_across_runs
     async with _worker(env, fake, queue):
         handle = await env.client.start_workflow(
             BatchWorkflow.run,
-            BatchInput(tenant_id="t", input_key="k", concurrency=5, on_invalid_line="skip"),
+            BatchInput(
+                tenant_id="t",
+                input_key="k",
+                concurrency=5,
+                on_invalid_line="skip",
+                lines_per_run=40,
+            ),
             id=batch_id,
             task_queue=queue,
         )
@@ -169,6 +210,54 @@ async def test_the_window_holds_concurrency_and_runs_every_line_once_across_runs
     first_run = env.client.get_workflow_handle(batch_id, run_id=handle.result_run_id)
     events = [event.event_type async for event in first_run.fetch_history_events()]
     assert events[-1] == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW
+
+
+async def test_the_window_is_carried_over_continue_as_new_instead_of_draining(
+    own_env: WorkflowEnvironment,
+) -> None:
+    """Line 1 is held while runs of 4 lines each come and go: had a run drained its window
+    before continuing as new, no line past the first run's would start until line 1 ends."""
+    env = own_env
+    providers = {n: "slow" if n == 1 else "fast" for n in range(1, 21)}
+    fake = FakeBatch(lines=20, hold=asyncio.Event(), providers=providers, hold_provider="slow")
+    queue = f"batch-{uuid.uuid4().hex[:8]}"
+    batch_id = _batch_id()
+    async with _worker(env, fake, queue):
+        handle = await env.client.start_workflow(
+            BatchWorkflow.run,
+            BatchInput(tenant_id="t", input_key="k", concurrency=2, lines_per_run=4),
+            id=batch_id,
+            task_queue=queue,
+        )
+
+        async def the_others_reported() -> bool:
+            others = fake.line_workflows - {
+                line_workflow_id(batch_id, LineRef(line=1, offset=0, length=1))
+            }
+            return len(others) == 19 and await _all_closed(env, others)
+
+        await wait_until(the_others_reported, within=30, interval=0.05)
+        assert sorted(fake.finished) == list(range(2, 21))
+        assert fake.running == 1  # line 1, started by the first run
+        assert fake.hold is not None
+        fake.hold.set()
+        view = await handle.result()
+    assert view.status is BatchStatus.COMPLETED
+    assert view.request_counts.completed == 20
+    assert set(fake.started) == set(range(1, 21))
+    assert set(fake.started.values()) == {1}
+    # line 1 reported its end to the last run (the fifth at least), not to the first
+    last = (await env.client.get_workflow_handle(batch_id).fetch_history()).events
+    reported = []
+    for event in last:
+        signaled = event.workflow_execution_signaled_event_attributes
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED:
+            assert signaled.signal_name == LINE_DONE_SIGNAL
+            decoded = await env.client.data_converter.decode(signaled.input.payloads, [LineDone])
+            reported.append(decoded[0].ref.line)
+    assert 1 in reported
+    assert last[0].workflow_execution_started_event_attributes.continued_execution_run_id
+    assert view.request_counts.running == 0
 
 
 async def test_a_refused_line_pauses_the_batch_and_is_retried_until_admitted(

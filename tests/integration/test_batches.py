@@ -24,6 +24,7 @@ from api.dialects.seed001 import shapes as seed001
 from api.dialects.seed002 import shapes as seed002
 from api.dialects.seed003 import shapes as seed003
 from api.dialects.seed004 import shapes as seed004
+from reelay.batches import BatchInput
 from reelay.cli import app
 from reelay.devstack import binary
 from reelay.settings import Settings
@@ -38,6 +39,7 @@ from tests.support import (
     unique_prompt,
     wait_until,
 )
+from workflows.batch import BatchWorkflow, for_new_batch
 
 KEY = "rl_batcher_key"
 OTHER_KEY = "rl_batch_other_key"
@@ -371,6 +373,54 @@ async def test_sigkill_of_the_worker_mid_batch_runs_every_line_once(stack: Stack
         *(emulator_submissions(stack.settings, prompt, provider="luma") for prompt in prompts)
     )
     assert [len(found) for found in submitted] == [1] * 60
+
+
+async def test_sigkill_of_the_worker_across_continue_as_new_runs_every_line_once(
+    stack: Stack,
+) -> None:
+    """Runs of 15 lines, the window carried from one to the next (lines in flight when a run
+    continues as new report to the next): three kills spread over the runs, and still every
+    line ends once, is submitted once, and has one output record."""
+    settings: Settings = stack.settings
+    url = "/v1/video/generations"
+    body = {"model": "luma-dream-machine", "duration_seconds": 5}
+    prompts = [unique_prompt("[emu gen=1]") for _ in range(45)]
+    lines = [_line(f"c{i}", url, _prompted(body, prompt)) for i, prompt in enumerate(prompts)]
+    data = ("\n".join(lines) + "\n").encode()
+    key = f"operator/{uuid.uuid4().hex}.jsonl"
+    s3_client(settings).put_object(settings.s3_bucket, key, BytesIO(data), len(data))
+    batch_id = f"batch_{uuid.uuid4().hex}"
+    client = await connect(settings)
+    await client.start_workflow(
+        BatchWorkflow.run,
+        BatchInput(tenant_id="batcher", input_key=key, concurrency=8, lines_per_run=15),
+        id=batch_id,
+        task_queue=settings.task_queue,
+        search_attributes=for_new_batch(batch_id, "batcher"),
+    )
+    async with _api(stack) as http:
+        for at_least in (10, 22, 34):  # in the first, second and third run's share
+
+            async def some_done(at_least: int = at_least) -> bool:
+                view = await _batch(http, batch_id)
+                return view["request_counts"]["completed"] >= at_least
+
+            await wait_until(some_done, within=240)
+            stack.kill_worker()
+            stack.start_worker()
+        done = await _until_status(http, batch_id, "completed", "failed", within=400)
+        assert done["status"] == "completed", done
+        assert done["request_counts"]["completed"] == 45
+        output = await _records(http, batch_id, "output")
+        assert sorted(record["custom_id"] for record in output) == sorted(
+            f"c{i}" for i in range(45)
+        )
+    runs = [e async for e in client.list_workflows(f"WorkflowId = '{batch_id}'")]
+    assert len(runs) >= 3
+    submitted = await asyncio.gather(
+        *(emulator_submissions(settings, prompt, provider="luma") for prompt in prompts)
+    )
+    assert [len(found) for found in submitted] == [1] * 45
 
 
 async def test_the_cli_submits_waits_and_saves_results_and_videos_resumably(

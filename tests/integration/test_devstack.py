@@ -359,3 +359,59 @@ def test_up_starts_the_whole_stack_keeps_its_data_and_stops_cleanly_on_ctrl_c(
     for port in ports:
         assert not devstack.port_is_open("127.0.0.1", port), f"port {port} still open"
     assert _processes_mentioning(str(data_dir)) == []
+
+
+# --- an ephemeral stack (the benchmarks' and the history recorder's) ------------------------
+
+HOLD_STACK = """
+import sys, time
+from pathlib import Path
+from reelay.devstack import ephemeral_stack
+with ephemeral_stack(Path(sys.argv[1]), app=False):
+    print("up", flush=True)
+    time.sleep(600)
+"""
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError, IndexError, ValueError):
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found += [child]
+            todo.append(child)
+    return found
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=str)
+def test_a_tool_holding_an_ephemeral_stack_stops_it_when_told_to_stop(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """Ctrl-C, `kill` or `timeout`, a closed terminal: the tool's stack goes with it (its
+    processes run in sessions of their own, out of reach of the terminal's signals)."""
+    tool = subprocess.Popen(
+        [sys.executable, "-c", HOLD_STACK, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    held: list[int] = []
+    try:
+        assert tool.stdout is not None
+        assert tool.stdout.readline().strip() == "up"
+        held += _descendants(tool.pid)
+        assert len(held) >= 3  # temporal, s3, emulator
+        tool.send_signal(stop)
+        tool.send_signal(stop)  # a second signal does not cut the stopping short
+        tool.wait(SHUTDOWN_TIMEOUT)
+        assert [pid for pid in held if pid_alive(pid)] == []
+    finally:
+        tool.kill()
+        for pid in held:  # only if the stack outlived the tool
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

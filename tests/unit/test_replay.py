@@ -18,7 +18,7 @@ from temporalio.worker import Replayer
 
 from activities.polling import PROGRESS_SIGNAL
 from worker import WORKFLOW_RUNNER, WORKFLOWS
-from workflows.batch import UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS
+from workflows.batch import CARRIED_WINDOW, LINE_DONE_SIGNAL, UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS
 from workflows.clip import JOBS_V5, LEAN_JOBS
 from workflows.video_generation import LEDGER_STORE_SETTLE, LOCAL_SETTLE
 
@@ -112,7 +112,11 @@ def test_histories_cover_batches_before_and_after_their_patch() -> None:
     """A batch from before the patch (paged validation, one window, no events) and one from
     after it, whose webhook events start `WebhookDeliveryWorkflow` children."""
     batches = [h for h in HISTORIES.values() if workflow_type(h) == "BatchWorkflow"]
-    patched = [h for h in batches if UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS in _patches(h)]
+    patched = [
+        h
+        for h in batches
+        if UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS in _patches(h) and CARRIED_WINDOW not in _patches(h)
+    ]
     assert patched and len(patched) < len(batches)
     children = {
         e["startChildWorkflowExecutionInitiatedEventAttributes"]["workflowType"]["name"]
@@ -205,3 +209,30 @@ def test_histories_cover_jobs_v5_on_one_marker() -> None:
         e.get("markerRecordedEventAttributes", {}).get("markerName") == "core_local_activity"
         for e in _events(v5["v5_ledger_first"])
     )
+
+
+def test_histories_cover_a_batch_carrying_its_window_over_continue_as_new() -> None:
+    """Since `batch-carried-window`: a run that continued as new with lines in flight (each a
+    `BatchLineWorkflow` child), the run after it hearing their ends by signal, and a line."""
+    carried = {n: h for n, h in HISTORIES.items() if CARRIED_WINDOW in _patches(h)}
+    assert {"v5_batch", "v5_batch_continued"} <= set(carried)
+    first = _events(carried["v5_batch"])
+    assert first[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
+    carried_over = first[-1]["workflowExecutionContinuedAsNewEventAttributes"]["input"]
+    state = json.loads(base64.b64decode(carried_over["payloads"][0]["data"]))["state"]
+    assert state["in_flight"]
+    children = {
+        e["startChildWorkflowExecutionInitiatedEventAttributes"]["workflowType"]["name"]
+        for e in first
+        if "startChildWorkflowExecutionInitiatedEventAttributes" in e
+    }
+    assert "BatchLineWorkflow" in children
+    later = _events(carried["v5_batch_continued"])
+    assert "continuedExecutionRunId" in later[0]["workflowExecutionStartedEventAttributes"]
+    signals = {
+        e["workflowExecutionSignaledEventAttributes"]["signalName"]
+        for e in later
+        if "workflowExecutionSignaledEventAttributes" in e
+    }
+    assert LINE_DONE_SIGNAL in signals
+    assert workflow_type(HISTORIES["v5_batch_line"]) == "BatchLineWorkflow"
