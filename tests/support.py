@@ -21,6 +21,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 
 from api import jobs
 from providers.catalog import resolve_request
@@ -49,6 +50,19 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s (last value {value!r})")
         await asyncio.sleep(interval)
+
+
+async def started(handle: WorkflowHandle[Any, Any], within: float = 30.0) -> None:
+    """Wait until the workflow exists: the API starts a job's workflow just after its 202."""
+
+    async def exists() -> bool:
+        try:
+            await handle.describe()
+        except RPCError:
+            return False
+        return True
+
+    await wait_until(exists, within=within)
 
 
 def pid_alive(pid: int) -> bool:

@@ -18,6 +18,7 @@ from reelay.jobs import JobSpec
 from reelay.settings import Settings
 from reelay.temporal import connect
 from reelay.tenants import hash_key
+from tests.support import started
 
 
 def tenant_entry(tenant_id: str, api_key: str, *, balance_usd: float) -> str:
@@ -64,6 +65,7 @@ def job_spec_of(settings: Settings, job_id: str) -> JobSpec:
 async def _job_spec_of(settings: Settings, job_id: str) -> JobSpec:
     client = await connect(settings)
     handle = client.get_workflow_handle(job_id)
+    await started(handle)
     async for event in handle.fetch_history_events():
         payloads = event.workflow_execution_started_event_attributes.input.payloads
         [spec] = await client.data_converter.decode(payloads[:1], [JobSpec])

@@ -30,7 +30,7 @@ from reelay.storage import s3_client
 from reelay.temporal import connect
 from tests.conftest import DEV_API_KEY
 from tests.integration.dialect_helpers import assert_mp4
-from tests.support import MakeStack, Stack, unique_prompt, view_of, wait_until
+from tests.support import MakeStack, Stack, started, unique_prompt, view_of, wait_until
 from workflows.video_generation import VideoGenerationWorkflow
 
 AUTH = {"Authorization": f"Bearer {DEV_API_KEY}"}
@@ -172,7 +172,9 @@ async def submit(
         )
     assert response.status_code == 202, response.text
     client = await connect(stack.settings)
-    return client.get_workflow_handle_for(VideoGenerationWorkflow.run, response.json()["id"])
+    handle = client.get_workflow_handle_for(VideoGenerationWorkflow.run, response.json()["id"])
+    await started(handle)
+    return handle
 
 
 async def spent_usd(stack: Stack) -> float:

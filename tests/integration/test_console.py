@@ -18,7 +18,7 @@ from reelay import devstack
 from reelay.settings import Settings
 from reelay.temporal import connect
 from tests.conftest import DEV_API_KEY
-from tests.support import Receiver, running_worker, serving_app, wait_until
+from tests.support import Receiver, running_worker, serving_app, started, wait_until
 
 README = Path(__file__).parents[2] / "README.md"
 TOKEN = "hook-t0ken-9c1d"
@@ -50,15 +50,6 @@ async def api(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
     headers = {"Authorization": f"Bearer {DEV_API_KEY}"}
     async with httpx.AsyncClient(base_url=api_url, headers=headers, timeout=30) as client:
         yield client
-
-
-async def started(handle: WorkflowHandle) -> bool:
-    """Whether the workflow exists yet."""
-    try:
-        await handle.describe()
-    except RPCError:
-        return False
-    return True
 
 
 async def metadata(handle: WorkflowHandle) -> tuple[str, str]:
@@ -102,7 +93,7 @@ async def test_a_job_and_its_webhook_delivery_carry_summaries_without_secrets(
         job_id = response.json()["id"]
         client = await connect(hook_settings)
         job = client.get_workflow_handle(job_id)
-        await wait_until(lambda: started(job))  # started off the request, just after the 202
+        await started(job)
         # Set at the start, before any worker ran the job.
         summary, details = await metadata(job)
         assert summary.startswith("runway-gen3 2 s ")
@@ -157,8 +148,10 @@ async def test_a_batch_started_through_the_api_says_what_it_is(
         assert (await current_details(batch)).startswith("**completed** · 1 lines · batch of `")
     summaries = await activity_summaries(client, batch)
     assert summaries[:3] == ["validate every line", "check funds for $0.20", "plan lines 1-500"]
-    assert re.fullmatch(r"run line 1 as job_vid_\w+", summaries[3]), summaries
-    line_job, _ = await metadata(client.get_workflow_handle(summaries[3].split(" as ")[1]))
+    # Each line runs as a workflow of its own (`BatchLineWorkflow`), whose activity says so.
+    [run_line] = await activity_summaries(client, client.get_workflow_handle(f"{batch.id}:line:1"))
+    assert re.fullmatch(r"run line 1 as job_vid_\w+", run_line), run_line
+    line_job, _ = await metadata(client.get_workflow_handle(run_line.split(" as ")[1]))
     assert line_job.startswith("runway-gen3 2 s ") and f"batch {batch.id}" in line_job
 
 
