@@ -13,6 +13,8 @@ from pydantic import BaseModel
 from temporalio.client import (
     Client,
     WorkflowExecution,
+    WorkflowExecutionDescription,
+    WorkflowExecutionStatus,
     WorkflowHandle,
     WorkflowQueryFailedError,
     WorkflowQueryRejectedError,
@@ -44,6 +46,8 @@ from workflows import search_attributes
 from workflows.video_generation import MEMO_VIEW, VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
+# Events of a job workflow none of whose tasks has completed: started, task scheduled, started.
+BEFORE_FIRST_TASK_EVENTS = 3
 # A running job's read waits this long for a worker to answer, then shows the memo's view
 # with the status from visibility (no worker running, or all of them busy).
 QUERY_TIMEOUT = timedelta(seconds=2)
@@ -266,10 +270,13 @@ async def read_job(
         view = await _queried_view(handle)
     except LookupError:
         pending = await dispatch.pending_spec(settings, job_id)
-        if pending is None:
-            raise not_found() from None
-        started = await dispatch.start_admitted(client, settings, pending)
-        view = await _queried_view(handle) if started else JobView.from_spec(pending)
+        if pending is not None and not await dispatch.start_admitted(client, settings, pending):
+            view = JobView.from_spec(pending)
+        else:  # started now, or just now by its dispatcher, or no such job
+            try:
+                view = await _queried_view(handle)
+            except LookupError:
+                raise not_found() from None
     except APIError as exc:  # Temporal unreachable: an admitted job not started yet shows
         pending = await dispatch.pending_spec(settings, job_id)
         if pending is None or exc.code is not ErrorCode.SERVICE_UNAVAILABLE:
@@ -290,24 +297,30 @@ async def read_job(
 
 
 async def _queried_view(handle: WorkflowHandle[Any, JobView]) -> JobView:
-    """The running job's `view` query; a finished job's (and any job's when no worker
-    answers) final view from its memo: the server refuses a query of a closed workflow at
-    once, so no worker replays a finished job's history to answer a read. Raises
-    `LookupError` when there is no such job workflow."""
+    """The job's view as Temporal holds it, asking a worker only when one must answer.
+
+    One `describe` first (the server alone answers it): a finished job's final view, and the
+    view of a job whose workflow has not yet completed a task (nothing it did is recorded:
+    its view is still the one it started with), come from the memo, so neither waits for a
+    busy worker nor makes one replay a finished history. A job that has run answers the
+    `view` query (its live progress); when no worker answers in time, the memo again.
+    Raises `LookupError` when there is no such job workflow."""
+    description = await _described(handle)
+    if (
+        description.status is not WorkflowExecutionStatus.RUNNING
+        or description.history_length <= BEFORE_FIRST_TASK_EVENTS
+    ):
+        return await _memo_view(description)
     try:
         return await handle.query(
             VideoGenerationWorkflow.view,
             reject_condition=QueryRejectCondition.NOT_OPEN,
             rpc_timeout=QUERY_TIMEOUT,
         )
-    except WorkflowQueryRejectedError:
-        return await _view_without_worker(handle)
     except WorkflowQueryFailedError as exc:  # not a job workflow
         raise LookupError(handle.id) from exc
-    except RPCError as exc:
-        if exc.status == RPCStatusCode.NOT_FOUND:
-            raise LookupError(handle.id) from exc
-        return await _view_without_worker(handle)
+    except (WorkflowQueryRejectedError, RPCError):  # closed meanwhile, or no worker answered
+        return await _memo_view(await _described(handle))
 
 
 async def _webhook_states(client: Client, view: JobView) -> list[WebhookDeliveryState]:
@@ -333,14 +346,20 @@ async def _webhook_states(client: Client, view: JobView) -> list[WebhookDelivery
     return states
 
 
-async def _view_without_worker(handle: WorkflowHandle[Any, JobView]) -> JobView:
-    """No worker answered the query: the memo's view, with the status operators see."""
+async def _described(handle: WorkflowHandle[Any, JobView]) -> WorkflowExecutionDescription:
     try:
         description = await handle.describe()
     except RPCError as exc:
         if exc.status == RPCStatusCode.NOT_FOUND:
             raise LookupError(handle.id) from exc
         raise unavailable("job store") from exc
+    if description.workflow_type != VideoGenerationWorkflow.__name__:
+        raise LookupError(handle.id)
+    return description
+
+
+async def _memo_view(description: WorkflowExecutionDescription) -> JobView:
+    """The memo's view (as of the job's start or its end), with the status operators see."""
     view = await description.memo_value(MEMO_VIEW, type_hint=JobView)
     status = description.typed_search_attributes.get(search_attributes.STATUS)
     if status:
