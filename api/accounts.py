@@ -81,7 +81,7 @@ async def queue_position(
 ) -> int | None:
     """Where a queued job waits: from the store, or from the account workflow that started it."""
     if is_ledger_account(account_id):
-        return await (await this_process_store()).position(job_id)
+        return await (await _this_process_store()).position(job_id)
     handle = client.get_workflow_handle_for(AccountWorkflow.run, account_id)
     try:
         position: int | None = await handle.query(
@@ -92,7 +92,7 @@ async def queue_position(
     return position
 
 
-async def this_process_store() -> LedgerStore:
+async def _this_process_store() -> LedgerStore:
     """The store this process submits to (reads of a job carry no settings)."""
     loop = id(asyncio.get_running_loop())
     for (_, opened_in), store in reversed(_STORES.items()):

@@ -7,7 +7,7 @@ import json
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel
 from temporalio.client import (
@@ -51,9 +51,6 @@ BEFORE_FIRST_TASK_EVENTS = 3
 # A running job's read waits this long for a worker to answer, then shows the memo's view
 # with the status from visibility (no worker running, or all of them busy).
 QUERY_TIMEOUT = timedelta(seconds=2)
-# A start Temporal has not accepted by then is answered 503 (and its reservation released).
-START_TIMEOUT = timedelta(seconds=3)
-T = TypeVar("T")
 JOB_ID_PREFIX = "job_vid_"
 _JOB_ID = re.compile(r"job_vid_[0-9a-f]{32}")
 
@@ -317,7 +314,7 @@ async def _queried_view(handle: WorkflowHandle[Any, JobView]) -> JobView:
             reject_condition=QueryRejectCondition.NOT_OPEN,
             rpc_timeout=QUERY_TIMEOUT,
         )
-    except WorkflowQueryFailedError as exc:  # not a job workflow
+    except WorkflowQueryFailedError as exc:  # its handler failed: no view to show
         raise LookupError(handle.id) from exc
     except (WorkflowQueryRejectedError, RPCError):  # closed meanwhile, or no worker answered
         return await _memo_view(await _described(handle))
