@@ -86,6 +86,7 @@ def build_workers(client: Client, settings: Settings, accounts: AccountActivitie
             activities.stitch_segments,
             activities.cancel_at_provider,
             accounts.settle_job,
+            accounts.end_job,
             WebhookActivities(settings, render=webhook_renderer(settings)).deliver_webhook,
             batch.validate_page,
             batch.plan_page,

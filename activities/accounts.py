@@ -19,6 +19,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from reelay.accounts import Settlement
+from reelay.jobs import JobStatus
 from reelay.store import LedgerStore
 
 log = structlog.get_logger()
@@ -30,6 +31,18 @@ ADMIT_SIGNAL = "admit"
 class SettleJob(BaseModel):
     tenant_id: str
     settlement: Settlement
+
+
+class JobEnd(BaseModel):
+    """A job's end, taken by the worker that ran it: its settlement, when the job was
+    admitted through the ledger store, and its count (`reelay_jobs_ended`, by the worker's
+    activity interceptor)."""
+
+    tenant_id: str
+    model: str
+    provider: str
+    state: JobStatus
+    settlement: Settlement | None = None
 
 
 class AccountActivities:
@@ -50,6 +63,12 @@ class AccountActivities:
             resignal=activity.info().attempt > 1,
         )
         await self._admit(request.tenant_id, admitted or [])
+
+    @activity.defn
+    async def end_job(self, end: JobEnd) -> None:
+        """Settle the job (as `settle_job`) if it has a settlement to make."""
+        if end.settlement is not None:
+            await self.settle_job(SettleJob(tenant_id=end.tenant_id, settlement=end.settlement))
 
     async def _admit(self, tenant_id: str, job_ids: list[str]) -> None:
         pending = list(job_ids)

@@ -20,6 +20,7 @@ from temporalio.worker import (
     Interceptor,
 )
 
+from activities.accounts import JobEnd
 from activities.inputs import (
     PollRequest,
     ProviderTaskRef,
@@ -58,6 +59,8 @@ def _job_of(arg: Any, workflow_id: str) -> _Job:
         job.provider = arg.task.route.adapter
     elif isinstance(arg, WebhookDelivery):
         job.job_id, job.tenant = arg.job_id, arg.tenant_id
+    elif isinstance(arg, JobEnd):
+        job.tenant, job.provider, job.model = arg.tenant_id, arg.provider, arg.model
     return job
 
 
@@ -113,6 +116,8 @@ def _succeeded(arg: Any, result: Any) -> None:
         kind = "chain" if isinstance(arg, StitchRequest) else "segment" if arg.key else "job"
         metrics.VIDEOS_STORED.labels(kind).inc()
         metrics.VIDEO_SECONDS_STORED.labels(kind).inc(result.duration_seconds)
+    elif isinstance(arg, JobEnd):
+        metrics.JOBS_ENDED.labels(arg.model, arg.provider, arg.state.value).inc()
     elif isinstance(result, WebhookAttempt) and isinstance(arg, WebhookDelivery):
         metrics.WEBHOOK_DELIVERIES.labels(arg.event, _webhook_outcome(result)).inc()
 

@@ -43,7 +43,7 @@ from reelay.settings import Settings
 from reelay.store import StoreUnavailable
 from reelay.tenants import Tenant
 from workflows import search_attributes
-from workflows.video_generation import MEMO_VIEW, VideoGenerationWorkflow
+from workflows.video_generation import MEMO_CURRENT, MEMO_VIEW, VideoGenerationWorkflow
 from workflows.webhook_delivery import WebhookDeliveryWorkflow
 
 # Events of a job workflow none of whose tasks has completed: started, task scheduled, started.
@@ -296,16 +296,18 @@ async def read_job(
 async def _queried_view(handle: WorkflowHandle[Any, JobView]) -> JobView:
     """The job's view as Temporal holds it, asking a worker only when one must answer.
 
-    One `describe` first (the server alone answers it): a finished job's final view, and the
-    view of a job whose workflow has not yet completed a task (nothing it did is recorded:
-    its view is still the one it started with), come from the memo, so neither waits for a
-    busy worker nor makes one replay a finished history. A job that has run answers the
-    `view` query (its live progress); when no worker answers in time, the memo again.
-    Raises `LookupError` when there is no such job workflow."""
+    One `describe` (the server alone answers it) reads the memo, which is the view itself for
+    a job that keeps it current (`MEMO_CURRENT`, every job since the `current-memo` patch), a
+    finished job, and a job whose workflow has not yet completed a task (its view is still
+    the one it started with); so no read waits for a busy worker or makes one replay a
+    history. Only a job from before the patch answers the `view` query (its live progress);
+    when no worker answers in time, the memo again. Raises `LookupError` when there is no
+    such job workflow."""
     description = await _described(handle)
     if (
         description.status is not WorkflowExecutionStatus.RUNNING
         or description.history_length <= BEFORE_FIRST_TASK_EVENTS
+        or await description.memo_value(MEMO_CURRENT, default=False)
     ):
         return await _memo_view(description)
     try:

@@ -3,8 +3,10 @@ the same concurrency: lines per second sustained, time to validate, peak worker 
 (the processes' high-water marks), and the batch workflow's largest history (events and
 bytes, over its continue-as-new runs).
 
-`python -m bench.batch [--lines 10000] [--concurrency 32]` (the output file is streamed
-whole at the end, as a check that every line has its record)
+`python -m bench.batch [--lines 10000] [--concurrency 32] [--api-jobs 2000]` (the output
+file is streamed whole at the end, as a check that every line has its record). Each line is
+the job the other benchmarks make (`bench.stack.MODEL`, `SECONDS`, 720p); the API baseline
+makes `--api-jobs` of them (a steady rate needs no more).
 """
 
 from __future__ import annotations
@@ -20,14 +22,14 @@ from pathlib import Path
 
 import httpx
 
-from bench.stack import BENCH_KEY, own_stack
+from bench.stack import BENCH_KEY, MODEL, SECONDS, own_stack
 from reelay.settings import Settings
 from reelay.temporal import connect
 
 TERMINAL = {"complete", "failed", "cancelled"}
 
 
-BODY = {"model": "runway-gen3", "duration_seconds": 4}
+BODY = {"model": MODEL, "duration_seconds": SECONDS, "resolution": "720p"}
 
 
 def _lines(count: int, tag: str) -> bytes:
@@ -98,11 +100,7 @@ async def run_api(api: str, jobs: int, concurrency: int) -> float:
 
         async def one(n: int) -> None:
             async with gate:
-                body = {
-                    "model": "runway-gen3",
-                    "duration_seconds": 4,
-                    "prompt": f"[emu gen=0] api {n}",
-                }
+                body = {**BODY, "prompt": f"[emu gen=0] api {n}"}
                 job = (await http.post("/v1/video/generations", json=body)).json()
                 while job["status"] not in TERMINAL:
                     await asyncio.sleep(0.2)
@@ -167,6 +165,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--api-jobs", type=int, default=2000, help="jobs of the API baseline")
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory(prefix="reelay-bench-") as tmp,
@@ -174,12 +173,16 @@ def main() -> None:
     ):
         batch = asyncio.run(run_batch(settings.public_url, args.lines, args.concurrency))
         peaks = peak_rss_mb()
-        api_rate = asyncio.run(run_api(settings.public_url, args.lines, args.concurrency))
+        api_jobs = min(args.lines, args.api_jobs)
+        api_rate = asyncio.run(run_api(settings.public_url, api_jobs, args.concurrency))
         runs, events, size = asyncio.run(largest_history(settings, str(batch["batch_id"])))
     print(f"batch of {args.lines} lines at concurrency {args.concurrency}: {batch['status']}")
     print(f"  validate {batch['validate_s']:.1f} s, run {batch['run_s']:.1f} s")
     rate = float(batch["lines_per_s"])
-    print(f"  batch {rate:.1f} lines/s vs API {api_rate:.1f} jobs/s ({rate / api_rate:.2f}x)")
+    print(
+        f"  batch {rate:.1f} lines/s vs API {api_rate:.1f} jobs/s ({rate / api_rate:.2f}x, "
+        f"{api_jobs} jobs)"
+    )
     print(f"  output: {batch['output_records']} records streamed in {batch['output_s']:.1f} s")
     print(f"  status reads without a view: {batch['unanswered_reads']}")
     print(f"  peak RSS: worker {peaks.get('worker', 0):.0f} MB, API {peaks.get('api', 0):.0f} MB")

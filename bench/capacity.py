@@ -309,6 +309,8 @@ def main() -> None:
                 print(f"level {name} ...", flush=True)
                 levels.append(asyncio.run(bench.level(name, level, args.fill_seconds, args.probes)))
                 print(f"  done in {levels[-1].level_seconds:.0f} s", flush=True)
+                if len(levels) < len(wanted) + 1:  # the table so far, in case a later level stalls
+                    report(levels)
     report(levels)
     print(f"\ntook {time.monotonic() - began:.0f} s")
 

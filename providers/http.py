@@ -3,6 +3,7 @@ client per provider, and the wording rules that classify a provider's failure te
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -25,6 +26,11 @@ from providers.errors import (
 # these, and every status >= 500.
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 MAX_REDIRECTS = 5
+#: API requests one worker has open to one provider at once; the others wait their turn in
+#: a FIFO. httpcore's pool scans its whole queue for every request it starts or ends, so
+#: thousands of poll loops waking together must not all queue there (at 4,000 in flight that
+#: scan took the worker's whole CPU); a semaphore's queue costs nothing per waiter.
+API_CONNECTIONS = 32
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:
@@ -157,7 +163,11 @@ class ProviderHttp:
             timeout=timeout,
             transport=transport,
             auth=auth,
+            limits=httpx.Limits(
+                max_connections=API_CONNECTIONS, max_keepalive_connections=API_CONNECTIONS
+            ),
         )
+        self._turns = asyncio.Semaphore(API_CONNECTIONS)
         self._downloads = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, read=120.0), transport=transport
         )
@@ -171,7 +181,8 @@ class ProviderHttp:
     async def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """The raw answer (any status); transport errors mapped."""
         try:
-            return await self._client.request(method, url, **kwargs)
+            async with self._turns:
+                return await self._client.request(method, url, **kwargs)
         except httpx.TransportError as exc:
             raise transport_error(exc, self.provider) from exc
 

@@ -97,6 +97,13 @@ PROVIDER_TASKS_ENDED = Counter(
     ["provider", "state", "reason"],
     registry=WORKER,
 )
+JOBS_ENDED = Counter(
+    "reelay_jobs_ended",
+    "Jobs ended, by model, provider (the last route tried) and state: completed, failed or "
+    "cancelled (counted by the worker that ran the job's end)",
+    ["model", "provider", "state"],
+    registry=WORKER,
+)
 JOBS_FAILED = Counter(
     "reelay_jobs_failed",
     "Jobs (or segments) ended by a refusal an activity cannot retry, by error code",

@@ -61,6 +61,8 @@ with workflow.unsafe.imports_passed_through():
     from workflows.contracts import ChainHandlers, SegmentProgress
 
 MEMO_VIEW = "view"
+#: Set in the memo of a job that keeps `MEMO_VIEW` current (see `MemoKeeper`).
+MEMO_CURRENT = "current"
 CALLBACK_MEMORY = 64
 A = TypeVar("A")
 R = TypeVar("R")
@@ -90,6 +92,16 @@ LEGACY_SUBMIT_RETRY = RetryPolicy(
 #: visibility write) into the run's history, 8 events a job for those four. Ask for any of
 #: them with `patched`. Later patches can be folded in the same way, by a `jobs-v6`.
 JOBS_V5 = "jobs-v5"
+#: Marks runs that take every patch's path on one marker (`JOBS_V5`'s and those since it:
+#: `CURRENT_MEMO` and `END_JOB`).
+JOBS_V6 = "jobs-v6"
+#: Marks jobs whose memo follows their view (`MemoKeeper`): the API reads them from the memo.
+CURRENT_MEMO = "current-memo"
+#: Marks jobs that end with one local activity (`AccountActivities.end_job`): it settles
+#: (if admitted through the ledger store) and counts the job by model, provider and state.
+END_JOB = "end-job"
+#: The patches since `JOBS_V5` (a run on `JOBS_V5` took none of them).
+SINCE_JOBS_V5 = frozenset({CURRENT_MEMO, END_JOB})
 #: Marks runs that poll in one heartbeating activity (`activities.polling`) and check the job
 #: at its first submit instead of in an activity of its own. Runs without it keep the timer
 #: loop (`_poll_by_timers`) and `validate_job` until they end.
@@ -194,12 +206,16 @@ def job_failure(err: ActivityError) -> BaseException:
 
 
 def patched(patch_id: str) -> bool:
-    """`workflow.patched(patch_id)` for a patch `JOBS_V5` stands for: true, without a marker
-    of its own, in runs since `JOBS_V5`. The run's first call settles `JOBS_V5` for the whole
-    run (the SDK keeps the answer): where a run has asked nothing yet, every earlier patch
-    would have said true as well; a run that replays without its marker asks each patch as
-    it always did."""
-    return workflow.patched(JOBS_V5) or workflow.patched(patch_id)
+    """`workflow.patched(patch_id)` for a patch a fold marker stands for: true, without a
+    marker of its own, in runs since `JOBS_V6` (every patch) or `JOBS_V5` (those before it).
+    The run's first call settles each fold for the whole run (the SDK keeps the answer):
+    where a run has asked nothing yet, every earlier patch would have said true as well; a
+    run that replays without a fold's marker asks each patch as it always did."""
+    if workflow.patched(JOBS_V6):
+        return True
+    if patch_id not in SINCE_JOBS_V5 and workflow.patched(JOBS_V5):
+        return True
+    return workflow.patched(patch_id)
 
 
 def set_status(view: JobView, status: JobStatus) -> None:
@@ -208,9 +224,39 @@ def set_status(view: JobView, status: JobStatus) -> None:
     show(view)
 
 
-def show(view: JobView) -> None:
+def show(view: JobView, *, next_poll_at: datetime | None = None) -> None:
     """The job's line in the Temporal UI (current details: no command, nothing in history)."""
-    workflow.set_current_details(console.job_current_details(view, next_poll_at=None))
+    workflow.set_current_details(console.job_current_details(view, next_poll_at=next_poll_at))
+
+
+class MemoKeeper:
+    """The job's memo: its view as of the start, then (`keep`, since `CURRENT_MEMO`) as of
+    every workflow task that changed it, with `MEMO_CURRENT` set. One memo upsert per such
+    task, so the API reads a running job with one `describe`: no query waits for a worker
+    and none replays a history. Without `keep` (runs before the patch), the memo is written
+    only at the end."""
+
+    def __init__(self, view: JobView) -> None:
+        self._view = view
+        self._kept: JobView | None = None
+        self._current = False
+        self._keeper: asyncio.Task[None] | None = None
+
+    def keep(self) -> None:
+        self._current = True
+        self._keeper = asyncio.create_task(self._follow())
+
+    async def _follow(self) -> None:
+        while True:
+            await workflow.wait_condition(lambda: self._view != self._kept)
+            self.publish()
+
+    def publish(self) -> None:
+        memo: dict[str, Any] = {MEMO_VIEW: self._view}
+        if self._current:
+            memo[MEMO_CURRENT] = True
+            self._kept = self._view.model_copy(deep=True)
+        workflow.upsert_memo(memo)
 
 
 class ClipMaker:
@@ -263,7 +309,14 @@ class ClipMaker:
         view.eta_seconds = report.eta_seconds
         self._polls = max(self._polls, report.polls)
         self._progressed = True
-        show(view)
+        job = self._job
+        delay = next_poll_delay(
+            polls=self._polls,
+            remaining=report.eta_seconds,
+            min_seconds=job.poll_min_seconds,
+            max_seconds=job.poll_max_seconds,
+        )
+        show(view, next_poll_at=workflow.now() + timedelta(seconds=delay))
 
     def check_callback(self, event_id: str) -> None:
         if event_id in self._callbacks:

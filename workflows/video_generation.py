@@ -8,8 +8,9 @@ job's webhooks.
 
 Settling: a job the API admitted through the ledger store (`account_id` `ledger:<tenant>`)
 settles with the `settle_job` activity, behind `LEDGER_STORE_SETTLE` (a local activity since
-`LOCAL_SETTLE`); jobs started by the
-former `AccountWorkflow` (and their recorded histories) keep signalling it.
+`LOCAL_SETTLE`; since `END_JOB`, the local activity `end_job`, run by every job, which also
+counts it); jobs started by the former `AccountWorkflow` (and their recorded histories) keep
+signalling it.
 
 Versioning: chains started before `CLIP_WORKFLOW_SEGMENTS` ran their segments as
 `VideoGenerationWorkflow` children too (a spec with `segment` set); `workflow.patched` keeps
@@ -30,7 +31,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.accounts import AccountActivities, SettleJob
+    from activities.accounts import AccountActivities, JobEnd, SettleJob
     from activities.inputs import StitchRequest
     from activities.jobs import JobActivities
     from activities.polling import PROGRESS_SIGNAL, PollProgress
@@ -48,17 +49,21 @@ with workflow.unsafe.imports_passed_through():
     from reelay.webhooks import WebhookEvent, new_delivery
     from workflows import console
     from workflows.clip import (
+        CURRENT_MEMO,
+        END_JOB,
         LEAN_JOBS,
         STORE_AT_LEAST,
         STORE_RETRY,
         ClipMaker,
         ClipWorkflow,
         JobFailed,
+        MemoKeeper,
         patched,
         run_activity,
         set_status,
     )
-    from workflows.clip import MEMO_VIEW as MEMO_VIEW  # where the API reads it
+    from workflows.clip import MEMO_CURRENT as MEMO_CURRENT  # where the API reads them
+    from workflows.clip import MEMO_VIEW as MEMO_VIEW
     from workflows.contracts import AccountHandlers, ChainHandlers, SegmentProgress
     from workflows.webhook_delivery import start_webhook_delivery
 
@@ -88,6 +93,7 @@ class VideoGenerationWorkflow(ChainHandlers):
         self._job = job
         self._view = JobView.from_spec(job)
         self._clip = ClipMaker(job, self._view, on_progress=self._progress_made)
+        self._memo = MemoKeeper(self._view)
         self._current_segment = 0
         self._made_seconds = 0.0
         self._progress_events = 0
@@ -133,6 +139,8 @@ class VideoGenerationWorkflow(ChainHandlers):
 
     @workflow.run
     async def run(self, job: JobSpec) -> JobView:
+        if patched(CURRENT_MEMO):
+            self._memo.keep()
         try:
             if not self._admitted:
                 await workflow.wait_condition(lambda: self._admitted)
@@ -303,34 +311,58 @@ class VideoGenerationWorkflow(ChainHandlers):
             self._view.cost_micro_usd = settled_cost_micro_usd(job, self._made_seconds)
         set_status(self._view, status)
         await self._notify(_EVENTS[status])
-        workflow.upsert_memo({MEMO_VIEW: self._view})
-        if job.account_id is not None:
-            seconds = self._view.video.duration_seconds if self._view.video else 0.0
-            settlement = Settlement(
-                job_id=job.job_id, cost_micro_usd=self._view.cost_micro_usd or 0, seconds=seconds
+        self._memo.publish()
+        settlement = self._settlement(job)
+        in_ledger = job.account_id is not None and is_ledger_account(job.account_id)
+        if patched(END_JOB):
+            # One transaction and a count in the worker that ran the job: a marker in history.
+            await workflow.execute_local_activity_method(
+                AccountActivities.end_job,
+                JobEnd(
+                    tenant_id=job.tenant_id,
+                    model=job.model,
+                    provider=self._view.provider,
+                    state=status,
+                    settlement=settlement if in_ledger else None,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=SETTLE_RETRY,
             )
-            if is_ledger_account(job.account_id) and patched(LEDGER_STORE_SETTLE):
-                settle = SettleJob(tenant_id=job.tenant_id, settlement=settlement)
-                if patched(LOCAL_SETTLE):
-                    # One transaction in the worker that runs the job: a marker in history,
-                    # not an activity task and another workflow task.
-                    await workflow.execute_local_activity_method(
-                        AccountActivities.settle_job,
-                        settle,
-                        start_to_close_timeout=timedelta(seconds=30),
-                        retry_policy=SETTLE_RETRY,
-                    )
-                    return
-                await workflow.execute_activity_method(
-                    AccountActivities.settle_job,
-                    settle,
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=SETTLE_RETRY,
-                )
+            if in_ledger:
                 return
+        elif in_ledger and settlement is not None and patched(LEDGER_STORE_SETTLE):
+            await self._settle_in_ledger(SettleJob(tenant_id=job.tenant_id, settlement=settlement))
+            return
+        if job.account_id is not None and settlement is not None:
             await workflow.get_external_workflow_handle(job.account_id).signal(
                 AccountHandlers.settle, settlement
             )
+
+    def _settlement(self, job: JobSpec) -> Settlement | None:
+        if job.account_id is None:
+            return None
+        seconds = self._view.video.duration_seconds if self._view.video else 0.0
+        return Settlement(
+            job_id=job.job_id, cost_micro_usd=self._view.cost_micro_usd or 0, seconds=seconds
+        )
+
+    async def _settle_in_ledger(self, settle: SettleJob) -> None:
+        """Settling of runs before `END_JOB`: a local activity since `LOCAL_SETTLE`, an
+        activity task (and another workflow task) before it."""
+        if patched(LOCAL_SETTLE):
+            await workflow.execute_local_activity_method(
+                AccountActivities.settle_job,
+                settle,
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=SETTLE_RETRY,
+            )
+            return
+        await workflow.execute_activity_method(
+            AccountActivities.settle_job,
+            settle,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=SETTLE_RETRY,
+        )
 
 
 def continuing_routes(routes: list[Route], previous: Route | None) -> list[Route]:

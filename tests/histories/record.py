@@ -43,7 +43,15 @@ from reelay.jobs import JobSpec, JobStatus, WebhookTarget
 from reelay.settings import Settings
 from reelay.storage import s3_client
 from reelay.tenants import DEFAULT_TIERS, Tenant
-from tests.support import job_spec, running_worker, start, status_is, unique_prompt, wait_until
+from tests.support import (
+    job_spec,
+    running_worker,
+    start,
+    started,
+    status_is,
+    unique_prompt,
+    wait_until,
+)
 from workflows import search_attributes
 from workflows.batch import BatchWorkflow
 
@@ -79,20 +87,29 @@ SCENARIOS: dict[str, tuple[str, dict[str, object]]] = {
         "[emu gen=1] a take without end",
         {"model": "runway-gen3", "duration_seconds": 16},
     ),
+    # `jobs-v6`: the memo follows the view, and the job ends in one local activity.
+    "v6_completed": ("[emu gen=3 steps=6] a paper boat on a lake", {"duration_seconds": 2}),
+    "v6_cancelled": ("[emu gen=60] a night without dawn", {"duration_seconds": 2}),
+    "v6_chained": (
+        "[emu gen=1] a take that goes on",
+        {"model": "runway-gen3", "duration_seconds": 16},
+    ),
 }
 #: The chains, each recorded with its first segment (`<name>_segment`).
-CHAINS = ("v2_chained", "v4_chained", "v5_chained")
+CHAINS = ("v2_chained", "v4_chained", "v5_chained", "v6_chained")
 # Recorded alongside the scenarios above, from the workflows they start.
 DERIVED = {
     "v2_chained_segment",  # the first segment (a ClipWorkflow) of v2_chained
     "v4_chained_segment",  # the first segment of v4_chained
     "v5_chained_segment",  # the first segment of v5_chained
+    "v6_chained_segment",  # the first segment of v6_chained
     "v3_ledger_first",  # limits on: admitted at once, settling through the ledger store
     "v3_ledger_queued",  # limits on: queued until the first settles, then admitted by it
     "v2_webhook_delivered",  # a WebhookDeliveryWorkflow delivering a job's `completed`
     "v2_job_resumed",  # a job run continued as new mid-poll, resuming its provider task
     "v4_ledger_first",  # v3_ledger_first since `lean-jobs` and `local-settle`
     "v5_ledger_first",  # v4_ledger_first since `jobs-v5`
+    "v6_ledger_first",  # since `jobs-v6`: settled by `end_job`
     "v3_batch",  # a BatchWorkflow: a line of each dialect and an invalid one, paused, resumed
     # since the batch patch: a duplicate custom_id, windows per provider, webhook events
     "v4_batch",
@@ -108,6 +125,7 @@ LIMITED = {
     "v2_webhook_delivered",
     "v4_ledger_first",
     "v5_ledger_first",
+    "v6_ledger_first",
 }
 FROZEN = {
     "v2_limited_first",  # limits on: a job admitted at once, settling with its account
@@ -137,7 +155,7 @@ async def _record_job(client: Client, settings: Settings, name: str) -> None:
     if name == "v2_failover":  # a short budget, so the first route gives up in seconds
         spec = spec.model_copy(update={"failover_after_seconds": 3.0})
     handle: WorkflowHandle = await start(client, settings, spec)
-    if name in ("cancelled", "v4_cancelled", "v5_cancelled"):
+    if name in ("cancelled", "v4_cancelled", "v5_cancelled", "v6_cancelled"):
         await wait_until(lambda: status_is(handle, JobStatus.PROCESSING))
         await handle.cancel()
     await _finish(handle)
@@ -190,6 +208,7 @@ async def _record_limited(client: Client, settings: Settings, names: set[str]) -
             await jobs.start_job(client, settings, spec, FREE)
         handles = [client.get_workflow_handle(s.job_id) for s in (first, second)]
         for handle in handles:
+            await started(handle)  # the API starts a job just after admitting it
             await _finish(handle)
         delivery = client.get_workflow_handle(f"{first.job_id}:webhook:completed")
         await _finish(delivery)
@@ -202,6 +221,7 @@ async def _record_limited(client: Client, settings: Settings, names: set[str]) -
             ("v3_ledger_first", handles[0]),
             ("v4_ledger_first", handles[0]),
             ("v5_ledger_first", handles[0]),
+            ("v6_ledger_first", handles[0]),
             ("v3_ledger_queued", handles[1]),
             ("v2_webhook_delivered", delivery),
         ]:

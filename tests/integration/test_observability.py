@@ -43,6 +43,7 @@ JOB_COUNTERS = (
     "reelay_admissions_total",
     "reelay_submissions_total",
     "reelay_videos_stored_total",
+    "reelay_jobs_ended_total",
     "reelay_upstream_seconds_bought_total",
     "reelay_price_usd_total",
     "reelay_http_requests_total",
@@ -301,6 +302,15 @@ def test_every_metric_the_dashboard_queries_is_served_live(
     assert samples["reelay_webhook_deliveries_total"] >= 1
     assert samples["reelay_activity_errors_total"] >= 1  # the 503
     assert "reelay_jobs_in_flight" in samples  # counted in Temporal visibility (0 by now)
+    worker = httpx.get(f"http://127.0.0.1:{observed.worker_metrics_port}/metrics", timeout=10)
+    ended = {
+        sample.labels["state"]: sample.value
+        for family in text_string_to_metric_families(worker.text)
+        if family.name == "reelay_jobs_ended"
+        for sample in family.samples
+        if sample.name == "reelay_jobs_ended_total"
+    }
+    assert ended.get("completed", 0) >= JOBS and ended.get("failed", 0) >= 1  # the refused job
 
 
 def test_api_metrics_use_route_templates_and_the_jobs_dialect(

@@ -22,6 +22,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from activities.accounts import JobEnd
 from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE
 from activities.inputs import (
     PollRequest,
@@ -99,6 +100,7 @@ class FakeProvider:
     submits: list[Call] = field(default_factory=list)
     polls: list[Call] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
+    ends: list[JobEnd] = field(default_factory=list)
     tasks: dict[str, SubmitRequest] = field(default_factory=dict)
     chain_views: list[tuple[int, JobView]] = field(default_factory=list)
 
@@ -196,6 +198,10 @@ class FakeProvider:
             last_frame_key=f"{key}.last.png" if request.keep_last_frame else None,
         )
 
+    @activity.defn(name="end_job")
+    async def end_job(self, end: JobEnd) -> None:
+        self.ends.append(end)
+
     @activity.defn(name="stitch_segments")
     async def stitch_segments(self, request: StitchRequest) -> StoredVideo:
         return StoredVideo(
@@ -223,6 +229,7 @@ async def run_job(
             provider.cancel_at_provider,
             provider.store_video,
             provider.stitch_segments,
+            provider.end_job,
         ],
     )
     submitters = [
@@ -258,6 +265,7 @@ async def test_a_job_past_its_models_deadline_fails_and_cancels_upstream(
     assert isinstance(outcome, ApplicationError)
     assert outcome.type == "deadline_exceeded"
     assert provider.cancelled == ["gemini-task-0"]
+    assert [(e.state, e.provider) for e in provider.ends] == [(JobStatus.FAILED, "gemini")]
     assert 1800 - 30 <= provider.polls[-1].at <= 1800  # polled until the deadline, not past it
 
 

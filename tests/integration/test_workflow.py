@@ -27,7 +27,7 @@ from tests.support import (
     wait_until,
 )
 from workflows import search_attributes
-from workflows.video_generation import VideoGenerationWorkflow
+from workflows.video_generation import MEMO_CURRENT, MEMO_VIEW, VideoGenerationWorkflow
 
 
 async def test_happy_path_stores_a_checked_video_and_settles_the_cost(
@@ -70,6 +70,29 @@ async def test_happy_path_stores_a_checked_video_and_settles_the_cost(
     assert result.video.thumbnail_key
     assert s3.stat_object(settings.s3_bucket, result.video.thumbnail_key).size
     assert len(await emulator_submissions(settings, prompt)) == 1
+
+
+async def test_the_memo_follows_a_running_jobs_view(settings: Settings) -> None:
+    """What the API reads with one `describe` is the view the workflow's own query answers,
+    at each step (the query is the oracle; a read between a change and its workflow task's
+    completion may differ, so only matching reads are collected)."""
+    spec = job_spec(settings, unique_prompt("[emu gen=3 steps=6] a kite in the wind"))
+    seen: list[JobView] = []
+    async with running_worker(settings) as client:
+        handle = await start(client, settings, spec)
+
+        async def memo_matches_query() -> bool:
+            description = await handle.describe()
+            memo = await description.memo_value(MEMO_VIEW, type_hint=JobView)
+            queried = await handle.query(VideoGenerationWorkflow.view)
+            if memo == queried and await description.memo_value(MEMO_CURRENT, default=False):
+                seen.append(memo)
+            return memo.status is JobStatus.COMPLETED
+
+        await wait_until(memo_matches_query, interval=0.05)
+    processing = [v for v in seen if v.status is JobStatus.PROCESSING]
+    assert any(0 < v.progress < 1 and v.provider_task_id for v in processing)
+    assert seen[-1].status is JobStatus.COMPLETED and seen[-1].video is not None
 
 
 async def test_content_refusal_fails_at_once_with_the_providers_reason(settings: Settings) -> None:

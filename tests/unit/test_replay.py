@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 from activities.polling import PROGRESS_SIGNAL
 from worker import WORKFLOW_RUNNER, WORKFLOWS
 from workflows.batch import CARRIED_WINDOW, LINE_DONE_SIGNAL, UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS
-from workflows.clip import JOBS_V5, LEAN_JOBS
+from workflows.clip import JOBS_V5, JOBS_V6, LEAN_JOBS
 from workflows.video_generation import LEDGER_STORE_SETTLE, LOCAL_SETTLE
 
 HISTORIES = {
@@ -106,6 +106,34 @@ def _patches(history: str) -> set[str]:
         for e in _events(history)
         if (marker := e.get("markerRecordedEventAttributes", {})).get("markerName") == "core_patch"
     }
+
+
+def test_histories_cover_jobs_keeping_their_memo_current() -> None:
+    """Jobs since `jobs-v6`: the memo upserted at each step, and ended by `end_job` (a local
+    activity: its marker names it)."""
+    current = [
+        h
+        for h in HISTORIES.values()
+        if workflow_type(h) == "VideoGenerationWorkflow" and JOBS_V6 in _patches(h)
+    ]
+    assert len(current) >= 3
+    for history in current:
+        events = _events(history)
+        kinds = [e["eventType"] for e in events]
+        assert kinds.count("EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED") >= 3
+        assert "end_job" in _local_activities(history)
+
+
+def _local_activities(history: str) -> list[str]:
+    """The activity type of each local activity a history records (its marker's data)."""
+    return [
+        json.loads(base64.b64decode(marker["details"]["data"]["payloads"][0]["data"]))[
+            "activity_type"
+        ]
+        for e in _events(history)
+        if (marker := e.get("markerRecordedEventAttributes", {})).get("markerName")
+        == "core_local_activity"
+    ]
 
 
 def test_histories_cover_batches_before_and_after_their_patch() -> None:
