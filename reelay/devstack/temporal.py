@@ -12,6 +12,11 @@ from reelay.devstack.process import ManagedProcess
 from reelay.devstack.waits import run_async, started, wait_for_http, wait_for_tcp, wait_until
 from reelay.search_attributes import search_attribute_types
 
+#: Server settings Reelay's stack runs with (`deploy/temporal/dynamicconfig.yaml` in compose):
+#: an activity scheduled on the workflow's own task queue (storing the video) is handed back
+#: in the workflow task's response, without a trip through matching.
+DYNAMIC_CONFIG = {"system.enableActivityEagerExecution": "true"}
+
 
 def dev_server_flags() -> list[str]:
     """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
@@ -140,6 +145,8 @@ def temporal_process(
     if namespace != "default":
         args += ["--namespace", namespace]
     args += dev_server_flags()
+    for key, value in DYNAMIC_CONFIG.items():
+        args += ["--dynamic-config-value", f"{key}={value}"]
     return ManagedProcess("temporal", args, log_path=log_path, env=env)
 
 

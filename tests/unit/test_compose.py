@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from reelay.devstack import split_host_port
+from reelay.devstack.temporal import DYNAMIC_CONFIG
 from reelay.search_attributes import search_attribute_types
 from reelay.settings import Environment, Settings
 from reelay.tenants import TenantDirectory
@@ -252,6 +253,19 @@ def test_temporal_runs_on_postgresql() -> None:
     assert f"set -a && . {SECRETS_MOUNT}/postgres.env && set +a" in postgres_entry
     assert 'exec docker-entrypoint.sh "$@"' in postgres_entry
     assert depends_on("temporal") == {"postgresql": "service_healthy"}
+
+
+def test_temporal_runs_with_the_local_stacks_dynamic_config() -> None:
+    temporal = SERVICES["temporal"]
+    path = temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    mounted = {
+        target: source
+        for source, target, *_ in (volume.split(":") for volume in temporal["volumes"])
+    }
+    source = mounted[f"/etc/temporal/{path}"]
+    config = yaml.safe_load((ROOT / source).read_text())
+    as_flags = {key: str(values[0]["value"]).lower() for key, values in config.items()}
+    assert as_flags == DYNAMIC_CONFIG
 
 
 def test_temporal_init_registers_exactly_reelays_search_attributes() -> None:
