@@ -300,11 +300,11 @@ async def _queried_view(handle: WorkflowHandle[Any, JobView]) -> JobView:
     a job that keeps it current (`MEMO_CURRENT`, every job since the `current-memo` patch), a
     finished job, and a job whose workflow has not yet completed a task (its view is still
     the one it started with); so no read waits for a busy worker or makes one replay a
-    history. Only a job from before the patch answers the `view` query (its live progress);
-    when no worker answers in time, the memo again. Raises `LookupError` when there is no
-    such job workflow."""
+    history. Only a job from before the patch (or a run it continued as, before its memo was
+    carried over) answers the `view` query (its live progress); when no worker answers in
+    time, the memo again. Raises `LookupError` when there is no such job workflow."""
     description = await _described(handle)
-    if (
+    if MEMO_VIEW in description.raw_info.memo.fields and (
         description.status is not WorkflowExecutionStatus.RUNNING
         or description.history_length <= BEFORE_FIRST_TASK_EVENTS
         or await description.memo_value(MEMO_CURRENT, default=False)
@@ -358,7 +358,10 @@ async def _described(handle: WorkflowHandle[Any, JobView]) -> WorkflowExecutionD
 
 
 async def _memo_view(description: WorkflowExecutionDescription) -> JobView:
-    """The memo's view (as of the job's start or its end), with the status operators see."""
+    """The memo's view (as of the job's start or its end), with the status operators see.
+    A run continued as new before the memo was carried over has none until it ends: 503."""
+    if MEMO_VIEW not in description.raw_info.memo.fields:
+        raise unavailable("job view")
     view = await description.memo_value(MEMO_VIEW, type_hint=JobView)
     status = description.typed_search_attributes.get(search_attributes.STATUS)
     if status:

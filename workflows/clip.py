@@ -492,7 +492,11 @@ class ClipMaker:
             if status is not None:
                 return status
             # Continued as new mid-poll (a long run's history): the loop starts again there.
-            workflow.continue_as_new(self._job.model_copy(update={"resume": self._resume()}))
+            # The next run starts with the view as its memo, for reads before its first task.
+            workflow.continue_as_new(
+                self._job.model_copy(update={"resume": self._resume()}),
+                memo={MEMO_VIEW: self._view},
+            )
 
     async def _poll_in_activity(self) -> ProviderTaskStatus | None:
         """Run the poll loop activity until the task ends. Meanwhile, progress reports update
