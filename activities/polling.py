@@ -213,7 +213,10 @@ class _Heartbeat:
     heartbeat (a write of the activity's state), and a retried attempt that finds no
     position starts from the request's."""
 
-    EVERY_SECONDS = 5.0
+    #: The SDK sends at most one heartbeat per 80 % of the timeout (48 s) and keeps the
+    #: latest details; beating more often than this only costs the worker encoding and
+    #: wake-ups (at 10,000 loops, beats every 5 s were 2,000 a second).
+    EVERY_SECONDS = 20.0
 
     def __init__(self) -> None:
         self._details: dict[str, Any] = {}
