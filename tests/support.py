@@ -22,6 +22,7 @@ import uvicorn
 from fastapi import FastAPI
 from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
 
 from api import jobs
 from providers.catalog import resolve_request
@@ -32,6 +33,7 @@ from reelay.temporal import connect
 from reelay.tenants import DEFAULT_TIERS, Tenant
 from tests.conftest import clean_env
 from worker import serving
+from workflows import search_attributes
 from workflows.video_generation import VideoGenerationWorkflow
 
 T = TypeVar("T")
@@ -50,6 +52,26 @@ async def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s (last value {value!r})")
         await asyncio.sleep(interval)
+
+
+#: How early the roll-over server suggests continuing as new (events in a run's history).
+SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS = 40
+
+
+@asynccontextmanager
+async def rolling_over(settings: Settings) -> AsyncIterator[Settings]:
+    """`settings` on a dev server of its own that suggests continue-as-new after
+    `SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS` events, so a long job's history rolls over."""
+    async with await WorkflowEnvironment.start_local(
+        dev_server_existing_path=devstack.binary("temporal"),
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS}",
+        ],
+        search_attributes=search_attributes.ALL,
+    ) as env:
+        address = env.client.service_client.config.target_host
+        yield settings.model_copy(update={"temporal_address": address})
 
 
 async def started(handle: WorkflowHandle[Any, Any], within: float = 30.0) -> None:

@@ -27,7 +27,6 @@ from pathlib import Path
 
 from pydantic import SecretStr
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
-from temporalio.testing import WorkflowEnvironment
 
 from api import accounts, jobs
 from api.dialects.native import shapes as native
@@ -45,6 +44,7 @@ from reelay.storage import s3_client
 from reelay.tenants import DEFAULT_TIERS, Tenant
 from tests.support import (
     job_spec,
+    rolling_over,
     running_worker,
     start,
     started,
@@ -52,7 +52,6 @@ from tests.support import (
     unique_prompt,
     wait_until,
 )
-from workflows import search_attributes
 from workflows.batch import BatchWorkflow
 
 HERE = Path(__file__).parent
@@ -134,8 +133,6 @@ FROZEN = {
     "v2_account_continued",  # an AccountWorkflow run that continued as new
     "v2_account_resumed",  # the run it continued as, from the ledger's state
 }
-# Temporal suggests continuing as new this early on the server that records `CONTINUING`.
-SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS = 40
 FREE = Tenant(id="record-free", tier="free", limits=DEFAULT_TIERS["free"], opening_balance_usd=5)
 
 
@@ -234,25 +231,15 @@ async def _record_limited(client: Client, settings: Settings, names: set[str]) -
 async def _record_job_resumed(settings: Settings) -> None:
     """On a dev server that suggests continue-as-new after a few events: a job that rolls
     over while it polls."""
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=devstack.binary("temporal"),
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS}",
-        ],
-        search_attributes=search_attributes.ALL,
-    ) as env:
-        address = env.client.service_client.config.target_host
-        continuing = settings.model_copy(update={"temporal_address": address})
-        async with running_worker(continuing) as client:
-            spec = job_spec(continuing, unique_prompt("[emu gen=4 steps=8] roll-over"))
-            handle = await start(client, continuing, spec)
-            await _finish(handle)
-            history = await client.get_workflow_handle(spec.job_id).fetch_history()
-            started = history.events[0].workflow_execution_started_event_attributes
-            if not started.continued_execution_run_id:
-                raise RuntimeError("the job did not continue as new; lower the threshold")
-            _save("v2_job_resumed", history.to_json(), len(history.events))
+    async with rolling_over(settings) as continuing, running_worker(continuing) as client:
+        spec = job_spec(continuing, unique_prompt("[emu gen=4 steps=8] roll-over"))
+        handle = await start(client, continuing, spec)
+        await _finish(handle)
+        history = await client.get_workflow_handle(spec.job_id).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        if not started.continued_execution_run_id:
+            raise RuntimeError("the job did not continue as new; lower the threshold")
+        _save("v2_job_resumed", history.to_json(), len(history.events))
 
 
 async def _record_batch(settings: Settings, name: str) -> None:

@@ -11,16 +11,15 @@ import pytest
 from pydantic import SecretStr
 from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
-from temporalio.testing import WorkflowEnvironment
 
 from activities.media import probe_video
-from reelay import devstack
 from reelay.jobs import JobStatus, JobView
 from reelay.settings import Settings
 from reelay.storage import s3_client
 from tests.support import (
     emulator_submissions,
     job_spec,
+    rolling_over,
     running_worker,
     start,
     status_is,
@@ -30,9 +29,6 @@ from tests.support import (
 )
 from workflows import search_attributes
 from workflows.video_generation import MEMO_CURRENT, MEMO_VIEW, VideoGenerationWorkflow
-
-# Temporal suggests continuing as new this early on the server of the roll-over test.
-SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS = 40
 
 
 async def test_happy_path_stores_a_checked_video_and_settles_the_cost(
@@ -247,30 +243,16 @@ async def test_no_secret_ever_enters_a_workflow_history(settings: Settings) -> N
 async def test_a_job_continued_as_new_starts_its_next_run_with_its_view_as_memo(
     settings: Settings,
 ) -> None:
-    """A long job's history rolls over mid-poll (a server that suggests it after 40 events):
+    """A long job's history rolls over mid-poll (a server that suggests it early):
     the next run's memo is the view so far, so a read before its first task shows it."""
-    async with await WorkflowEnvironment.start_local(
-        dev_server_existing_path=devstack.binary("temporal"),
-        dev_server_extra_args=[
-            "--dynamic-config-value",
-            f"limit.historyCount.suggestContinueAsNew={SUGGEST_CONTINUE_AS_NEW_AFTER_EVENTS}",
-        ],
-        search_attributes=search_attributes.ALL,
-    ) as env:
-        address = env.client.service_client.config.target_host
-        rolling = settings.model_copy(update={"temporal_address": address})
-        async with running_worker(rolling) as client:
-            spec = job_spec(rolling, unique_prompt("[emu gen=6 steps=24] a river at night"))
-            handle = await start(client, rolling, spec)
-            result = await handle.result()
-            runs = [e async for e in client.list_workflows(f"WorkflowId = '{spec.job_id}'")]
-            assert result.status is JobStatus.COMPLETED and len(runs) >= 2
-            for run in runs:
-                history = await client.get_workflow_handle(
-                    spec.job_id, run_id=run.run_id
-                ).fetch_history()
-                started = history.events[0].workflow_execution_started_event_attributes
-                if started.continued_execution_run_id:
-                    carried = started.memo.fields[MEMO_VIEW]
-                    view = client.data_converter.payload_converter.from_payload(carried, JobView)
-                    assert view.job_id == spec.job_id and view.provider_task_id
+    async with rolling_over(settings) as rolling, running_worker(rolling) as client:
+        spec = job_spec(rolling, unique_prompt("[emu gen=12 steps=48] a river at night"))
+        handle = await start(client, rolling, spec)
+        result = await handle.result()
+        # The handle follows the chain to the run the job ended in, which was continued into.
+        history = await handle.fetch_history()
+    started = history.events[0].workflow_execution_started_event_attributes
+    assert result.status is JobStatus.COMPLETED and started.continued_execution_run_id
+    carried = started.memo.fields[MEMO_VIEW]
+    view = client.data_converter.payload_converter.from_payload(carried, JobView)
+    assert view.job_id == spec.job_id and view.provider_task_id
