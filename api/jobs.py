@@ -385,12 +385,16 @@ class JobFilter(BaseModel):
 # Temporal's SQL visibility cannot ORDER BY, so a page is sorted here from at most this many
 # of the newest matching jobs (a time-bounded cursor keeps later pages correct).
 LIST_SCAN_LIMIT = 1000
+# SQLite visibility keeps a Datetime attribute to the millisecond, so the query's time bounds
+# are widened by one tick and applied exactly to the full-precision values it returns.
+_VISIBILITY_TICK = timedelta(milliseconds=1)
 
 
 async def list_jobs(
     client: Client, tenant: Tenant, where: JobFilter, *, cursor: str | None, limit: int
 ) -> JobPage:
-    """A tenant's jobs, newest first, from Temporal visibility (what operators see in the UI).
+    """A tenant's jobs, newest admitted first, from Temporal visibility (what operators see
+    in the UI).
 
     Only the page's own jobs have their memo decoded, so a call costs little beyond the scan."""
     clauses = [
@@ -403,28 +407,49 @@ async def list_jobs(
         clauses.append(f"{search_attributes.MODEL.name} = {_quoted(where.model, 'model')}")
     if where.app_id:
         clauses.append(f"{search_attributes.APP.name} = {_quoted(where.app_id, 'app_id')}")
-    if where.created_after:
-        clauses.append(f"StartTime >= {_quoted(_iso(where.created_after, 'created_after'))}")
-    if where.created_before:
-        clauses.append(f"StartTime < {_quoted(_iso(where.created_before, 'created_before'))}")
+    earliest = _utc(where.created_after) if where.created_after else None
+    before = _utc(where.created_before) if where.created_before else None
+    if earliest is not None:
+        clauses.append(_created(">=", earliest, "created_after"))
+    if before is not None:
+        clauses.append(_created("<", before, "created_before"))
     after = _decode_cursor(cursor) if cursor else None
     if after is not None:
-        clauses.append(f"StartTime <= {_quoted(_iso(after[0], 'cursor'))}")
-    found: list[tuple[datetime, str, WorkflowExecution]] = []
+        clauses.append(_created("<=", after[0], "cursor"))
+    found: list[tuple[tuple[datetime, str], WorkflowExecution]] = []
     query = " AND ".join(clauses)
     try:
         async for execution in client.list_workflows(query, limit=LIST_SCAN_LIMIT):
-            key = (execution.start_time, execution.id)
-            if after is not None and key >= after:
-                continue
-            found.append((execution.start_time, execution.id, execution))
+            key = (_created_at(execution), execution.id)
+            outside = (
+                (earliest is not None and key[0] < earliest)
+                or (before is not None and key[0] >= before)
+                or (after is not None and key >= after)
+            )
+            if not outside:
+                found.append((key, execution))
     except RPCError as exc:
         raise unavailable("job listing") from exc
-    found.sort(key=lambda item: (item[0], item[1]), reverse=True)
+    found.sort(key=lambda item: item[0], reverse=True)
     page = found[:limit]
-    views = [await _listed_view(execution) for _, _, execution in page]
-    next_cursor = _encode_cursor(page[-1][0], page[-1][1]) if len(found) > limit else None
+    views = [await _listed_view(execution) for _, execution in page]
+    next_cursor = _encode_cursor(*page[-1][0]) if len(found) > limit else None
     return JobPage(views=views, next_cursor=next_cursor)
+
+
+def _created(operator: str, moment: datetime, field: str) -> str:
+    """A bound on admission time, one visibility tick wider than `moment` (the caller applies
+    it exactly); a job started before `ReelayCreated` existed is bounded on its start time."""
+    _iso(moment, field)
+    widened = moment - _VISIBILITY_TICK if operator.startswith(">") else moment + _VISIBILITY_TICK
+    when = _quoted(_iso(widened, field))
+    created = search_attributes.CREATED.name
+    return f"({created} {operator} {when} OR ({created} IS NULL AND StartTime {operator} {when}))"
+
+
+def _created_at(execution: WorkflowExecution) -> datetime:
+    created = execution.typed_search_attributes.get(search_attributes.CREATED)
+    return created if created is not None else execution.start_time
 
 
 async def _listed_view(execution: WorkflowExecution) -> JobView:
@@ -449,6 +474,11 @@ def _quoted(value: str, field: str | None = None) -> str:
 # Visibility stores times as UTC timestamps; anything outside these years cannot be a job's.
 _EARLIEST = datetime(1970, 1, 2, tzinfo=UTC)
 _LATEST = datetime(9998, 12, 31, tzinfo=UTC)
+
+
+def _utc(moment: datetime) -> datetime:
+    """`moment` as an aware time (a naive one is taken as UTC)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _iso(moment: datetime, field: str) -> str:

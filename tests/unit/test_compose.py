@@ -268,16 +268,29 @@ def test_temporal_runs_with_the_local_stacks_dynamic_config() -> None:
     assert as_flags == DYNAMIC_CONFIG
 
 
-def test_temporal_init_registers_exactly_reelays_search_attributes() -> None:
+def test_temporal_init_registers_exactly_reelays_search_attributes(tmp_path: Path) -> None:
+    """The one-shot's script, run by `sh` against a stand-in `temporal` CLI that records
+    each `search-attribute create`, registers every name with its type from the toml."""
     init = SERVICES["temporal-init"]
     assert init["image"].startswith("temporalio/admin-tools:")
     script = interpolate("\n".join(all_strings(init.get("command"))))
-    assert "temporal operator search-attribute create" in script
-    assert "--type Keyword" in script
-    loop = re.search(r"for name in ([A-Za-z ]+); do", script)
-    assert loop, script
-    assert set(loop.group(1).split()) == set(search_attribute_types())
-    assert set(search_attribute_types().values()) == {"Keyword"}
+    created = tmp_path / "created"
+    cli = tmp_path / "temporal"
+    cli.write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        '  *"cluster health"*) echo SERVING ;;\n'
+        '  *"search-attribute create"*) shift 3; echo "$*" >> "$CREATED" ;;\n'
+        "esac\n"
+    )
+    cli.chmod(cli.stat().st_mode | stat.S_IEXEC)
+    env = {**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}", "CREATED": str(created)}
+    subprocess.run(["sh", "-c", script], env=env, check=True, timeout=30)
+    registered = {}
+    for line in created.read_text().splitlines():
+        args = line.split()
+        registered[args[args.index("--name") + 1]] = args[args.index("--type") + 1]
+    assert registered == search_attribute_types()
 
 
 def test_workers_scale_horizontally() -> None:
