@@ -66,6 +66,7 @@ bench: $(STAMP) ## the benchmarks, each on a stack of its own (long: see README)
 	$(BIN)/python -m bench.capacity
 	$(BIN)/python -m bench.callbacks
 	$(BIN)/python -m bench.stitch
+	$(BIN)/python -m bench.provider_client
 
 histories: $(STAMP) ## re-record the workflow histories of the replay test (only on purpose)
 	$(BIN)/python -m tests.histories.record

@@ -24,6 +24,7 @@ from api import accounts as accounts_store
 from api import dispatch
 from api.batches import BatchActivities
 from api.dialects.registry import webhook_renderer
+from providers.base import ProviderAdapter
 from providers.registry import PROVIDERS, build_adapters
 from reelay import metrics
 from reelay.logging import configure_logging
@@ -66,10 +67,14 @@ WORKFLOW_RUNNER = SandboxedWorkflowRunner(
 BATCH_LINE_SLOTS = 2_000
 
 
-def build_workers(client: Client, settings: Settings, accounts: AccountActivities) -> list[Worker]:
+def build_workers(
+    client: Client,
+    settings: Settings,
+    accounts: AccountActivities,
+    adapters: dict[str, ProviderAdapter],
+) -> list[Worker]:
     s3 = s3_client(settings)
     ensure_bucket(s3, settings.s3_bucket)
-    adapters = build_adapters(settings)
     activities = JobActivities(settings, adapters, s3)
     # Metrics, log context and span attributes of every activity (`activities.observe`).
     observed = [ObservingInterceptor()]
@@ -132,7 +137,10 @@ async def serving(client: Client, settings: Settings) -> AsyncIterator[None]:
     store = await accounts_store.ledger(settings)  # the one the dispatcher uses too
     accounts = AccountActivities(client, store, timedelta(seconds=settings.reaper_grace_seconds))
     async with AsyncExitStack() as stack:
-        for worker in build_workers(client, settings, accounts):
+        adapters = build_adapters(settings)
+        for adapter in adapters.values():  # closed after the workers stop
+            stack.push_async_callback(adapter.aclose)
+        for worker in build_workers(client, settings, accounts, adapters):
             await stack.enter_async_context(worker)
         reaper = asyncio.create_task(reap_forever(accounts, settings.reaper_grace_seconds / 2))
         stack.callback(reaper.cancel)

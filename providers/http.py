@@ -12,6 +12,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 from providers.base import FailureKind, Resume
 from providers.errors import (
@@ -21,15 +22,14 @@ from providers.errors import (
     ProviderUnavailableError,
     RetryableProviderError,
 )
+from reelay.tracing import trace_http_client
 
 # As both official SDK families retry (runwayml/lumaai's Stainless clients, replicate):
 # these, and every status >= 500.
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 MAX_REDIRECTS = 5
 #: API requests one worker has open to one provider at once; the others wait their turn in
-#: a FIFO. httpcore's pool scans its whole queue for every request it starts or ends, so
-#: thousands of poll loops waking together must not all queue there (at 4,000 in flight that
-#: scan took the worker's whole CPU); a semaphore's queue costs nothing per waiter.
+#: a FIFO (a semaphore's queue costs nothing per waiter, where a pool's queue is scanned).
 API_CONNECTIONS = 32
 
 
@@ -143,6 +143,11 @@ class ProviderHttp:
     usually pre-signed and must not receive our key); `download_headers` are added only
     to URLs on the API's own host, checked again after each redirect. `auth` signs the
     API calls (a bearer token that changes, where a fixed header will not do).
+
+    The API calls (every poll of every job in flight) go over aiohttp's connection pool
+    (`httpx_aiohttp`): httpcore's pool checks each of its connections on every request it
+    starts and ends, which at 10,000 jobs in flight was most of a worker's CPU
+    (`bench.provider_client` measures both). Downloads, one per job, keep httpx's own.
     """
 
     def __init__(
@@ -157,16 +162,18 @@ class ProviderHttp:
         auth: httpx.Auth | None = None,
     ) -> None:
         self.provider = provider
+        limits = httpx.Limits(
+            max_connections=API_CONNECTIONS, max_keepalive_connections=API_CONNECTIONS
+        )
         self._client = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers=dict(headers),
             timeout=timeout,
-            transport=transport,
+            transport=transport or AiohttpTransport(limits=limits),
             auth=auth,
-            limits=httpx.Limits(
-                max_connections=API_CONNECTIONS, max_keepalive_connections=API_CONNECTIONS
-            ),
         )
+        if transport is None:
+            trace_http_client(self._client)
         self._turns = asyncio.Semaphore(API_CONNECTIONS)
         self._downloads = httpx.AsyncClient(
             timeout=httpx.Timeout(timeout, read=120.0), transport=transport

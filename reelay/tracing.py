@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import httpx
 import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -78,6 +79,16 @@ def configure_tracing(settings: Settings, service: str) -> bool:
     HTTPXClientInstrumentor().instrument()
     _enabled = True
     return True
+
+
+def trace_http_client(client: httpx.AsyncClient) -> None:
+    """Trace the requests of a client on a transport other than httpx's own (which
+    `configure_tracing` instruments for every client), when tracing is on."""
+    if not _enabled:
+        return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor.instrument_client(client)
 
 
 def tracing_enabled() -> bool:
