@@ -447,6 +447,13 @@ def _created(operator: str, moment: datetime, field: str) -> str:
     return f"({created} {operator} {when} OR ({created} IS NULL AND StartTime {operator} {when}))"
 
 
+async def listing_cursor(handle: WorkflowHandle[Any, JobView]) -> tuple[datetime, str]:
+    """The cursor that lists the jobs after this one (desc), and its admission time."""
+    description = await _described(handle)
+    created = _created_at(description)
+    return created, _encode_cursor(created, description.id)
+
+
 def _created_at(execution: WorkflowExecution) -> datetime:
     created = execution.typed_search_attributes.get(search_attributes.CREATED)
     return created if created is not None else execution.start_time

@@ -102,15 +102,16 @@ async def list_videos(
     From Temporal visibility via `api.jobs.list_jobs`; `order=asc` sorts the newest
     `api.jobs.LIST_SCAN_LIMIT` matching jobs. Deleted videos are left out."""
     where = jobs.JobFilter()
+    cursor = None
     if after is not None:
         _, handle = await read_live_job(client, s3, settings, after, tenant)
-        started = (await handle.describe()).start_time
+        created, following = await jobs.listing_cursor(handle)
         if order == "desc":
-            where.created_before = started
+            cursor = following
         else:
-            where.created_after = started
+            where.created_after = created
     scan = limit if order == "desc" else jobs.LIST_SCAN_LIMIT
-    page = await jobs.list_jobs(client, tenant, where, cursor=None, limit=scan)
+    page = await jobs.list_jobs(client, tenant, where, cursor=cursor, limit=scan)
     views = page.views if order == "desc" else page.views[::-1]
     views = [view for view in views if view.job_id != after]
     has_more = page.next_cursor is not None if order == "desc" else len(views) > limit
