@@ -420,14 +420,15 @@ async def list_jobs(
     query = " AND ".join(clauses)
     try:
         async for execution in client.list_workflows(query, limit=LIST_SCAN_LIMIT):
-            key = (_created_at(execution), execution.id)
-            outside = (
-                (earliest is not None and key[0] < earliest)
-                or (before is not None and key[0] >= before)
-                or (after is not None and key >= after)
-            )
-            if not outside:
-                found.append((key, execution))
+            created = _created_at(execution)
+            key = (created, execution.id)
+            if earliest is not None and created < earliest:
+                continue
+            if before is not None and created >= before:
+                continue
+            if after is not None and key >= after:
+                continue
+            found.append((key, execution))
     except RPCError as exc:
         raise unavailable("job listing") from exc
     found.sort(key=lambda item: item[0], reverse=True)
@@ -490,7 +491,7 @@ def _utc(moment: datetime) -> datetime:
 
 def _iso(moment: datetime, field: str) -> str:
     """`moment` in UTC for a visibility query (a naive time is taken as UTC)."""
-    aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    aware = _utc(moment)
     try:
         inside = _EARLIEST <= aware <= _LATEST
     except OverflowError:
