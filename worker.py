@@ -12,12 +12,13 @@ from datetime import timedelta
 import prometheus_client
 import structlog
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.accounts import AccountActivities
 from activities.jobs import JobActivities
 from activities.observe import ObservingInterceptor
+from activities.polling import THROTTLE as POLL_HEARTBEAT_THROTTLE
 from activities.polling import PollingActivities
 from activities.webhooks import WebhookActivities
 from api import accounts as accounts_store
@@ -53,15 +54,23 @@ WORKFLOWS = [
     BatchLineWorkflow,
 ]
 
-#: The sandbox every workflow runs in, on the workers and in the replay test. Its checks stay
-#: (no clock, randomness or I/O from workflow code); but only a workflow's own module is
-#: imported afresh for each run. Every other module is the worker's own: the workflows import
-#: their helpers passed through anyway, and re-importing (re-compiling, without bytecode
-#: files) the `workflows` package's helpers for every run and every replay (a query of a
-#: finished job replays it) took about a fifth of a worker's CPU per job in `bench.e2e`.
+#: The sandbox workflow code runs in under the test suite and the replay test: its checks
+#: (no clock, randomness or I/O from workflow code) catch a nondeterministic change before it
+#: ships. Only a workflow's own module is imported afresh for each run; every other module is
+#: the worker's own (re-importing the `workflows` package's helpers for every run and replay
+#: took about a fifth of a worker's CPU per job in `bench.e2e`).
 WORKFLOW_RUNNER = SandboxedWorkflowRunner(
     restrictions=SandboxRestrictions.default.with_passthrough_all_modules()
 )
+
+
+def workflow_runner(settings: Settings) -> WorkflowRunner:
+    """The sandbox if `settings.workflow_sandbox`, else none: deployed workers run the code
+    the sandboxed suite and replay test checked, without the sandbox's cost on every
+    activation (entering it and converting payloads through it: about a tenth of a worker's
+    CPU a job in `bench.e2e`, 0.050 vs 0.044 CPU-s)."""
+    return WORKFLOW_RUNNER if settings.workflow_sandbox else UnsandboxedWorkflowRunner()
+
 
 #: Batch lines a worker follows at once (each an activity waiting on its job).
 BATCH_LINE_SLOTS = 2_000
@@ -83,7 +92,7 @@ def build_workers(
         client,
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
-        workflow_runner=WORKFLOW_RUNNER,
+        workflow_runner=workflow_runner(settings),
         activities=[
             activities.validate_job,
             activities.poll_provider,
@@ -124,8 +133,9 @@ def build_workers(
     polling = Worker(
         client,
         task_queue=poll_queue(settings.task_queue),
-        activities=[PollingActivities(client, adapters).poll_until_done],
+        activities=[PollingActivities(client, adapters, activities.store).poll_until_done],
         max_concurrent_activities=settings.poll_loops_per_worker,
+        max_heartbeat_throttle_interval=POLL_HEARTBEAT_THROTTLE,
         interceptors=observed,
     )
     return [main, *submitters, polling, lines]

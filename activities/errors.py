@@ -28,3 +28,8 @@ def provider_errors() -> Iterator[None]:
         raise ApplicationError(exc.message, type=RETRYABLE_TYPE, next_retry_delay=delay) from exc
     except ProviderError as exc:
         raise ApplicationError(exc.message, type=UNAVAILABLE_TYPE) from exc
+
+
+def error_label(exc: BaseException) -> str:
+    """An activity failure's label in metrics: its application error type, else its class."""
+    return exc.type if isinstance(exc, ApplicationError) and exc.type else type(exc).__name__

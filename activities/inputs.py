@@ -54,3 +54,6 @@ class PollRequest(BaseModel):
     poll_min_seconds: float
     poll_max_seconds: float
     report_step: float = Field(default=0.05, description="report progress in steps this big")
+    store: StoreRequest | None = Field(
+        default=None, description="store the video when the task succeeds (since store-in-poll)"
+    )

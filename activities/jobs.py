@@ -110,7 +110,6 @@ class JobActivities:
                 if found is not None:
                     return found
             progress["phase"] = "sending"
-            activity.heartbeat(progress)
             with provider_errors():
                 return await adapter.submit(job, route, image=image, callback_url=callback)
 
@@ -142,46 +141,61 @@ class JobActivities:
 
     @activity.defn
     async def store_video(self, request: StoreRequest) -> StoredVideo:
-        """Download the provider's output, verify and probe it, upload it to S3.
+        """Store the video of the finished provider task `request.task` (see `store`)."""
+        async with heartbeating({"phase": "checking"}) as progress:
+            return await self.store(request, progress)
+
+    async def store(
+        self,
+        request: StoreRequest,
+        progress: dict[str, Any],
+        *,
+        finished: ProviderTaskStatus | None = None,
+    ) -> StoredVideo:
+        """Download the provider's output, verify and probe it, upload it to S3; `progress`
+        says how far it is (the caller heartbeats it). `finished`: the task's status as just
+        polled, whose output URL is fresh (else the task is polled again for one).
 
         The download is spooled to a temporary file (bounded memory, and a corrupt or
         truncated file is never stored); the upload is multipart. The video object only
         appears when its upload completes, so an existing object means a finished store.
         """
         key = request.key or video_key(request.job_id)
-        async with heartbeating({"phase": "checking"}) as progress:
-            existing = await self._stored(key)
-            if existing is not None:
-                return existing
-            adapter = self._adapter(request.task.route)
+        progress["phase"] = "checking"
+        existing = await self._stored(key)
+        if existing is not None:
+            return existing
+        adapter = self._adapter(request.task.route)
+        status = finished
+        if status is None or not status.output_url:
             with provider_errors():
                 status = await adapter.poll(request.task.route, request.task.task_id)
-            if status.state is not TaskState.SUCCEEDED or not status.output_url:
-                raise ApplicationError(
-                    f"provider task is {status.state.value}, not succeeded",
-                    type="invalid_request",
-                    non_retryable=True,
-                )
-            with tempfile.TemporaryDirectory(prefix="reelay-store-") as tmp:
-                video_path = Path(tmp) / "video.mp4"
-                progress["phase"] = "downloading"
-                with provider_errors():
-                    await download_to(adapter, status.output_url, video_path, progress)
-                trim = request.trim_to_seconds
-                if trim is not None:
-                    info = await _probe(video_path)
-                    if info.duration_seconds > trim + TRIM_TOLERANCE_SECONDS:
-                        progress["phase"] = "trimming"
-                        trimmed = Path(tmp) / "trimmed.mp4"
-                        await asyncio.to_thread(trim_video, video_path, trimmed, trim)
-                        video_path = trimmed
-                progress["phase"] = "uploading"
-                return await self._publish(
-                    key,
-                    video_path,
-                    thumbnail=thumbnail_key(request.job_id),
-                    last_frame=request.keep_last_frame,
-                )
+        if status.state is not TaskState.SUCCEEDED or not status.output_url:
+            raise ApplicationError(
+                f"provider task is {status.state.value}, not succeeded",
+                type="invalid_request",
+                non_retryable=True,
+            )
+        with tempfile.TemporaryDirectory(prefix="reelay-store-") as tmp:
+            video_path = Path(tmp) / "video.mp4"
+            progress["phase"] = "downloading"
+            with provider_errors():
+                await download_to(adapter, status.output_url, video_path, progress)
+            trim = request.trim_to_seconds
+            if trim is not None:
+                info = await _probe(video_path)
+                if info.duration_seconds > trim + TRIM_TOLERANCE_SECONDS:
+                    progress["phase"] = "trimming"
+                    trimmed = Path(tmp) / "trimmed.mp4"
+                    await asyncio.to_thread(trim_video, video_path, trimmed, trim)
+                    video_path = trimmed
+            progress["phase"] = "uploading"
+            return await self._publish(
+                key,
+                video_path,
+                thumbnail=thumbnail_key(request.job_id),
+                last_frame=request.keep_last_frame,
+            )
 
     @activity.defn
     async def stitch_segments(self, request: StitchRequest) -> StoredVideo:

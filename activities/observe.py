@@ -21,6 +21,7 @@ from temporalio.worker import (
 )
 
 from activities.accounts import JobEnd
+from activities.errors import error_label
 from activities.inputs import (
     PollRequest,
     ProviderTaskRef,
@@ -96,7 +97,7 @@ class _Observed(ActivityInboundInterceptor):
 
 
 def _failed(name: str, arg: Any, job: _Job, exc: Exception) -> None:
-    error = exc.type if isinstance(exc, ApplicationError) and exc.type else type(exc).__name__
+    error = error_label(exc)
     metrics.ACTIVITY_ERRORS.labels(name, job.provider, error).inc()
     refused = isinstance(exc, ApplicationError) and exc.non_retryable
     if refused and isinstance(arg, JobSpec | SubmitRequest):
@@ -112,14 +113,20 @@ def _succeeded(arg: Any, result: Any) -> None:
     elif isinstance(result, PollOutcome) and result.status.state in TERMINAL:
         assert isinstance(arg, PollRequest)
         _ended(arg.task, result.status)
+        if result.video is not None and arg.store is not None:  # the loop stored it too
+            _stored("segment" if arg.store.key else "job", result.video)
     elif isinstance(result, StoredVideo) and isinstance(arg, StoreRequest | StitchRequest):
         kind = "chain" if isinstance(arg, StitchRequest) else "segment" if arg.key else "job"
-        metrics.VIDEOS_STORED.labels(kind).inc()
-        metrics.VIDEO_SECONDS_STORED.labels(kind).inc(result.duration_seconds)
+        _stored(kind, result)
     elif isinstance(arg, JobEnd):
         metrics.JOBS_ENDED.labels(arg.model, arg.provider, arg.state.value).inc()
     elif isinstance(result, WebhookAttempt) and isinstance(arg, WebhookDelivery):
         metrics.WEBHOOK_DELIVERIES.labels(arg.event, _webhook_outcome(result)).inc()
+
+
+def _stored(kind: str, video: StoredVideo) -> None:
+    metrics.VIDEOS_STORED.labels(kind).inc()
+    metrics.VIDEO_SECONDS_STORED.labels(kind).inc(video.duration_seconds)
 
 
 def _ended(task: ProviderTaskRef, status: ProviderTaskStatus) -> None:

@@ -9,6 +9,13 @@ workflow must act on: progress that moved by a step (`PROGRESS_SIGNAL`, which dr
 job's view and progress webhooks) and the end (the activity's result). Provider callbacks
 wake the workflow, which polls once itself and lets the loop go on.
 
+A loop asked to (`PollRequest.store`, runs since `store-in-poll`) stores the video of the
+task it saw succeed, with the output URL that poll returned: no workflow task and no
+activity of its own for the store. Its heartbeat says so at once (`STORING`, which the API
+reads as the job's `storing` status). A store that fails here for any reason is handed back
+(`PollOutcome.video` None): the workflow's own store activity then waits out the outage or
+fails the job as it always has.
+
 The interval rule (`next_poll_delay`) is pure; the legacy timer loop of runs started before
 the activity existed uses it too.
 """
@@ -18,19 +25,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 
-from activities.errors import provider_errors
-from activities.inputs import PollRequest
+from activities.errors import error_label, provider_errors
+from activities.inputs import PollRequest, StoreRequest
+from activities.jobs import heartbeating
 from providers.base import ProviderAdapter, ProviderTaskStatus, TaskState
 from reelay import metrics
+from reelay.jobs import StoredVideo
 
 log = structlog.get_logger()
 
@@ -41,6 +50,10 @@ ERROR_FIRST_DELAY_SECONDS = 1.0
 ERROR_MAX_DELAY_SECONDS = 15.0
 #: The activity label one poll inside the loop is measured under (as the one-shot activity).
 ONE_POLL = "poll_provider"
+#: ... and the store it may end with (as the store activity).
+ONE_STORE = "store_video"
+#: The heartbeat detail that says the loop is storing the video (read by the API).
+STORING = "storing"
 TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
 
 
@@ -88,11 +101,17 @@ class PollOutcome(BaseModel):
     polls: int
     progress: float
     deadline_passed: bool = False
+    video: StoredVideo | None = Field(
+        default=None, description="the video the loop stored (asked to, and it could)"
+    )
 
 
 Clock = Callable[[], Awaitable[datetime]]
 Sleep = Callable[[float], Awaitable[None]]
 Report = Callable[[PollProgress], Awaitable[None]]
+#: Stores a finished task's video (`JobActivities.store`): the request, the details it
+#: updates as it goes, and the status just polled.
+Store = Callable[..., Awaitable[StoredVideo]]
 
 
 async def poll_loop(
@@ -149,11 +168,15 @@ async def poll_loop(
 
 
 class PollingActivities:
-    """The poll loop as an activity. It needs the Temporal client to report progress."""
+    """The poll loop as an activity. It needs the Temporal client to report progress, and
+    `store` to store the video where the request asks it to."""
 
-    def __init__(self, client: Client, adapters: dict[str, ProviderAdapter]) -> None:
+    def __init__(
+        self, client: Client, adapters: dict[str, ProviderAdapter], store: Store | None = None
+    ) -> None:
         self._client = client
         self._adapters = adapters
+        self._store = store
 
     @activity.defn
     async def poll_until_done(self, request: PollRequest) -> PollOutcome:
@@ -190,9 +213,34 @@ class PollingActivities:
             heartbeat=beat,
             resumed=details[0] if details and isinstance(details[0], dict) else None,
         )
-        # The store step asks for a fresh output URL; keep signed URLs out of history.
+        video = None
+        if request.store is not None and outcome.status.state is TaskState.SUCCEEDED:
+            video = await self._store_now(request.store, outcome)
+        # A store step asks for a fresh output URL; keep signed URLs out of history.
         status = outcome.status.model_copy(update={"output_url": None})
-        return outcome.model_copy(update={"status": status})
+        return outcome.model_copy(update={"status": status, "video": video})
+
+    async def _store_now(self, request: StoreRequest, outcome: PollOutcome) -> StoredVideo | None:
+        """The video stored, or None (handed back to the workflow's store step) on any
+        failure but a cancellation."""
+        if self._store is None:
+            return None
+        details: dict[str, Any] = {"polls": outcome.polls, "progress": outcome.progress}
+        details[STORING] = True
+        activity.heartbeat(dict(details))  # at once: the job reads as storing from here
+        provider = request.task.route.adapter
+        started = time.perf_counter()
+        try:
+            async with heartbeating(details):
+                return await self._store(request, details, finished=outcome.status)
+        except Exception as exc:
+            error = error_label(exc)
+            metrics.ACTIVITY_ERRORS.labels(ONE_STORE, provider, error).inc()
+            log.warning("storing after the poll failed; the store step takes over", error=error)
+            return None
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.ACTIVITY_LATENCY.labels(ONE_STORE, provider).observe(elapsed)
 
     async def _report(self, workflow_id: str, progress: PollProgress) -> None:
         try:
@@ -205,18 +253,23 @@ async def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: The longest the SDK holds back a poll loop's heartbeat (the poll worker's setting).
+THROTTLE = timedelta(seconds=5)
+
+
 class _Heartbeat:
     """Heartbeats the loop's position every `EVERY_SECONDS` or so, and keeps heartbeating it
     through a long sleep, so a long interval never looks like a lost worker (the timeout,
-    `workflows.clip.POLL_HEARTBEAT_TIMEOUT`, is far longer). The first beat goes out
+    `workflows.clip.POLL_HEARTBEAT_TIMEOUT`, is half as long again). The first beat goes out
     `EVERY_SECONDS` after the loop starts: a task that ends sooner costs Temporal no
     heartbeat (a write of the activity's state), and a retried attempt that finds no
     position starts from the request's."""
 
-    #: The SDK sends at most one heartbeat per 80 % of the timeout (48 s) and keeps the
-    #: latest details; beating more often than this only costs the worker encoding and
-    #: wake-ups (at 10,000 loops, beats every 5 s were 2,000 a second).
-    EVERY_SECONDS = 20.0
+    #: The poll worker lets the SDK send a heartbeat at most `THROTTLE` after the last (so
+    #: the `STORING` beat shows within seconds); the loop itself beats this seldom, well
+    #: within the timeout: beating more often only costs Temporal a write and the worker
+    #: encoding and wake-ups (at 10,000 loops, beats every 5 s were 2,000 a second).
+    EVERY_SECONDS = 40.0
 
     def __init__(self) -> None:
         self._details: dict[str, Any] = {}

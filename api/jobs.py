@@ -23,6 +23,7 @@ from temporalio.common import QueryRejectCondition
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.polling import STORING, PollingActivities
 from api import accounts, dispatch
 from api.notes import note_job
 from api.problem import APIError, not_found, unavailable
@@ -366,7 +367,22 @@ async def _memo_view(description: WorkflowExecutionDescription) -> JobView:
     status = description.typed_search_attributes.get(search_attributes.STATUS)
     if status:
         view.status = JobStatus(status)
+    if view.status is JobStatus.PROCESSING and await storing_after_poll(description):
+        view.status = JobStatus.STORING
     return view
+
+
+async def storing_after_poll(description: WorkflowExecutionDescription) -> bool:
+    """Whether the job's poll loop is storing its video: its heartbeat says so (a job since
+    `store-in-poll` stores in the loop, with no workflow task to record the status)."""
+    for pending in description.raw_description.pending_activities:
+        beat = pending.heartbeat_details.payloads
+        if pending.activity_type.name != PollingActivities.poll_until_done.__name__ or not beat:
+            continue
+        details = (await description.data_converter.decode(beat))[0]
+        if isinstance(details, dict) and details.get(STORING):
+            return True
+    return False
 
 
 class JobPage(BaseModel):

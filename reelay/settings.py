@@ -103,6 +103,11 @@ class Settings(BaseSettings):
         default_factory=dict, description="per provider, enforced across all workers"
     )
     provider_concurrent_submits: int = Field(default=8, ge=1, description="per worker")
+    workflow_sandbox: bool = Field(
+        default=False,
+        description="run workflow code in Temporal's sandbox (the test suite does; "
+        "it costs about a tenth of a worker's CPU)",
+    )
     poll_loops_per_worker: int = Field(
         default=20_000, ge=1, description="jobs a worker polls at once (each a sleeping activity)"
     )

@@ -121,6 +121,15 @@ async def status_is(handle: WorkflowHandle, *statuses: JobStatus) -> bool:
     return (await view_of(handle)).status in statuses
 
 
+async def is_storing(handle: WorkflowHandle) -> bool:
+    """The job is storing its video, as the API reads it: its store step, or (since
+    `store-in-poll`) its poll loop storing the video of the task it saw succeed."""
+    status = (await view_of(handle)).status
+    if status is JobStatus.STORING:
+        return True
+    return status is JobStatus.PROCESSING and await jobs.storing_after_poll(await handle.describe())
+
+
 @asynccontextmanager
 async def running_worker(settings: Settings) -> AsyncIterator[Client]:
     """An in-process worker on the settings' task queue; yields its client."""

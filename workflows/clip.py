@@ -95,13 +95,20 @@ JOBS_V5 = "jobs-v5"
 #: Marks runs that take every patch's path on one marker (`JOBS_V5`'s and those since it:
 #: `CURRENT_MEMO` and `END_JOB`).
 JOBS_V6 = "jobs-v6"
+#: Marks runs that take every patch's path on one marker (`JOBS_V6`'s and `STORE_IN_POLL`).
+JOBS_V7 = "jobs-v7"
 #: Marks jobs whose memo follows their view (`MemoKeeper`): the API reads them from the memo.
 CURRENT_MEMO = "current-memo"
 #: Marks jobs that end with one local activity (`AccountActivities.end_job`): it settles
 #: (if admitted through the ledger store) and counts the job by model, provider and state.
 END_JOB = "end-job"
+#: Marks runs whose poll loop stores the video of the task it saw succeed (no store step of
+#: their own unless the loop hands it back: `activities.polling`).
+STORE_IN_POLL = "store-in-poll"
+#: The patches since `JOBS_V6` (a run on `JOBS_V6` took none of them).
+SINCE_JOBS_V6 = frozenset({STORE_IN_POLL})
 #: The patches since `JOBS_V5` (a run on `JOBS_V5` took none of them).
-SINCE_JOBS_V5 = frozenset({CURRENT_MEMO, END_JOB})
+SINCE_JOBS_V5 = frozenset({CURRENT_MEMO, END_JOB}) | SINCE_JOBS_V6
 #: Marks runs that poll in one heartbeating activity (`activities.polling`) and check the job
 #: at its first submit instead of in an activity of its own. Runs without it keep the timer
 #: loop (`_poll_by_timers`) and `validate_job` until they end.
@@ -207,10 +214,14 @@ def job_failure(err: ActivityError) -> BaseException:
 
 def patched(patch_id: str) -> bool:
     """`workflow.patched(patch_id)` for a patch a fold marker stands for: true, without a
-    marker of its own, in runs since `JOBS_V6` (every patch) or `JOBS_V5` (those before it).
-    The run's first call settles each fold for the whole run (the SDK keeps the answer):
-    where a run has asked nothing yet, every earlier patch would have said true as well; a
-    run that replays without a fold's marker asks each patch as it always did."""
+    marker of its own, in runs since `JOBS_V7` (every patch), `JOBS_V6` or `JOBS_V5` (those
+    before each). The run's first call settles each fold for the whole run (the SDK keeps
+    the answer): where a run has asked nothing yet, every earlier patch would have said true
+    as well; a run that replays without a fold's marker asks each patch as it always did."""
+    if workflow.patched(JOBS_V7):
+        return True
+    if patch_id in SINCE_JOBS_V6:
+        return workflow.patched(patch_id)
     if workflow.patched(JOBS_V6):
         return True
     if patch_id not in SINCE_JOBS_V5 and workflow.patched(JOBS_V5):
@@ -278,6 +289,8 @@ class ClipMaker:
         self._polls = 0
         self._route_index = 0
         self._callbacks: list[str] = []
+        #: The video the poll loop stored (since `STORE_IN_POLL`), if it did.
+        self._stored_by_loop: StoredVideo | None = None
         #: The first submit re-checks the job against the catalog (set by the job workflow).
         self.check_at_submit = False
         if job.resume is not None:
@@ -342,20 +355,14 @@ class ClipMaker:
                 _FAILURE_CODES.get(status.failure_kind or FailureKind.INTERNAL, "provider_error"),
                 _failure_message(status),
             )
+        if self._stored_by_loop is not None:
+            self._store_result(self._stored_by_loop)
+            return
         set_status(view, JobStatus.STORING)
         route = job.routes[self._route_index]
-        trim = job.duration_seconds if (route.clip_seconds or 0) > job.duration_seconds else None
-        segment = job.segment
-        request = StoreRequest(
-            job_id=job.job_id,
-            task=self.task,
-            trim_to_seconds=trim,
-            key=segment_key(segment.parent_id, segment.index) if segment else None,
-            keep_last_frame=segment is not None and segment.keep_last_frame,
-        )
         video = await run_activity(
             JobActivities.store_video,
-            request,
+            self._store_request(),
             timedelta(minutes=30),
             summary=console.store_summary(job, route),
             retry=STORE_RETRY,
@@ -363,6 +370,20 @@ class ClipMaker:
             heartbeat=STORE_HEARTBEAT_TIMEOUT,
         )
         self._store_result(video)
+
+    def _store_request(self) -> StoreRequest:
+        """What storing the task's video takes (on the route that made it)."""
+        job = self._job
+        route = job.routes[self._route_index]
+        trim = job.duration_seconds if (route.clip_seconds or 0) > job.duration_seconds else None
+        segment = job.segment
+        return StoreRequest(
+            job_id=job.job_id,
+            task=self.task,
+            trim_to_seconds=trim,
+            key=segment_key(segment.parent_id, segment.index) if segment else None,
+            keep_last_frame=segment is not None and segment.keep_last_frame,
+        )
 
     def _store_result(self, video: StoredVideo) -> None:
         view = self._view
@@ -514,6 +535,7 @@ class ClipMaker:
             progress=view.progress,
             poll_min_seconds=job.poll_min_seconds,
             poll_max_seconds=job.poll_max_seconds,
+            store=self._store_request() if patched(STORE_IN_POLL) else None,
         )
         backstop = max(deadline - workflow.now(), timedelta(0)) + POLL_DEADLINE_GRACE
         loop = workflow.start_activity_method(
@@ -568,6 +590,7 @@ class ClipMaker:
 
     def _loop_ended(self, outcome: PollOutcome) -> ProviderTaskStatus:
         self._polls = outcome.polls
+        self._stored_by_loop = outcome.video
         self._view.progress = max(self._view.progress, outcome.progress)
         if outcome.deadline_passed:
             raise self._deadline_exceeded()

@@ -93,15 +93,23 @@ SCENARIOS: dict[str, tuple[str, dict[str, object]]] = {
         "[emu gen=1] a take that goes on",
         {"model": "runway-gen3", "duration_seconds": 16},
     ),
+    # `jobs-v7`: the poll loop stores the video it waited for.
+    "v7_completed": ("[emu gen=3 steps=6] a paper boat in a bay", {"duration_seconds": 2}),
+    "v7_cancelled": ("[emu gen=60] a night of no end", {"duration_seconds": 2}),
+    "v7_chained": (
+        "[emu gen=1] a take that never stops",
+        {"model": "runway-gen3", "duration_seconds": 16},
+    ),
 }
 #: The chains, each recorded with its first segment (`<name>_segment`).
-CHAINS = ("v2_chained", "v4_chained", "v5_chained", "v6_chained")
+CHAINS = ("v2_chained", "v4_chained", "v5_chained", "v6_chained", "v7_chained")
 # Recorded alongside the scenarios above, from the workflows they start.
 DERIVED = {
     "v2_chained_segment",  # the first segment (a ClipWorkflow) of v2_chained
     "v4_chained_segment",  # the first segment of v4_chained
     "v5_chained_segment",  # the first segment of v5_chained
     "v6_chained_segment",  # the first segment of v6_chained
+    "v7_chained_segment",  # the first segment of v7_chained
     "v3_ledger_first",  # limits on: admitted at once, settling through the ledger store
     "v3_ledger_queued",  # limits on: queued until the first settles, then admitted by it
     "v2_webhook_delivered",  # a WebhookDeliveryWorkflow delivering a job's `completed`
@@ -109,6 +117,7 @@ DERIVED = {
     "v4_ledger_first",  # v3_ledger_first since `lean-jobs` and `local-settle`
     "v5_ledger_first",  # v4_ledger_first since `jobs-v5`
     "v6_ledger_first",  # since `jobs-v6`: settled by `end_job`
+    "v7_ledger_first",  # since `jobs-v7`: stored by the poll loop
     "v3_batch",  # a BatchWorkflow: a line of each dialect and an invalid one, paused, resumed
     # since the batch patch: a duplicate custom_id, windows per provider, webhook events
     "v4_batch",
@@ -125,6 +134,7 @@ LIMITED = {
     "v4_ledger_first",
     "v5_ledger_first",
     "v6_ledger_first",
+    "v7_ledger_first",
 }
 FROZEN = {
     "v2_limited_first",  # limits on: a job admitted at once, settling with its account
@@ -152,7 +162,7 @@ async def _record_job(client: Client, settings: Settings, name: str) -> None:
     if name == "v2_failover":  # a short budget, so the first route gives up in seconds
         spec = spec.model_copy(update={"failover_after_seconds": 3.0})
     handle: WorkflowHandle = await start(client, settings, spec)
-    if name in ("cancelled", "v4_cancelled", "v5_cancelled", "v6_cancelled"):
+    if name.endswith("cancelled"):
         await wait_until(lambda: status_is(handle, JobStatus.PROCESSING))
         await handle.cancel()
     await _finish(handle)
@@ -219,6 +229,7 @@ async def _record_limited(client: Client, settings: Settings, names: set[str]) -
             ("v4_ledger_first", handles[0]),
             ("v5_ledger_first", handles[0]),
             ("v6_ledger_first", handles[0]),
+            ("v7_ledger_first", handles[0]),
             ("v3_ledger_queued", handles[1]),
             ("v2_webhook_delivered", delivery),
         ]:

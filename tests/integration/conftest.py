@@ -153,6 +153,7 @@ def _server_settings(
         "poll_min_seconds": 0.2,
         "poll_max_seconds": 1.0,
         "dev_api_key": DEV_API_KEY,
+        "workflow_sandbox": True,  # every workflow the suite runs is checked by the sandbox
         **values,
     }
     return isolated_settings(**fields)

@@ -30,7 +30,7 @@ from reelay.storage import s3_client
 from reelay.temporal import connect
 from tests.conftest import DEV_API_KEY
 from tests.integration.dialect_helpers import assert_mp4
-from tests.support import MakeStack, Stack, started, unique_prompt, view_of, wait_until
+from tests.support import MakeStack, Stack, is_storing, started, unique_prompt, view_of, wait_until
 from workflows.video_generation import VideoGenerationWorkflow
 
 AUTH = {"Authorization": f"Bearer {DEV_API_KEY}"}
@@ -300,10 +300,7 @@ async def test_a_worker_killed_during_store_stores_once(
     prompt = unique_prompt("[emu gen=1 slow=4000] chaos during store")
     handle = await submit(stack, prompt)
 
-    async def storing() -> bool:
-        return (await view_of(handle)).status is JobStatus.STORING
-
     per_route = await crash_and_recover(
-        stack, handle, prompt, tmp_path, caught=storing, emulator=emulator_server
+        stack, handle, prompt, tmp_path, caught=lambda: is_storing(handle), emulator=emulator_server
     )
     assert per_route == Counter({"runway": 1})

@@ -19,6 +19,7 @@ from reelay.tenants import hash_key
 from tests.conftest import clean_env
 from tests.support import (
     emulator_submissions,
+    is_storing,
     job_spec,
     start,
     status_is,
@@ -41,7 +42,7 @@ async def test_sigkill_during_poll_and_store_loses_nothing(
             job_spec(settings, p, duration_seconds=4) for p in [storing_prompt, *polling_prompts]
         ]
         handles = [await start(client, settings, spec) for spec in specs]
-        await wait_until(lambda: status_is(handles[0], JobStatus.STORING))
+        await wait_until(lambda: is_storing(handles[0]))
         for handle in handles[1:]:
             assert await status_is(handle, JobStatus.PROCESSING, JobStatus.QUEUED)
         worker.kill()

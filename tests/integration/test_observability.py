@@ -354,7 +354,8 @@ def test_one_trace_links_the_api_request_to_the_activities_and_the_provider_call
         client_calls = [
             span for s, span in spans if s == "reelay-worker" and span.kind == Span.SPAN_KIND_CLIENT
         ]
-        if "RunActivity:store_video" in names and client_calls:
+        # The poll loop stores the video: its span ends the job's activities.
+        if "RunActivity:poll_until_done" in names and client_calls:
             break
         assert time.monotonic() < deadline, f"spans of {job_id} so far: {sorted(names)}"
         time.sleep(0.2)

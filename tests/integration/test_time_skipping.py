@@ -95,7 +95,7 @@ class FakeProvider:
     running_polls: int = 3
     progress: float | None = None
     lose_first_submit: bool = False
-    store_failures: int = 0  # attempts of the store that find S3 down
+    store_failures: int = 0  # stores (the poll loop's, then the store step's) that find S3 down
     stores: list[Call] = field(default_factory=list)
     submits: list[Call] = field(default_factory=list)
     polls: list[Call] = field(default_factory=list)
@@ -140,7 +140,7 @@ class FakeProvider:
             await handle.signal(PROGRESS_SIGNAL, progress)
             taken.append(self._progress_taken(request.workflow_id, progress.progress))
 
-        return await poll_loop(
+        outcome = await poll_loop(
             request,
             lambda: self.poll_provider(request.task),
             now=self._clock,
@@ -148,6 +148,13 @@ class FakeProvider:
             report=report,
             heartbeat=lambda details: activity.heartbeat(details),
         )
+        if request.store is None or outcome.status.state is not TaskState.SUCCEEDED:
+            return outcome
+        try:  # as the real loop: store the video, or hand the store back on any failure
+            video = await self._store(request.store)
+        except ApplicationError:
+            return outcome
+        return outcome.model_copy(update={"video": video})
 
     async def _progress_taken(self, workflow_id: str, progress: float) -> None:
         job = await self.env.client.get_workflow_handle(workflow_id).query(
@@ -183,8 +190,11 @@ class FakeProvider:
 
     @activity.defn(name="store_video")
     async def store_video(self, request: StoreRequest) -> StoredVideo:
+        return await self._store(request)
+
+    async def _store(self, request: StoreRequest) -> StoredVideo:
         self.stores.append(Call(await self._now(), request.task.route))
-        if activity.info().attempt <= self.store_failures:
+        if len(self.stores) <= self.store_failures:
             raise ApplicationError("object storage is unavailable", type=STORAGE_TYPE)
         clip = self.tasks[request.task.task_id].job
         key = request.key or f"videos/{request.job_id}.mp4"

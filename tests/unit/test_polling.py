@@ -1,16 +1,21 @@
-"""The adaptive poll interval."""
+"""The adaptive poll interval, the poll loop, and the loop as an activity that stores."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import pytest
+from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
-from activities.inputs import PollRequest, ProviderTaskRef
+from activities.errors import STORAGE_TYPE
+from activities.inputs import PollRequest, ProviderTaskRef, StoreRequest
 from activities.polling import (
+    STORING,
+    PollingActivities,
     PollOutcome,
     PollProgress,
     estimate_remaining,
@@ -19,7 +24,7 @@ from activities.polling import (
 )
 from providers.base import ProviderTaskStatus, TaskState
 from providers.errors import PermanentProviderError, RetryableProviderError
-from reelay.jobs import Route
+from reelay.jobs import Route, StoredVideo
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 RUNWAY = Route(adapter="runway", upstream_model="veo3")
@@ -162,3 +167,85 @@ async def test_a_retried_attempt_resumes_from_the_heartbeat() -> None:
             next_poll_delay(polls=8, remaining=upstream.slept[0] * 2, min_seconds=1, max_seconds=30)
         )
     ]
+
+
+# The loop as an activity that stores the video of the task it saw succeed (`store-in-poll`).
+
+OUTPUT_URL = "https://provider.example/out.mp4?signature=s3cr3t"
+VIDEO = StoredVideo(
+    key="videos/job_vid_x.mp4",
+    sha256="0" * 64,
+    size_bytes=10,
+    width=1280,
+    height=720,
+    duration_seconds=4.0,
+)
+
+
+class FinishedTask:
+    """A provider whose task has succeeded (the loop only polls it)."""
+
+    async def poll(self, route: Route, task_id: str) -> ProviderTaskStatus:
+        return ProviderTaskStatus(state=TaskState.SUCCEEDED, output_url=OUTPUT_URL)
+
+
+@dataclass
+class Storage:
+    """Stores what it is asked to, or fails as S3 does when `down`."""
+
+    down: bool = False
+    calls: list[tuple[StoreRequest, str | None, dict[str, Any]]] = field(default_factory=list)
+
+    async def store(
+        self, request: StoreRequest, progress: dict[str, Any], *, finished: ProviderTaskStatus
+    ) -> StoredVideo:
+        self.calls.append((request, finished.output_url, dict(progress)))
+        if self.down:
+            raise ApplicationError("object storage is unavailable", type=STORAGE_TYPE)
+        return VIDEO
+
+
+async def run_activity(storage: Storage, *, store: bool) -> tuple[PollOutcome, list[Any]]:
+    task = ProviderTaskRef(route=RUNWAY, task_id="t")
+    request = PollRequest(
+        workflow_id="job_vid_x",
+        task=task,
+        started_at=datetime.now(UTC),
+        deadline=datetime.now(UTC) + timedelta(seconds=600),
+        poll_min_seconds=1.0,
+        poll_max_seconds=30.0,
+        store=StoreRequest(job_id="job_vid_x", task=task) if store else None,
+    )
+    loops = PollingActivities(
+        cast(Client, None), {"runway": cast(Any, FinishedTask())}, storage.store
+    )
+    env = ActivityEnvironment()
+    beats: list[Any] = []
+    env.on_heartbeat = lambda *details: beats.append(details[0])
+    return await env.run(loops.poll_until_done, request), beats
+
+
+async def test_the_loop_stores_the_video_with_the_url_its_poll_returned() -> None:
+    storage = Storage()
+    outcome, beats = await run_activity(storage, store=True)
+    assert outcome.video == VIDEO
+    assert outcome.status.state is TaskState.SUCCEEDED
+    assert outcome.status.output_url is None  # no signed URL in the workflow's history
+    ((request, url, progress),) = storage.calls
+    assert url == OUTPUT_URL and request.job_id == "job_vid_x"
+    assert progress[STORING] is True  # what the store step saw: the loop's position, storing
+    assert beats[0] == {"polls": 1, "progress": 0.0, STORING: True}  # beaten at once
+
+
+async def test_a_store_that_fails_in_the_loop_is_handed_back_to_the_workflow() -> None:
+    storage = Storage(down=True)
+    outcome, _ = await run_activity(storage, store=True)
+    assert len(storage.calls) == 1
+    assert outcome.video is None and outcome.status.state is TaskState.SUCCEEDED
+
+
+async def test_a_loop_not_asked_to_store_does_not() -> None:
+    storage = Storage()
+    outcome, beats = await run_activity(storage, store=False)
+    assert storage.calls == [] and beats == []
+    assert outcome.video is None and outcome.status.state is TaskState.SUCCEEDED

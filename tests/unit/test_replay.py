@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 from activities.polling import PROGRESS_SIGNAL
 from worker import WORKFLOW_RUNNER, WORKFLOWS
 from workflows.batch import CARRIED_WINDOW, LINE_DONE_SIGNAL, UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS
-from workflows.clip import JOBS_V5, JOBS_V6, LEAN_JOBS
+from workflows.clip import JOBS_V5, JOBS_V6, JOBS_V7, LEAN_JOBS
 from workflows.video_generation import LEDGER_STORE_SETTLE, LOCAL_SETTLE
 
 HISTORIES = {
@@ -49,6 +49,15 @@ def _events(history: str) -> list[dict[str, Any]]:
     return events
 
 
+def _scheduled(history: str) -> list[str]:
+    """The activity type of each activity a history schedules, in order."""
+    return [
+        e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for e in _events(history)
+        if "activityTaskScheduledEventAttributes" in e
+    ]
+
+
 def test_histories_cover_limits_and_continue_as_new() -> None:
     """Jobs settling with and admitted by their account, and both long-lived kinds rolling
     over (continue-as-new) and resuming, are among the replayed paths."""
@@ -76,12 +85,7 @@ def test_histories_cover_limits_and_continue_as_new() -> None:
 def test_histories_cover_settling_through_the_ledger_store() -> None:
     """Jobs the API admitted through the ledger store: settled by the `settle_job` activity
     behind its patch, and a queued one admitted by that activity's `admit` signal."""
-    scheduled = {
-        e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
-        for h in HISTORIES.values()
-        for e in _events(h)
-        if "activityTaskScheduledEventAttributes" in e
-    }
+    scheduled = {name for h in HISTORIES.values() for name in _scheduled(h)}
     assert "settle_job" in scheduled
     patches = {
         json.loads(base64.b64decode(marker["details"]["patch-data"]["payloads"][0]["data"]))["id"]
@@ -184,11 +188,7 @@ def test_histories_cover_lean_jobs_polling_in_one_activity() -> None:
     assert {"v4_completed", "v4_cancelled", "v4_chained_segment", "v4_ledger_first"} <= set(lean)
     for history in lean.values():
         events = _events(history)
-        scheduled = [
-            e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
-            for e in events
-            if "activityTaskScheduledEventAttributes" in e
-        ]
+        scheduled = _scheduled(history)
         assert "validate_job" not in scheduled
         assert scheduled.count("poll_until_done") == 1
         assert not any("timerStartedEventAttributes" in e for e in events)
@@ -221,11 +221,7 @@ def test_histories_cover_jobs_v5_on_one_marker() -> None:
         assert _patches(history) == {JOBS_V5}
         assert not any("timerStartedEventAttributes" in e for e in _events(history))
     for name in ("v5_completed", "v5_cancelled", "v5_chained_segment", "v5_ledger_first"):
-        scheduled = [
-            e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
-            for e in _events(v5[name])
-            if "activityTaskScheduledEventAttributes" in e
-        ]
+        scheduled = _scheduled(v5[name])
         assert scheduled[0] == "submit_to_provider" and scheduled.count("poll_until_done") == 1
     children = {
         e["startChildWorkflowExecutionInitiatedEventAttributes"]["workflowType"]["name"]
@@ -264,3 +260,21 @@ def test_histories_cover_a_batch_carrying_its_window_over_continue_as_new() -> N
     }
     assert LINE_DONE_SIGNAL in signals
     assert workflow_type(HISTORIES["v5_batch_line"]) == "BatchLineWorkflow"
+
+
+def test_histories_cover_jobs_stored_by_their_poll_loop() -> None:
+    """Runs since `jobs-v7` (a job, a cancelled one, a chain and its segment, a ledger job):
+    the poll loop stores the video, so no store activity follows it."""
+    stored = {n: h for n, h in HISTORIES.items() if JOBS_V7 in _patches(h)}
+    assert {
+        "v7_completed",
+        "v7_cancelled",
+        "v7_chained",
+        "v7_chained_segment",
+        "v7_ledger_first",
+    } <= set(stored)
+    for name in ("v7_completed", "v7_chained_segment", "v7_ledger_first"):
+        scheduled = _scheduled(stored[name])
+        assert scheduled.count("poll_until_done") == 1
+        assert "store_video" not in scheduled
+    assert "stitch_segments" in _scheduled(stored["v7_chained"])
