@@ -142,7 +142,7 @@ class JobActivities:
     @activity.defn
     async def store_video(self, request: StoreRequest) -> StoredVideo:
         """Store the video of the finished provider task `request.task` (see `store`)."""
-        async with heartbeating({"phase": "checking"}) as progress:
+        async with heartbeating({}) as progress:
             return await self.store(request, progress)
 
     async def store(

@@ -26,7 +26,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from pydantic import BaseModel, Field
@@ -36,7 +36,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities.errors import error_label, provider_errors
 from activities.inputs import PollRequest, StoreRequest
-from activities.jobs import heartbeating
+from activities.jobs import JobActivities, heartbeating
 from providers.base import ProviderAdapter, ProviderTaskStatus, TaskState
 from reelay import metrics
 from reelay.jobs import StoredVideo
@@ -49,9 +49,9 @@ PROGRESS_SIGNAL = "provider_progress"
 ERROR_FIRST_DELAY_SECONDS = 1.0
 ERROR_MAX_DELAY_SECONDS = 15.0
 #: The activity label one poll inside the loop is measured under (as the one-shot activity).
-ONE_POLL = "poll_provider"
+ONE_POLL = JobActivities.poll_provider.__name__
 #: ... and the store it may end with (as the store activity).
-ONE_STORE = "store_video"
+ONE_STORE = JobActivities.store_video.__name__
 #: The heartbeat detail that says the loop is storing the video (read by the API).
 STORING = "storing"
 TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
@@ -109,9 +109,15 @@ class PollOutcome(BaseModel):
 Clock = Callable[[], Awaitable[datetime]]
 Sleep = Callable[[float], Awaitable[None]]
 Report = Callable[[PollProgress], Awaitable[None]]
-#: Stores a finished task's video (`JobActivities.store`): the request, the details it
-#: updates as it goes, and the status just polled.
-Store = Callable[..., Awaitable[StoredVideo]]
+
+
+class Store(Protocol):
+    """Stores a finished task's video (`JobActivities.store`), updating `progress` as it
+    goes; `finished` is the status just polled (its output URL fresh)."""
+
+    async def __call__(
+        self, request: StoreRequest, progress: dict[str, Any], *, finished: ProviderTaskStatus
+    ) -> StoredVideo: ...
 
 
 async def poll_loop(
@@ -171,9 +177,7 @@ class PollingActivities:
     """The poll loop as an activity. It needs the Temporal client to report progress, and
     `store` to store the video where the request asks it to."""
 
-    def __init__(
-        self, client: Client, adapters: dict[str, ProviderAdapter], store: Store | None = None
-    ) -> None:
+    def __init__(self, client: Client, adapters: dict[str, ProviderAdapter], store: Store) -> None:
         self._client = client
         self._adapters = adapters
         self._store = store
@@ -223,10 +227,11 @@ class PollingActivities:
     async def _store_now(self, request: StoreRequest, outcome: PollOutcome) -> StoredVideo | None:
         """The video stored, or None (handed back to the workflow's store step) on any
         failure but a cancellation."""
-        if self._store is None:
-            return None
-        details: dict[str, Any] = {"polls": outcome.polls, "progress": outcome.progress}
-        details[STORING] = True
+        details: dict[str, Any] = {
+            "polls": outcome.polls,
+            "progress": outcome.progress,
+            STORING: True,
+        }
         activity.heartbeat(dict(details))  # at once: the job reads as storing from here
         provider = request.task.route.adapter
         started = time.perf_counter()
