@@ -331,19 +331,22 @@ async def _probe(path: Path) -> VideoInfo:
 
 
 @contextlib.asynccontextmanager
-async def heartbeating(details: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+async def heartbeating(
+    details: dict[str, Any], *, first_after: float = HEARTBEAT_EVERY_SECONDS
+) -> AsyncIterator[dict[str, Any]]:
     """Heartbeat `details` every few seconds while the block runs, whatever it waits on (a
     slow download, a thread), so only a dead worker misses its heartbeat timeout. The block
     may update `details` to say how far it is.
 
-    The first beat goes out after `HEARTBEAT_EVERY_SECONDS`, well within every heartbeat
-    timeout: a block done sooner (most submits and stores) costs Temporal no heartbeat, a
-    write of the activity's state."""
+    The first beat goes out after `first_after` seconds (`HEARTBEAT_EVERY_SECONDS` unless
+    said), well within every heartbeat timeout: a block done sooner (most submits and
+    stores) costs Temporal no heartbeat, a write of the activity's state."""
 
     async def beat() -> None:
+        await asyncio.sleep(first_after)
         while True:
-            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
             activity.heartbeat(dict(details))
+            await asyncio.sleep(HEARTBEAT_EVERY_SECONDS)
 
     task = asyncio.create_task(beat())
     try:

@@ -11,10 +11,10 @@ wake the workflow, which polls once itself and lets the loop go on.
 
 A loop asked to (`PollRequest.store`, runs since `store-in-poll`) stores the video of the
 task it saw succeed, with the output URL that poll returned: no workflow task and no
-activity of its own for the store. Its heartbeat says so at once (`STORING`, which the API
-reads as the job's `storing` status). A store that fails here for any reason is handed back
-(`PollOutcome.video` None): the workflow's own store activity then waits out the outage or
-fails the job as it always has.
+activity of its own for the store. A store that takes more than a second says so in its
+heartbeat (`STORING`, which the API reads as the job's `storing` status). A store that fails
+here for any reason is handed back (`PollOutcome.video` None): the workflow's own store
+activity then waits out the outage or fails the job as it always has.
 
 The interval rule (`next_poll_delay`) is pure; the legacy timer loop of runs started before
 the activity existed uses it too.
@@ -54,6 +54,9 @@ ONE_POLL = JobActivities.poll_provider.__name__
 ONE_STORE = JobActivities.store_video.__name__
 #: The heartbeat detail that says the loop is storing the video (read by the API).
 STORING = "storing"
+#: A store still going this long into it heartbeats `STORING` (then every few seconds); one
+#: done sooner (most are) costs Temporal no heartbeat, a write of the activity's state.
+STORING_SHOWN_AFTER_SECONDS = 1.0
 TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
 
 
@@ -232,11 +235,10 @@ class PollingActivities:
             "progress": outcome.progress,
             STORING: True,
         }
-        activity.heartbeat(dict(details))  # at once: the job reads as storing from here
         provider = request.task.route.adapter
         started = time.perf_counter()
         try:
-            async with heartbeating(details):
+            async with heartbeating(details, first_after=STORING_SHOWN_AFTER_SECONDS):
                 return await self._store(request, details, finished=outcome.status)
         except Exception as exc:
             error = error_label(exc)

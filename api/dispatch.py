@@ -27,7 +27,7 @@ from reelay.jobs import JobSpec, JobView
 from reelay.settings import Settings
 from reelay.store import JobState, LedgerStore, StoreUnavailable
 from workflows import console, search_attributes
-from workflows.video_generation import MEMO_VIEW, VideoGenerationWorkflow
+from workflows.video_generation import MEMO_CURRENT, MEMO_VIEW, VideoGenerationWorkflow
 
 log = structlog.get_logger()
 
@@ -55,7 +55,8 @@ async def start_workflow(
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             search_attributes=search_attributes.for_new_job(spec),
-            memo={MEMO_VIEW: JobView.from_spec(spec)},
+            # current: the workflow keeps it until its view changes (`MemoKeeper.keep`)
+            memo={MEMO_VIEW: JobView.from_spec(spec), MEMO_CURRENT: True},
             static_summary=console.job_summary(spec),
             static_details=console.job_details(spec),
         )

@@ -97,6 +97,8 @@ JOBS_V5 = "jobs-v5"
 JOBS_V6 = "jobs-v6"
 #: Marks runs that take every patch's path on one marker (`JOBS_V6`'s and `STORE_IN_POLL`).
 JOBS_V7 = "jobs-v7"
+#: Marks runs that take every patch's path on one marker (`JOBS_V7`'s and `START_MEMO_KEPT`).
+JOBS_V8 = "jobs-v8"
 #: Marks jobs whose memo follows their view (`MemoKeeper`): the API reads them from the memo.
 CURRENT_MEMO = "current-memo"
 #: Marks jobs that end with one local activity (`AccountActivities.end_job`): it settles
@@ -105,8 +107,13 @@ END_JOB = "end-job"
 #: Marks runs whose poll loop stores the video of the task it saw succeed (no store step of
 #: their own unless the loop hands it back: `activities.polling`).
 STORE_IN_POLL = "store-in-poll"
+#: Marks jobs that keep the memo they started with when it is their view, marked current
+#: (by the API since then): their first workflow task writes no memo (`MemoKeeper.keep`).
+START_MEMO_KEPT = "start-memo-kept"
+#: The patches since `JOBS_V7` (a run on `JOBS_V7` took none of them).
+SINCE_JOBS_V7 = frozenset({START_MEMO_KEPT})
 #: The patches since `JOBS_V6` (a run on `JOBS_V6` took none of them).
-SINCE_JOBS_V6 = frozenset({STORE_IN_POLL})
+SINCE_JOBS_V6 = frozenset({STORE_IN_POLL}) | SINCE_JOBS_V7
 #: The patches since `JOBS_V5` (a run on `JOBS_V5` took none of them).
 SINCE_JOBS_V5 = frozenset({CURRENT_MEMO, END_JOB}) | SINCE_JOBS_V6
 #: Marks runs that poll in one heartbeating activity (`activities.polling`) and check the job
@@ -214,10 +221,15 @@ def job_failure(err: ActivityError) -> BaseException:
 
 def patched(patch_id: str) -> bool:
     """`workflow.patched(patch_id)` for a patch a fold marker stands for: true, without a
-    marker of its own, in runs since `JOBS_V7` (every patch), `JOBS_V6` or `JOBS_V5` (those
-    before each). The run's first call settles each fold for the whole run (the SDK keeps
-    the answer): where a run has asked nothing yet, every earlier patch would have said true
-    as well; a run that replays without a fold's marker asks each patch as it always did."""
+    marker of its own, in runs since `JOBS_V8` (every patch), `JOBS_V7`, `JOBS_V6` or
+    `JOBS_V5` (those before each). The run's first call settles each fold for the whole run
+    (the SDK keeps the answer): where a run has asked nothing yet, every earlier patch would
+    have said true as well; a run that replays without a fold's marker asks each patch as it
+    always did."""
+    if workflow.patched(JOBS_V8):
+        return True
+    if patch_id in SINCE_JOBS_V7:
+        return workflow.patched(patch_id)
     if workflow.patched(JOBS_V7):
         return True
     if patch_id in SINCE_JOBS_V6:
@@ -253,8 +265,16 @@ class MemoKeeper:
         self._current = False
         self._keeper: asyncio.Task[None] | None = None
 
-    def keep(self) -> None:
+    def keep(self, *, from_start: bool) -> None:
+        """Keep the memo current from here. `from_start` (since `START_MEMO_KEPT`): the memo
+        the API started the job with, marked current, stands for the view until it changes
+        in more than the `started_at` a job's first task sets (that shows with the next
+        change, its status going to processing), so the first task writes no memo. Runs
+        before it rewrite the memo in their first task."""
         self._current = True
+        if from_start and workflow.memo_value(MEMO_CURRENT, default=False):
+            start = workflow.memo_value(MEMO_VIEW, type_hint=JobView)
+            self._kept = start.model_copy(update={"started_at": workflow.now()})
         self._keeper = asyncio.create_task(self._follow())
 
     async def _follow(self) -> None:

@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         CURRENT_MEMO,
         END_JOB,
         LEAN_JOBS,
+        START_MEMO_KEPT,
         STORE_AT_LEAST,
         STORE_RETRY,
         ClipMaker,
@@ -140,7 +141,7 @@ class VideoGenerationWorkflow(ChainHandlers):
     @workflow.run
     async def run(self, job: JobSpec) -> JobView:
         if patched(CURRENT_MEMO):
-            self._memo.keep()
+            self._memo.keep(from_start=patched(START_MEMO_KEPT))
         try:
             if not self._admitted:
                 await workflow.wait_condition(lambda: self._admitted)

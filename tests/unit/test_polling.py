@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -11,6 +12,7 @@ from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities import polling
 from activities.errors import STORAGE_TYPE
 from activities.inputs import PollRequest, ProviderTaskRef, StoreRequest
 from activities.polling import (
@@ -191,15 +193,20 @@ class FinishedTask:
 
 @dataclass
 class Storage:
-    """Stores what it is asked to, or fails as S3 does when `down`."""
+    """Stores what it is asked to, or fails as S3 does when `down`; a `slow` store lasts
+    until the loop has heartbeated."""
 
     down: bool = False
+    slow: bool = False
     calls: list[tuple[StoreRequest, str | None, dict[str, Any]]] = field(default_factory=list)
+    beaten: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def store(
         self, request: StoreRequest, progress: dict[str, Any], *, finished: ProviderTaskStatus
     ) -> StoredVideo:
         self.calls.append((request, finished.output_url, dict(progress)))
+        if self.slow:
+            await self.beaten.wait()
         if self.down:
             raise ApplicationError("object storage is unavailable", type=STORAGE_TYPE)
         return VIDEO
@@ -221,7 +228,12 @@ async def run_activity(storage: Storage, *, store: bool) -> tuple[PollOutcome, l
     )
     env = ActivityEnvironment()
     beats: list[Any] = []
-    env.on_heartbeat = lambda *details: beats.append(details[0])
+
+    def beat(*details: Any) -> None:
+        beats.append(details[0])
+        storage.beaten.set()
+
+    env.on_heartbeat = beat
     return await env.run(loops.poll_until_done, request), beats
 
 
@@ -234,7 +246,15 @@ async def test_the_loop_stores_the_video_with_the_url_its_poll_returned() -> Non
     ((request, url, progress),) = storage.calls
     assert url == OUTPUT_URL and request.job_id == "job_vid_x"
     assert progress[STORING] is True  # what the store step saw: the loop's position, storing
-    assert beats[0] == {"polls": 1, "progress": 0.0, STORING: True}  # beaten at once
+    assert beats == []  # a quick store costs Temporal no heartbeat
+
+
+async def test_a_slow_store_heartbeats_that_it_is_storing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(polling, "STORING_SHOWN_AFTER_SECONDS", 0.01)
+    storage = Storage(slow=True)
+    outcome, beats = await run_activity(storage, store=True)
+    assert outcome.video == VIDEO
+    assert beats[0] == {"polls": 1, "progress": 0.0, STORING: True}
 
 
 async def test_a_store_that_fails_in_the_loop_is_handed_back_to_the_workflow() -> None:

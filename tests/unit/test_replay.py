@@ -19,7 +19,7 @@ from temporalio.worker import Replayer
 from activities.polling import PROGRESS_SIGNAL
 from worker import WORKFLOW_RUNNER, WORKFLOWS
 from workflows.batch import CARRIED_WINDOW, LINE_DONE_SIGNAL, UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS
-from workflows.clip import JOBS_V5, JOBS_V6, JOBS_V7, LEAN_JOBS
+from workflows.clip import JOBS_V5, JOBS_V6, JOBS_V7, JOBS_V8, LEAN_JOBS
 from workflows.video_generation import LEDGER_STORE_SETTLE, LOCAL_SETTLE
 
 HISTORIES = {
@@ -278,3 +278,17 @@ def test_histories_cover_jobs_stored_by_their_poll_loop() -> None:
         assert scheduled.count("poll_until_done") == 1
         assert "store_video" not in scheduled
     assert "stitch_segments" in _scheduled(stored["v7_chained"])
+
+
+def test_histories_cover_jobs_keeping_the_memo_they_started_with() -> None:
+    """Runs since `jobs-v8` (a job, a cancelled one, a chain, a ledger job): the API starts
+    them with their view marked current, so no memo is written before their first step
+    (the submit's end), where runs before it rewrote the memo in their first task."""
+    kept = {n: h for n, h in HISTORIES.items() if JOBS_V8 in _patches(h)}
+    assert {"v8_completed", "v8_cancelled", "v8_chained", "v8_ledger_first"} <= set(kept)
+    for name in ("v8_completed", "v8_cancelled", "v8_ledger_first", "v7_completed"):
+        history = HISTORIES[name]
+        kinds = [e["eventType"] for e in _events(history)]
+        first_step = kinds.index("EVENT_TYPE_ACTIVITY_TASK_COMPLETED")
+        written = "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED" in kinds[:first_step]
+        assert written is (name == "v7_completed"), name
