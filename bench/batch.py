@@ -6,7 +6,9 @@ bytes, over its continue-as-new runs).
 `python -m bench.batch [--lines 10000] [--concurrency 32] [--api-jobs 2000]` (the output
 file is streamed whole at the end, as a check that every line has its record). Each line is
 the job the other benchmarks make (`bench.stack.MODEL`, `SECONDS`, 720p); the API baseline
-makes `--api-jobs` of them (a steady rate needs no more).
+makes `--api-jobs` of them (a steady rate needs no more), half before the batch and half
+after it, and the batch is compared with their mean: the server grows as the batch runs, so
+a baseline run only before it (or only after) would favour one side.
 """
 
 from __future__ import annotations
@@ -130,7 +132,8 @@ def _descendants(root: int) -> list[int]:
 
 
 def peak_rss_mb() -> dict[str, float]:
-    """VmHWM (peak resident set) of the stack's worker and API processes."""
+    """VmHWM (peak resident set) of the stack's worker and API processes (the API
+    baseline's first half ran before the batch, with far fewer jobs in flight)."""
     peaks: dict[str, float] = {}
     for pid in _descendants(os.getpid()):
         try:
@@ -171,17 +174,21 @@ def main() -> None:
         tempfile.TemporaryDirectory(prefix="reelay-bench-") as tmp,
         own_stack(Path(tmp), emulator_generation_seconds=0.0) as settings,
     ):
+        api_jobs = min(args.lines, args.api_jobs)
+        api_before = asyncio.run(run_api(settings.public_url, api_jobs // 2, args.concurrency))
         batch = asyncio.run(run_batch(settings.public_url, args.lines, args.concurrency))
         peaks = peak_rss_mb()
-        api_jobs = min(args.lines, args.api_jobs)
-        api_rate = asyncio.run(run_api(settings.public_url, api_jobs, args.concurrency))
+        api_after = asyncio.run(
+            run_api(settings.public_url, api_jobs - api_jobs // 2, args.concurrency)
+        )
         runs, events, size = asyncio.run(largest_history(settings, str(batch["batch_id"])))
+    api_rate = (api_before + api_after) / 2
     print(f"batch of {args.lines} lines at concurrency {args.concurrency}: {batch['status']}")
     print(f"  validate {batch['validate_s']:.1f} s, run {batch['run_s']:.1f} s")
     rate = float(batch["lines_per_s"])
     print(
-        f"  batch {rate:.1f} lines/s vs API {api_rate:.1f} jobs/s ({rate / api_rate:.2f}x, "
-        f"{api_jobs} jobs)"
+        f"  batch {rate:.1f} lines/s vs API {api_rate:.1f} jobs/s ({rate / api_rate:.2f}x; "
+        f"{api_jobs} jobs: {api_before:.1f} jobs/s before the batch, {api_after:.1f} after)"
     )
     print(f"  output: {batch['output_records']} records streamed in {batch['output_s']:.1f} s")
     print(f"  status reads without a view: {batch['unanswered_reads']}")
