@@ -9,7 +9,6 @@ A line is OpenAI's batch line: `{"custom_id", "method": "POST", "url", "body"}`,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import time
@@ -58,7 +57,7 @@ from reelay.batches import (
     render,
 )
 from reelay.errors import ErrorCode
-from reelay.jobs import JobStatus, micro_usd_to_usd, quoted_cost_micro_usd
+from reelay.jobs import JobStatus, JobView, micro_usd_to_usd, quoted_cost_micro_usd
 from reelay.media import InvalidMediaError
 from reelay.settings import Settings
 from reelay.ssrf import UnsafeURLError, check_url, pinned_stream
@@ -67,6 +66,7 @@ from reelay.tenants import Tenant, TenantDirectory
 from reelay.webhooks import encode_body, signed_headers, tenant_secret
 from workflows import console, search_attributes
 from workflows.batch import BatchWorkflow, for_new_batch
+from workflows.video_generation import VideoGenerationWorkflow
 
 log = structlog.get_logger()
 
@@ -401,24 +401,26 @@ class BatchActivities:
             return await self._record(run, parsed.custom_id, None, "invalid_request", str(exc))
         job_id = admission.view.job_id
         try:
-            await self._wait_for(job_id)
+            completed = await self._wait_for(job_id)
         except asyncio.CancelledError:
             await self._cancel_job(job_id)
             await self._record(run, parsed.custom_id, job_id, None, None, cancelled=True)
             raise
-        return await self._record(run, parsed.custom_id, job_id, None, None)
+        return await self._record(run, parsed.custom_id, job_id, None, None, view=completed)
 
-    async def _wait_for(self, job_id: str) -> None:
-        handle = self._client.get_workflow_handle(job_id)
+    async def _wait_for(self, job_id: str) -> JobView | None:
+        """Until the job ends: its final view if it completed (its workflow's result), None
+        if it failed or was cancelled (its view then says how)."""
+        handle = self._client.get_workflow_handle_for(VideoGenerationWorkflow.run, job_id)
         result = asyncio.ensure_future(handle.result())
         try:
             while True:
                 done, _ = await asyncio.wait({result}, timeout=5)
                 if done:
-                    # a cancelled or failed job: its view says how it ended
-                    with contextlib.suppress(WorkflowFailureError):
-                        result.result()
-                    return
+                    try:
+                        return result.result()
+                    except WorkflowFailureError:
+                        return None
                 activity.heartbeat(job_id)
         finally:
             result.cancel()
@@ -440,11 +442,15 @@ class BatchActivities:
         error_message: str | None,
         *,
         cancelled: bool = False,
+        view: JobView | None = None,
     ) -> LineOutcome:
+        """Write the line's output record; `view` is the job's final one when the caller has
+        it (else it is read)."""
         record: dict[str, Any] = {"custom_id": custom_id, "line": run.ref.line, "job_id": job_id}
         outcome = LineOutcome(line=run.ref.line, status="failed", job_id=job_id)
         if job_id is not None:
-            view, _ = await jobs.read_job(self._client, self._settings, job_id, None)
+            if view is None:
+                view, _ = await jobs.read_job(self._client, self._settings, job_id, None)
             rendered = render_native(view, self._settings)
             status = view.status
             if cancelled and not status.is_terminal:

@@ -301,9 +301,10 @@ async def _queried_view(handle: WorkflowHandle[Any, JobView]) -> JobView:
     a job that keeps it current (`MEMO_CURRENT`, every job since the `current-memo` patch;
     the API starts jobs with it set), a finished job, and a job whose workflow has not yet
     completed a task (its view is still the one it started with); so no read waits for a
-    busy worker or makes one replay a history. Only a job from before the patch (or a run it continued as, before its memo was
-    carried over) answers the `view` query (its live progress); when no worker answers in
-    time, the memo again. Raises `LookupError` when there is no such job workflow."""
+    busy worker or makes one replay a history. Only a job from before the patch (or a run
+    it continued as, before its memo was carried over) answers the `view` query (its live
+    progress); when no worker answers in time, the memo again. Raises `LookupError` when
+    there is no such job workflow."""
     description = await _described(handle)
     if MEMO_VIEW in description.raw_info.memo.fields and (
         description.status is not WorkflowExecutionStatus.RUNNING

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -24,12 +23,10 @@ from reelay.tenants import Tenant
 async def read_live_job(
     client: Client, s3: Minio, settings: Settings, job_id: str, tenant: Tenant | None
 ) -> tuple[JobView, WorkflowHandle[Any, JobView]]:
-    """`api.jobs.read_job`, and a 404 for a job that was deleted (the tombstone is looked up
-    in S3 while Temporal answers, so a read waits for the slower of the two, not both)."""
-    (view, handle), deleted = await asyncio.gather(
-        jobs.read_job(client, settings, job_id, tenant), deletion.is_deleted(s3, settings, job_id)
-    )
-    if deleted:
+    """`api.jobs.read_job`, and a 404 for a job that was deleted (an ended job's tombstone
+    is looked up in S3; a running job has none, `api.dialects.deletion`)."""
+    view, handle = await jobs.read_job(client, settings, job_id, tenant)
+    if await deletion.is_deleted(s3, settings, view):
         raise not_found()
     return view, handle
 

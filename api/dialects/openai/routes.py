@@ -116,7 +116,7 @@ async def list_videos(
     views = [view for view in views if view.job_id != after]
     has_more = page.next_cursor is not None if order == "desc" else len(views) > limit
     views = views[:limit]
-    gone = await asyncio.gather(*(deletion.is_deleted(s3, settings, v.job_id) for v in views))
+    gone = await asyncio.gather(*(deletion.is_deleted(s3, settings, view) for view in views))
     data = [render(view) for view, deleted in zip(views, gone, strict=True) if not deleted]
     return OpenAIVideoList(
         data=data,
