@@ -122,10 +122,13 @@ def build_workers(
         )
         for provider in PROVIDERS
     ]
-    # A batch line's activity mostly waits for its job: many slots, on a queue of their own.
+    # A batch line's activity mostly waits for its job: many slots, on a queue of their own,
+    # with the line's workflow, so the activity comes with its workflow task (eagerly).
     lines = Worker(
         client,
         task_queue=lines_queue(settings.task_queue),
+        workflows=[BatchLineWorkflow],
+        workflow_runner=workflow_runner(settings),
         activities=[batch.run_line],
         max_concurrent_activities=BATCH_LINE_SLOTS,
     )

@@ -45,6 +45,7 @@ from reelay.batches import (
     BatchStatus,
     BatchView,
     FundsCheck,
+    LineDone,
     LineOutcome,
     LineRef,
     PageRequest,
@@ -65,7 +66,7 @@ from reelay.storage import batch_errors_key, batch_output_key, batch_prefix
 from reelay.tenants import Tenant, TenantDirectory
 from reelay.webhooks import encode_body, signed_headers, tenant_secret
 from workflows import console, search_attributes
-from workflows.batch import BatchWorkflow, for_new_batch
+from workflows.batch import LINE_DONE_SIGNAL, BatchWorkflow, for_new_batch
 from workflows.video_generation import VideoGenerationWorkflow
 
 log = structlog.get_logger()
@@ -76,6 +77,11 @@ RETRY_QUERY_TIMEOUT = timedelta(seconds=20)
 # that are worth a retry of the activity as they are.
 _PAUSING = frozenset({ErrorCode.INSUFFICIENT_CREDITS, ErrorCode.DAILY_QUOTA_EXCEEDED})
 _RETRYING = frozenset({ErrorCode.QUEUE_FULL, ErrorCode.SERVICE_UNAVAILABLE})
+#: A line's job admitted but not yet started is looked for again after this, then twice as
+#: long each time up to the most (its start lands within milliseconds, or the sweeper's
+#: within seconds); before, the line's activity failed and was retried a second later.
+START_WAIT_FIRST_SECONDS = 0.02
+START_WAIT_MAX_SECONDS = 2.0
 
 
 class LineError(BaseModel):
@@ -371,7 +377,24 @@ class BatchActivities:
     @activity.defn(name="batch_run_line")
     async def run_line(self, run: RunLine) -> LineOutcome:
         """Admit the line's job (found again when it exists), wait for its end, write the
-        line's output record."""
+        line's output record; then, when `run.report`, tell the batch (a line's workflow
+        that ends here needs no workflow task of its own to report)."""
+        outcome = await self._run_line(run)
+        if run.report:
+            await self._report(run, outcome)
+        return outcome
+
+    async def _report(self, run: RunLine, outcome: LineOutcome) -> None:
+        """The batch's `line_done` (a report twice, from a retried attempt, is ignored by
+        the batch); a batch that has ended hears nothing."""
+        batch = self._client.get_workflow_handle(run.batch_id)
+        try:
+            await batch.signal(LINE_DONE_SIGNAL, LineDone(ref=run.ref, outcome=outcome))
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.NOT_FOUND:
+                raise
+
+    async def _run_line(self, run: RunLine) -> LineOutcome:
         ref = run.ref
         raw = await asyncio.to_thread(self._read_line, run.input_key, ref)
         parsed = parse_line(raw)
@@ -410,20 +433,27 @@ class BatchActivities:
 
     async def _wait_for(self, job_id: str) -> JobView | None:
         """Until the job ends: its final view if it completed (its workflow's result), None
-        if it failed or was cancelled (its view then says how)."""
+        if it failed or was cancelled (its view then says how). A job admitted but not yet
+        started (admission starts it just after, or the sweeper later) is waited for."""
         handle = self._client.get_workflow_handle_for(VideoGenerationWorkflow.run, job_id)
-        result = asyncio.ensure_future(handle.result())
-        try:
-            while True:
-                done, _ = await asyncio.wait({result}, timeout=5)
-                if done:
-                    try:
-                        return result.result()
-                    except WorkflowFailureError:
-                        return None
-                activity.heartbeat(job_id)
-        finally:
-            result.cancel()
+        not_started_delay = START_WAIT_FIRST_SECONDS
+        while True:
+            result = asyncio.ensure_future(handle.result())
+            try:
+                while not (await asyncio.wait({result}, timeout=5))[0]:
+                    activity.heartbeat(job_id)
+            finally:
+                result.cancel()
+            try:
+                return result.result()
+            except WorkflowFailureError:
+                return None
+            except RPCError as exc:
+                if exc.status != RPCStatusCode.NOT_FOUND:
+                    raise
+            activity.heartbeat(job_id)
+            await asyncio.sleep(not_started_delay)
+            not_started_delay = min(not_started_delay * 2, START_WAIT_MAX_SECONDS)
 
     async def _cancel_job(self, job_id: str) -> None:
         handle = self._client.get_workflow_handle(job_id)

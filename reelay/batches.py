@@ -278,6 +278,11 @@ class RunLine(BaseModel):
     tenant_id: str
     input_key: str
     ref: LineRef
+    report: bool = Field(
+        default=False,
+        description="the line's activity reports the line's end to the batch itself "
+        "(`line_done`); lines since `batch-lines-report-themselves`",
+    )
 
 
 LineStatus = Literal["completed", "failed", "cancelled", "refused"]

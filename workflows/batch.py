@@ -16,6 +16,8 @@ runs that activity in a `BatchLineWorkflow` child of its own, abandoned when the
 which reports the line's end by the `line_done` signal to whichever run of the batch is
 current; the lines in flight and those planned are handed to the next run, so the window
 never drains at a run's end. Before it, the window drained before the batch continued.
+Since `LINES_REPORT_THEMSELVES` a line's workflow runs on the lines queue and its activity
+sends that signal itself (two workflow tasks a line instead of three).
 
 The activities are API-level (`api.batches.BatchActivities`, wired by `worker.py`); this
 module names them by string so that workflows need not import `api`.
@@ -79,6 +81,12 @@ UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS = "batch-unique-ids-webhooks-provider-windo
 #: and the window (lines in flight and planned) is carried over continue-as-new instead of
 #: draining first. Runs started before it keep their activity per line.
 CARRIED_WINDOW = "batch-carried-window"
+#: The patch behind which a line's `BatchLineWorkflow` runs on the lines queue (its activity
+#: there too, so Temporal hands the activity to the worker with the workflow task, with no
+#: trip through matching) and its activity reports the line's end to the batch itself: the
+#: line workflow ends with no workflow task of its own to signal. Lines started before it
+#: keep reporting from their workflow.
+LINES_REPORT_THEMSELVES = "batch-lines-report-themselves"
 #: The batch's signal that one of its lines ended (`BatchWorkflow.line_done`).
 LINE_DONE_SIGNAL = "line_done"
 #: The statuses a batch's webhook is told of, as `batch.<event>`.
@@ -148,6 +156,7 @@ class BatchWorkflow:
         self._started_this_run = 0
         self._v4 = False
         self._carried = False
+        self._reporting = False
         self._outbox: list[BatchEvent] = []
 
     @workflow.run
@@ -155,6 +164,7 @@ class BatchWorkflow:
         state = self._state
         self._v4 = workflow.patched(UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS)
         self._carried = workflow.patched(CARRIED_WINDOW)
+        self._reporting = self._carried and workflow.patched(LINES_REPORT_THEMSELVES)
         if self._v4 and batch.webhook_url:
             self._sender = asyncio.create_task(self._send_events())
         if state.created_at is None:
@@ -400,13 +410,19 @@ class BatchWorkflow:
         """The line's `BatchLineWorkflow`, left running when this run ends (it reports to the
         run current then)."""
         batch_id, tenant_id = self._batch_id, self._input.tenant_id
+        reporting = self._reporting
         try:
             await workflow.start_child_workflow(
                 BatchLineWorkflow.run,
                 RunLine(
-                    batch_id=batch_id, tenant_id=tenant_id, input_key=self._input.input_key, ref=ref
+                    batch_id=batch_id,
+                    tenant_id=tenant_id,
+                    input_key=self._input.input_key,
+                    ref=ref,
+                    report=reporting,
                 ),
                 id=line_workflow_id(batch_id, ref),
+                task_queue=lines_queue(workflow.info().task_queue) if reporting else None,
                 parent_close_policy=ParentClosePolicy.ABANDON,
                 search_attributes=TypedSearchAttributes(
                     [
@@ -654,19 +670,23 @@ class BatchWorkflow:
 class BatchLineWorkflow:
     """One line of a batch since `CARRIED_WINDOW` (workflow id `line_workflow_id`): the
     line's `batch_run_line` activity, then its end reported to the batch by `line_done`,
-    which reaches whichever run of the batch is current."""
+    which reaches whichever run of the batch is current. Since `LINES_REPORT_THEMSELVES`
+    (`run.report`) it runs on the lines queue, its activity on the same queue, and the
+    activity reports a line it saw end; this workflow reports only a line whose activity
+    failed or was cancelled."""
 
     @workflow.run
     async def run(self, run: RunLine) -> LineOutcome:
         ref = run.ref
         job_id = line_job_id(run.batch_id, run.tenant_id, ref.line)
+        queue = workflow.info().task_queue
         try:
             outcome: LineOutcome = await workflow.execute_activity(
                 "batch_run_line",
                 run,
                 result_type=LineOutcome,
                 summary=console.batch_line_summary(ref.line, job_id),
-                task_queue=lines_queue(workflow.info().task_queue),
+                task_queue=queue if run.report else lines_queue(queue),
                 start_to_close_timeout=LINE_TIMEOUT,
                 heartbeat_timeout=LINE_HEARTBEAT,
                 retry_policy=RETRY,
@@ -674,6 +694,9 @@ class BatchLineWorkflow:
             )
         except (ActivityError, CancelledError):
             outcome = LineOutcome(line=ref.line, status="cancelled", job_id=job_id)
+        else:
+            if run.report:
+                return outcome
         done = LineDone(ref=ref, outcome=outcome)
         batch = workflow.get_external_workflow_handle(run.batch_id)
         try:

@@ -135,7 +135,13 @@ DERIVED = {
     "v5_batch",
     "v5_batch_continued",
     "v5_batch_line",
+    # since `batch-lines-report-themselves`: the same, each line reporting from its activity
+    "v6_batch",
+    "v6_batch_continued",
+    "v6_batch_line",
 }
+#: Batches recorded with three lines a run: the first run, the last, and a line of each.
+CONTINUING_BATCHES = ("v5_batch", "v6_batch")
 LIMITED = {
     "v3_ledger_first",
     "v3_ledger_queued",
@@ -304,7 +310,7 @@ async def _record_batch(settings: Settings, name: str) -> None:
                 concurrency=2,
                 on_invalid_line="skip",
                 webhook_url=webhook,
-                lines_per_run=3 if name == "v5_batch" else LINES_PER_RUN,
+                lines_per_run=3 if name in CONTINUING_BATCHES else LINES_PER_RUN,
             )
             handle = await client.start_workflow(
                 BatchWorkflow.run, batch, id=new_batch_id(), task_queue=batching.task_queue
@@ -319,15 +325,15 @@ async def _record_batch(settings: Settings, name: str) -> None:
             await handle.signal(BatchWorkflow.resume)
             await handle.result()
             history = await handle.fetch_history()
-            if name != "v5_batch":
+            if name not in CONTINUING_BATCHES:
                 _save(name, history.to_json(), len(history.events))
                 return
-            _save("v5_batch_continued", history.to_json(), len(history.events))
+            _save(f"{name}_continued", history.to_json(), len(history.events))
             first = client.get_workflow_handle(handle.id, run_id=handle.first_execution_run_id)
             history = await first.fetch_history()
             _save(name, history.to_json(), len(history.events))
             line = await client.get_workflow_handle(f"{handle.id}:line:1").fetch_history()
-            _save("v5_batch_line", line.to_json(), len(line.events))
+            _save(f"{name}_line", line.to_json(), len(line.events))
 
 
 async def record(settings: Settings, names: set[str]) -> None:
@@ -339,9 +345,10 @@ async def record(settings: Settings, names: set[str]) -> None:
             await _record_limited(client, settings, names)
     if "v2_job_resumed" in names:
         await _record_job_resumed(settings)
-    if names & {"v5_batch_continued", "v5_batch_line"}:
-        names.add("v5_batch")
-    for name in ("v3_batch", "v4_batch", "v5_batch"):
+    for name in CONTINUING_BATCHES:
+        if names & {f"{name}_continued", f"{name}_line"}:
+            names.add(name)
+    for name in ("v3_batch", "v4_batch", *CONTINUING_BATCHES):
         if name in names:
             await _record_batch(settings, name)
 

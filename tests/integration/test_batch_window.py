@@ -110,6 +110,14 @@ class FakeBatch:
 
     @activity.defn(name="batch_run_line")
     async def run_line(self, run: RunLine) -> LineOutcome:
+        """The line as `BatchActivities.run_line` runs it: reported by itself when asked."""
+        outcome = await self._run_line(run)
+        if run.report:
+            batch = activity.client().get_workflow_handle(run.batch_id)
+            await batch.signal(LINE_DONE_SIGNAL, LineDone(ref=run.ref, outcome=outcome))
+        return outcome
+
+    async def _run_line(self, run: RunLine) -> LineOutcome:
         line = run.ref.line
         self.started[line] += 1
         self.line_workflows.add(line_workflow_id(run.batch_id, run.ref))
@@ -145,7 +153,13 @@ async def _worker(env: WorkflowEnvironment, fake: FakeBatch, queue: str) -> Asyn
         activities=[fake.validate_page, fake.plan_page, fake.check_funds, fake.deliver_webhook],
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
-    lines = Worker(env.client, task_queue=lines_queue(queue), activities=[fake.run_line])
+    lines = Worker(
+        env.client,
+        task_queue=lines_queue(queue),
+        workflows=[BatchLineWorkflow],
+        activities=[fake.run_line],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
     async with main, lines:
         yield
 

@@ -18,7 +18,12 @@ from temporalio.worker import Replayer
 
 from activities.polling import PROGRESS_SIGNAL
 from worker import WORKFLOW_RUNNER, WORKFLOWS
-from workflows.batch import CARRIED_WINDOW, LINE_DONE_SIGNAL, UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS
+from workflows.batch import (
+    CARRIED_WINDOW,
+    LINE_DONE_SIGNAL,
+    LINES_REPORT_THEMSELVES,
+    UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS,
+)
 from workflows.clip import JOBS_V5, JOBS_V6, JOBS_V7, JOBS_V8, LEAN_JOBS
 from workflows.video_generation import LEDGER_STORE_SETTLE, LOCAL_SETTLE
 
@@ -292,3 +297,27 @@ def test_histories_cover_jobs_keeping_the_memo_they_started_with() -> None:
         first_step = kinds.index("EVENT_TYPE_ACTIVITY_TASK_COMPLETED")
         written = "EVENT_TYPE_WORKFLOW_PROPERTIES_MODIFIED" in kinds[:first_step]
         assert written is (name == "v7_completed"), name
+
+
+def test_histories_cover_batch_lines_reporting_themselves() -> None:
+    """Since `batch-lines-report-themselves`: a line's workflow runs on the lines queue with
+    its activity, which reports the line's end; the line workflow signals nothing, and the
+    batch's runs still hear each line by `line_done`."""
+    reporting = {n: h for n, h in HISTORIES.items() if LINES_REPORT_THEMSELVES in _patches(h)}
+    assert {"v6_batch", "v6_batch_continued"} <= set(reporting)
+    line = _events(HISTORIES["v6_batch_line"])
+    kinds = [e["eventType"] for e in line]
+    assert "EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED" not in kinds
+    queue = line[0]["workflowExecutionStartedEventAttributes"]["taskQueue"]["name"]
+    scheduled = next(e for e in line if "activityTaskScheduledEventAttributes" in e)
+    assert scheduled["activityTaskScheduledEventAttributes"]["taskQueue"]["name"] == queue
+    assert queue.endswith("-batch-lines")
+    v5_line = [e["eventType"] for e in _events(HISTORIES["v5_batch_line"])]
+    assert "EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED" in v5_line
+    signals = [
+        e["workflowExecutionSignaledEventAttributes"]["signalName"]
+        for name in ("v6_batch", "v6_batch_continued")
+        for e in _events(reporting[name])
+        if "workflowExecutionSignaledEventAttributes" in e
+    ]
+    assert LINE_DONE_SIGNAL in signals
