@@ -40,13 +40,21 @@ def pool() -> Iterator[ProcessPoolExecutor]:
 def _from_processes(
     pool: ProcessPoolExecutor, url: str, limits: Limits, cap: int, opening: int
 ) -> list[str]:
-    """`PROCESSES` processes, each submitting `SUBMITS_PER_PROCESS` jobs at once."""
+    """`PROCESSES` processes, each submitting `SUBMITS_PER_PROCESS` jobs at once, on a store
+    created beforehand (as a deployment's is): what is measured is their transactions, not
+    several processes creating one file at the same instant."""
+    asyncio.run(_create(url))
     runs = []
     for index in range(PROCESSES):
         numbers = range(index * SUBMITS_PER_PROCESS, (index + 1) * SUBMITS_PER_PROCESS)
         requests = [_request(n, limits, cap).model_dump_json() for n in numbers]
         runs.append(pool.submit(ledger_clients.submit_all, url, requests, opening))
     return [kind for run in runs for kind in run.result()]
+
+
+async def _create(url: str) -> None:
+    """The store's file, schema and journal mode."""
+    await (await LedgerStore.open(url)).close()
 
 
 async def _account(url: str) -> AccountSnapshot:
