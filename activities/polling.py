@@ -196,8 +196,9 @@ class PollingActivities:
                 type="invalid_request",
                 non_retryable=True,
             )
-        details = activity.info().heartbeat_details
-        beat = _Heartbeat()
+        info = activity.info()
+        details = info.heartbeat_details
+        beat = _Heartbeat(info.heartbeat_timeout)
 
         async def poll() -> ProviderTaskStatus:
             started = time.perf_counter()
@@ -265,23 +266,33 @@ THROTTLE = timedelta(seconds=5)
 
 
 class _Heartbeat:
-    """Heartbeats the loop's position every `EVERY_SECONDS` or so, and keeps heartbeating it
-    through a long sleep, so a long interval never looks like a lost worker (the timeout,
-    `workflows.clip.POLL_HEARTBEAT_TIMEOUT`, is half as long again). The first beat goes out
-    `EVERY_SECONDS` after the loop starts: a task that ends sooner costs Temporal no
-    heartbeat (a write of the activity's state), and a retried attempt that finds no
-    position starts from the request's."""
+    """Heartbeats the loop's position every two thirds of the loop's heartbeat timeout, and
+    keeps heartbeating it through a long sleep, so a long interval never looks like a lost
+    worker. The first beat goes out one interval after the loop starts: a task that ends
+    sooner costs Temporal no heartbeat (a write of the activity's state), and a retried
+    attempt that finds no position starts from the request's.
 
-    #: The poll worker lets the SDK send a heartbeat at most `THROTTLE` after the last (so
-    #: the `STORING` beat shows within seconds); the loop itself beats this seldom, well
-    #: within the timeout: beating more often only costs Temporal a write and the worker
-    #: encoding and wake-ups (at 10,000 loops, beats every 5 s were 2,000 a second).
-    EVERY_SECONDS = 40.0
+    The poll worker lets the SDK send a heartbeat at most `THROTTLE` after the last (so the
+    `STORING` beat shows within seconds); the loop itself beats as seldom as its timeout
+    allows (`Settings.poll_heartbeat_timeout_seconds`, copied into each job): every beat is a
+    write in Temporal, and at 10,000 loops beats every 40 s were 250 a second. The timeout
+    sets how soon the jobs of a worker lost without shutting down are resumed elsewhere.
+    """
 
-    def __init__(self) -> None:
+    #: The share of the heartbeat timeout between two beats.
+    SHARE_OF_TIMEOUT = 2 / 3
+    #: Between beats of a loop scheduled without a heartbeat timeout.
+    DEFAULT_EVERY_SECONDS = 40.0
+
+    def __init__(self, timeout: timedelta | None) -> None:
+        self.every_seconds = (
+            timeout.total_seconds() * self.SHARE_OF_TIMEOUT
+            if timeout
+            else self.DEFAULT_EVERY_SECONDS
+        )
         self._details: dict[str, Any] = {}
         self._loop = asyncio.get_running_loop()
-        self._due = self._loop.time() + self.EVERY_SECONDS
+        self._due = self._loop.time() + self.every_seconds
 
     def __call__(self, details: dict[str, Any]) -> None:
         self._details = details
@@ -291,10 +302,10 @@ class _Heartbeat:
         now = self._loop.time()
         if now >= self._due:
             activity.heartbeat(self._details)
-            self._due = now + self.EVERY_SECONDS
+            self._due = now + self.every_seconds
 
     async def sleep(self, seconds: float) -> None:
         end = self._loop.time() + seconds
         while (left := end - self._loop.time()) > 0:
-            await asyncio.sleep(min(left, self.EVERY_SECONDS))
+            await asyncio.sleep(min(left, self.every_seconds))
             self._beat_if_due()

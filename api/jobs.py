@@ -134,6 +134,7 @@ def build_spec(
         deadline_seconds=resolved.model.deadline_seconds,
         poll_min_seconds=settings.poll_min_seconds,
         poll_max_seconds=settings.poll_max_seconds,
+        poll_heartbeat_timeout_seconds=settings.poll_heartbeat_timeout_seconds,
         failover_after_seconds=settings.provider_failover_after_seconds,
         request_hash=request_hash,
         segments=resolved.segments,

@@ -122,6 +122,7 @@ class JobSpec(BaseModel):
     deadline_seconds: int
     poll_min_seconds: float = 1.0
     poll_max_seconds: float = 30.0
+    poll_heartbeat_timeout_seconds: float = 60.0
     failover_after_seconds: float = 60.0
     account_id: str | None = Field(
         default=None, description="the tenant's AccountWorkflow; None when limits are off"

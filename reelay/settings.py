@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     # Job polling (copied into each workflow's input, so a change applies to new jobs only)
     poll_min_seconds: float = 1.0
     poll_max_seconds: float = 30.0
+    poll_heartbeat_timeout_seconds: float = Field(
+        default=120.0,
+        ge=5.0,
+        description="a poll loop silent this long is presumed lost with its worker and "
+        "resumed on another (it beats every two thirds of it); each beat is a write in "
+        "Temporal, so at thousands of jobs in flight a longer one costs Temporal less",
+    )
 
     # Providers. With no key a provider is served by the emulator, unless
     # `require_provider_keys` is set (production sets it): then it is unavailable.

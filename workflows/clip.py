@@ -120,9 +120,6 @@ SINCE_JOBS_V5 = frozenset({CURRENT_MEMO, END_JOB}) | SINCE_JOBS_V6
 #: at its first submit instead of in an activity of its own. Runs without it keep the timer
 #: loop (`_poll_by_timers`) and `validate_job` until they end.
 LEAN_JOBS = "lean-jobs"
-# A poll loop's worker is presumed lost after this long without a heartbeat; its attempt is
-# retried (from the heartbeat's position) on another worker.
-POLL_HEARTBEAT_TIMEOUT = timedelta(seconds=60)
 # Past the deadline the loop returns by itself; this is the backstop if no worker runs it.
 POLL_DEADLINE_GRACE = timedelta(seconds=60)
 POLL_RETRY = RetryPolicy(
@@ -565,7 +562,9 @@ class ClipMaker:
             task_queue=poll_queue(workflow.info().task_queue),
             start_to_close_timeout=backstop,
             schedule_to_close_timeout=backstop,
-            heartbeat_timeout=POLL_HEARTBEAT_TIMEOUT,
+            # Silent this long, the loop's worker is presumed lost: the attempt is retried (from
+            # the heartbeat's position) on another worker.
+            heartbeat_timeout=timedelta(seconds=job.poll_heartbeat_timeout_seconds),
             retry_policy=POLL_RETRY,
             # A loop left behind (the task ended on a callback) need not confirm it stopped.
             cancellation_type=workflow.ActivityCancellationType.TRY_CANCEL,

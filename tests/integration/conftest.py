@@ -152,6 +152,8 @@ def _server_settings(
         "emulator_port": emulator_port,
         "poll_min_seconds": 0.2,
         "poll_max_seconds": 1.0,
+        # a worker killed mid-poll has its jobs resumed within seconds, not minutes
+        "poll_heartbeat_timeout_seconds": 20.0,
         "dev_api_key": DEV_API_KEY,
         "workflow_sandbox": True,  # every workflow the suite runs is checked by the sandbox
         **values,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import itertools
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -269,3 +270,37 @@ async def test_a_loop_not_asked_to_store_does_not() -> None:
     outcome, beats = await run_activity(storage, store=False)
     assert storage.calls == [] and beats == []
     assert outcome.video is None and outcome.status.state is TaskState.SUCCEEDED
+
+
+class RunningTask:
+    """A provider whose task is still being made."""
+
+    async def poll(self, route: Route, task_id: str) -> ProviderTaskStatus:
+        return ProviderTaskStatus(state=TaskState.RUNNING, progress=0.1)
+
+
+async def test_the_loop_beats_as_seldom_as_its_heartbeat_timeout_allows() -> None:
+    timeout = timedelta(seconds=0.3)
+    run_for = 1.2
+    task = ProviderTaskRef(route=RUNWAY, task_id="t")
+    request = PollRequest(
+        workflow_id="job_vid_x",
+        task=task,
+        started_at=datetime.now(UTC),
+        deadline=datetime.now(UTC) + timedelta(seconds=run_for),
+        poll_min_seconds=0.02,
+        poll_max_seconds=0.02,
+    )
+    loops = PollingActivities(
+        cast(Client, None), {"runway": cast(Any, RunningTask())}, Storage().store
+    )
+    env = ActivityEnvironment()
+    env.info = replace(env.info, heartbeat_timeout=timeout)
+    beats: list[float] = []
+    env.on_heartbeat = lambda *_: beats.append(asyncio.get_running_loop().time())
+    outcome = await env.run(loops.poll_until_done, request)
+    assert outcome.deadline_passed and outcome.polls > 10  # it polled every 20 ms meanwhile
+    every = timeout.total_seconds() * 2 / 3
+    assert 1 <= len(beats) <= run_for / every
+    gaps = [later - earlier for earlier, later in itertools.pairwise(beats)]
+    assert all(gap >= every * 0.95 for gap in gaps)  # never sooner than two thirds of it
