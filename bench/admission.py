@@ -6,9 +6,8 @@ the same with limits off (a second API on the same stack with `limits_enabled=Fa
 
 Jobs stay in flight and are polled rarely (`QUIET_IN_FLIGHT`), so admission is measured on
 its own; each run stops after `--jobs` submits or `--seconds`, whichever comes first. The
-default run is long enough (several seconds at these rates) that its first and last
-moments (connections opening, client processes finishing at different times) do not set
-the figure: 600 submits gave 142-147/s where 2,500 gave 198-223/s (one machine, one day). The
+default run lasts several seconds at these rates, long enough to average over the rate's
+swings within a run (88 to 246 admitted a second in half-second steps, in one run here). The
 load comes from `--clients` processes sharing the concurrency: one Python client process
 tops out below the rate being measured (its own CPU, not the server, would set the figure).
 """
