@@ -122,7 +122,10 @@ class JobSpec(BaseModel):
     deadline_seconds: int
     poll_min_seconds: float = 1.0
     poll_max_seconds: float = 30.0
-    poll_heartbeat_timeout_seconds: float = 60.0
+    poll_heartbeat_timeout_seconds: float = Field(
+        default=60.0,
+        description="the poll loop's heartbeat timeout (60: a job from before it was set)",
+    )
     failover_after_seconds: float = 60.0
     account_id: str | None = Field(
         default=None, description="the tenant's AccountWorkflow; None when limits are off"

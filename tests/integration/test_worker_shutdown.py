@@ -21,14 +21,15 @@ LOOP = PollingActivities.poll_until_done.__name__
 HEARTBEAT_TIMEOUT_SECONDS = 600.0
 
 
-async def _running_attempt(handle: WorkflowHandle) -> int:
-    """The attempt of the job's poll loop a worker is running (0 while none is)."""
+async def _is_attempt(handle: WorkflowHandle, attempt: int) -> bool:
+    """Whether a worker runs `attempt` of the job's poll loop."""
     description = await handle.describe()
-    for pending in description.raw_description.pending_activities:
-        started = pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
-        if pending.activity_type.name == LOOP and started:
-            return pending.attempt
-    return 0
+    return any(
+        pending.activity_type.name == LOOP
+        and pending.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED
+        and pending.attempt == attempt
+        for pending in description.raw_description.pending_activities
+    )
 
 
 async def test_a_stopped_worker_hands_its_poll_loops_back_at_once(
@@ -57,7 +58,3 @@ async def test_a_stopped_worker_hands_its_poll_loops_back_at_once(
         await handle.cancel()
     finally:
         second.stop()
-
-
-async def _is_attempt(handle: WorkflowHandle, attempt: int) -> bool:
-    return await _running_attempt(handle) == attempt

@@ -213,20 +213,30 @@ class Storage:
         return VIDEO
 
 
-async def run_activity(storage: Storage, *, store: bool) -> tuple[PollOutcome, list[Any]]:
+def loop_request(
+    *, lasting: float = 600.0, poll_min: float = 1.0, poll_max: float = 30.0, store: bool = False
+) -> PollRequest:
+    """A poll loop's request for one Runway task, its deadline `lasting` seconds away."""
     task = ProviderTaskRef(route=RUNWAY, task_id="t")
-    request = PollRequest(
+    return PollRequest(
         workflow_id="job_vid_x",
         task=task,
         started_at=datetime.now(UTC),
-        deadline=datetime.now(UTC) + timedelta(seconds=600),
-        poll_min_seconds=1.0,
-        poll_max_seconds=30.0,
+        deadline=datetime.now(UTC) + timedelta(seconds=lasting),
+        poll_min_seconds=poll_min,
+        poll_max_seconds=poll_max,
         store=StoreRequest(job_id="job_vid_x", task=task) if store else None,
     )
-    loops = PollingActivities(
-        cast(Client, None), {"runway": cast(Any, FinishedTask())}, storage.store
-    )
+
+
+def loops_on(provider: Any, storage: Storage) -> PollingActivities:
+    """The poll loop activities with `provider` as Runway's adapter."""
+    return PollingActivities(cast(Client, None), {"runway": provider}, storage.store)
+
+
+async def run_activity(storage: Storage, *, store: bool) -> tuple[PollOutcome, list[Any]]:
+    request = loop_request(store=store)
+    loops = loops_on(FinishedTask(), storage)
     env = ActivityEnvironment()
     beats: list[Any] = []
 
@@ -282,18 +292,8 @@ class RunningTask:
 async def test_the_loop_beats_as_seldom_as_its_heartbeat_timeout_allows() -> None:
     timeout = timedelta(seconds=0.3)
     run_for = 1.2
-    task = ProviderTaskRef(route=RUNWAY, task_id="t")
-    request = PollRequest(
-        workflow_id="job_vid_x",
-        task=task,
-        started_at=datetime.now(UTC),
-        deadline=datetime.now(UTC) + timedelta(seconds=run_for),
-        poll_min_seconds=0.02,
-        poll_max_seconds=0.02,
-    )
-    loops = PollingActivities(
-        cast(Client, None), {"runway": cast(Any, RunningTask())}, Storage().store
-    )
+    request = loop_request(lasting=run_for, poll_min=0.02, poll_max=0.02)
+    loops = loops_on(RunningTask(), Storage())
     env = ActivityEnvironment()
     env.info = replace(env.info, heartbeat_timeout=timeout)
     beats: list[float] = []
