@@ -1,19 +1,18 @@
 """`python -m api`: serve the API on the configured host and port.
 
-The server bounds what a client can hold: the size of a request head
-(`h11_max_incomplete_event_size`), the time it may take to arrive (`api.server`), idle
-keep-alive connections, and concurrent connections (503 beyond the limit). Body sizes are
-capped where bodies are read (`api.dialects.bodies`). Logging goes through `reelay.logging`.
+The server bounds what a client can hold: the size of a request head and the time it may
+take to arrive (`api.server`), idle keep-alive connections, and concurrent connections (503
+beyond the limit). Body sizes are capped where bodies are read (`api.dialects.bodies`).
+Logging goes through `reelay.logging`.
 """
 
 from __future__ import annotations
 
 import uvicorn
 
-from api.server import HeadTimeoutH11Protocol
+from api.server import BoundedHeadProtocol
 from reelay.settings import get_settings
 
-MAX_HEADER_BYTES = 32 * 1024
 KEEP_ALIVE_SECONDS = 30
 MAX_CONNECTIONS = 1000
 
@@ -26,8 +25,7 @@ if __name__ == "__main__":
         port=settings.api_port,
         log_level=settings.log_level.lower(),
         log_config=None,
-        http=HeadTimeoutH11Protocol,
-        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        http=BoundedHeadProtocol,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         limit_concurrency=MAX_CONNECTIONS,
     )

@@ -23,6 +23,7 @@ from api.observability import Observe
 from api.openapi import install_openapi
 from api.routers import account, batches, callbacks, health, media, models
 from providers.registry import build_adapters
+from reelay import heap
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
 from reelay.storage import s3_client
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper = None
         if settings.limits_enabled:
             sweeper = asyncio.create_task(dispatch.sweep_forever(app.state.temporal, settings))
+        heap.settle()
         yield
         if sweeper is not None:
             sweeper.cancel()

@@ -57,13 +57,22 @@ def _configured(settings: Settings, provider: str) -> tuple[SecretStr, str]:
     }[provider]
 
 
+def _takes_jobs(settings: Settings, provider: str) -> bool:
+    """Whether `provider` can take jobs: keyed, or emulator-served when keys aren't required."""
+    return not settings.require_provider_keys or bool(_key(settings, provider))
+
+
+def _key(settings: Settings, provider: str) -> str:
+    return _configured(settings, provider)[0].get_secret_value()
+
+
 def endpoint(settings: Settings, provider: str) -> Endpoint | None:
     """Where `provider` is served; None when it has no key and keys are required."""
+    if not _takes_jobs(settings, provider):
+        return None
     secret, base_url = _configured(settings, provider)
     if key := secret.get_secret_value():
         return Endpoint(base_url, key, emulated=False)
-    if settings.require_provider_keys:
-        return None
     path = httpx.URL(base_url).path.rstrip("/")
     return Endpoint(f"{settings.emulator_url}/{provider}{path}", EMULATOR_KEY, emulated=True)
 
@@ -145,8 +154,9 @@ def build_adapters(settings: Settings) -> dict[str, ProviderAdapter]:
 
 
 def configured_providers(settings: Settings) -> set[str]:
-    """Providers that can take jobs: keyed, or emulator-served when keys aren't required."""
-    return {p for p in deployed_providers(settings) if endpoint(settings, p) is not None}
+    """Providers that can take jobs (`_takes_jobs`); read on every submit, so it builds no
+    endpoint."""
+    return {p for p in deployed_providers(settings) if _takes_jobs(settings, p)}
 
 
 def deployed_routes(settings: Settings, routes: Iterable[Route]) -> list[Route]:

@@ -339,6 +339,23 @@ def test_a_300_kb_header_is_refused(stack: Settings) -> None:
     assert 400 <= response.status_code < 500
 
 
+def _status_for_head_of(stack: Settings, header_bytes: int) -> bytes:
+    """The status line the API answers a GET whose head carries `header_bytes` of header."""
+    host, port = devstack.split_host_port(stack.public_url.removeprefix("http://"))
+    with socket.create_connection((host, port), timeout=10) as client:
+        client.sendall(
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "
+            + b"a" * header_bytes
+            + b"\r\nConnection: close\r\n\r\n"
+        )
+        return client.makefile("rb").readline().rstrip()
+
+
+def test_a_head_over_32_kib_is_431_and_one_under_it_is_served(stack: Settings) -> None:
+    assert _status_for_head_of(stack, 40_000) == b"HTTP/1.1 431 Request Header Fields Too Large"
+    assert _status_for_head_of(stack, 30_000) == b"HTTP/1.1 200 OK"
+
+
 def test_a_request_head_that_never_ends_is_cut_off(stack: Settings) -> None:
     host, port = devstack.split_host_port(stack.public_url.removeprefix("http://"))
     with socket.create_connection((host, port), timeout=60) as slow:
