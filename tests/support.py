@@ -127,7 +127,12 @@ async def is_storing(handle: WorkflowHandle) -> bool:
     status = (await view_of(handle)).status
     if status is JobStatus.STORING:
         return True
-    return status is JobStatus.PROCESSING and await jobs.storing_after_poll(await handle.describe())
+    if status is not JobStatus.PROCESSING:
+        return False
+    description = await handle.describe()
+    return await jobs.storing_after_poll(
+        description.raw_description.pending_activities, description.data_converter
+    )
 
 
 @asynccontextmanager

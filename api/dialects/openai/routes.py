@@ -104,8 +104,8 @@ async def list_videos(
     where = jobs.JobFilter()
     cursor = None
     if after is not None:
-        _, handle = await read_live_job(client, s3, settings, after, tenant)
-        created, following = await jobs.listing_cursor(handle)
+        await read_live_job(client, s3, settings, after, tenant)
+        created, following = await jobs.listing_cursor(client, after)
         if order == "desc":
             cursor = following
         else:
