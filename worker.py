@@ -27,7 +27,7 @@ from api.batches import BatchActivities
 from api.dialects.registry import webhook_renderer
 from providers.base import ProviderAdapter
 from providers.registry import PROVIDERS, build_adapters
-from reelay import heap, metrics
+from reelay import metrics
 from reelay.logging import configure_logging
 from reelay.settings import Settings, get_settings
 from reelay.storage import ensure_bucket, s3_client
@@ -194,7 +194,6 @@ async def main() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with serving(client, settings):
-        heap.settle()
         log.info(
             "worker started", task_queue=settings.task_queue, temporal=settings.temporal_address
         )
