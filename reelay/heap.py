@@ -8,7 +8,7 @@ young generation less often; reference counting still frees almost everything at
 Measured on the API: about 7 % less CPU a submit (README, "Tests and benchmarks").
 
 Not for a worker: at 10,000 jobs in flight it makes cyclic garbage faster than these
-thresholds collect it (its RSS 638 -> 1,127 MiB in `bench.capacity`).
+thresholds collect it (its RSS 617 MiB without, 1,127 MiB with, in `bench.capacity`).
 """
 
 from __future__ import annotations
