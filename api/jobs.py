@@ -372,10 +372,6 @@ class JobDescription:
     converter: DataConverter
 
     @property
-    def id(self) -> str:
-        return self.raw.workflow_execution_info.execution.workflow_id
-
-    @property
     def workflow_type(self) -> str:
         return self.raw.workflow_execution_info.type.name
 
@@ -554,7 +550,7 @@ async def listing_cursor(client: Client, job_id: str) -> tuple[datetime, str]:
     created = _admitted_at(
         description.search_attribute(search_attributes.CREATED), description.start_time
     )
-    return created, _encode_cursor(created, description.id)
+    return created, _encode_cursor(created, job_id)
 
 
 def _admitted_at(created: datetime | None, started: datetime) -> datetime:

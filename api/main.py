@@ -46,7 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sweeper = None
         if settings.limits_enabled:
             sweeper = asyncio.create_task(dispatch.sweep_forever(app.state.temporal, settings))
-        heap.settle()
         yield
         if sweeper is not None:
             sweeper.cancel()
@@ -93,4 +92,6 @@ def app() -> FastAPI:
     settings = get_settings()
     configure_logging(settings)
     configure_tracing(settings, "reelay-api")
-    return create_app(settings)
+    served = create_app(settings)
+    heap.settle()  # the served process only: apps built in tests leave their process's as is
+    return served

@@ -59,11 +59,9 @@ def _configured(settings: Settings, provider: str) -> tuple[SecretStr, str]:
 
 def _takes_jobs(settings: Settings, provider: str) -> bool:
     """Whether `provider` can take jobs: keyed, or emulator-served when keys aren't required."""
-    return not settings.require_provider_keys or bool(_key(settings, provider))
-
-
-def _key(settings: Settings, provider: str) -> str:
-    return _configured(settings, provider)[0].get_secret_value()
+    return not settings.require_provider_keys or bool(
+        _configured(settings, provider)[0].get_secret_value()
+    )
 
 
 def endpoint(settings: Settings, provider: str) -> Endpoint | None:

@@ -2,8 +2,8 @@
 
 CPython collects its youngest generation every 700 net allocations and, every so often, scans
 every object alive: in the API that is its imports, its app and its clients, again and again,
-for a request that made a few hundred short-lived objects. Once the API has started, `settle`
-moves what is alive into the permanent generation (never scanned again) and collects the
+for a request that made a few hundred short-lived objects. Once the API's app is built,
+`settle` moves what is alive into the permanent generation (never scanned again) and collects the
 young generation less often; reference counting still frees almost everything at once.
 Measured on the API: about 7 % less CPU a submit (README, "Tests and benchmarks").
 
@@ -21,7 +21,7 @@ THRESHOLDS = (20_000, 50, 100)
 
 
 def settle() -> None:
-    """Call once the process has started: freeze what it holds, collect less often."""
+    """Call once the process has built what it keeps: freeze it, collect less often."""
     gc.collect()
     gc.freeze()
     gc.set_threshold(*THRESHOLDS)
