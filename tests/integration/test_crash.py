@@ -1,8 +1,10 @@
-"""SIGKILL the worker while jobs poll and store: nothing lost, submitted twice or stored twice."""
+"""SIGKILL the worker while jobs poll and store, or the API mid-burst: nothing lost, submitted
+twice, stored twice or charged twice."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -135,3 +137,103 @@ async def test_sigkill_around_settlement_settles_every_job_exactly_once(
     assert account["spent_usd"] == pytest.approx(sum(costs)) == pytest.approx(5 * 0.20)
     assert account["balance_usd"] + account["spent_usd"] == pytest.approx(20.0)
     assert account["usage_today"]["jobs"] == 5
+
+
+async def test_sigkill_of_the_api_mid_burst_loses_no_job_and_charges_each_once(
+    settings: Settings, stack_dir: Path, tmp_path: Path
+) -> None:
+    """The API dies while a burst of submits is in flight, between commits, answers and starts.
+
+    Clients retry what got no answer with the same `Idempotency-Key` against the API that
+    replaces it. Every key must end as one job that was submitted to the provider once,
+    completed and charged once; the jobs the dead API admitted but never started are started
+    by the sweep; nothing is left reserved.
+    """
+    key, burst = "rl_api_crash_key", 60
+    tenants = tmp_path / "tenants.toml"
+    tenants.write_text(
+        f'[[tenants]]\nid = "api-crash"\ntier = "enterprise"\nopening_balance_usd = 100.0\n'
+        f'key_hashes = ["{hash_key(key)}"]\n'
+    )
+    api_port = devstack.free_port()
+    settings = settings.model_copy(
+        update={
+            "tenants_file": tenants,
+            "api_port": api_port,
+            "public_url": f"http://127.0.0.1:{api_port}",
+        }
+    )
+    logs = stack_dir / "logs"
+    prompts = {f"burst-{n}": unique_prompt(f"[emu gen={n % 2}] burst {n}") for n in range(burst)}
+    answered: dict[str, str] = {}
+    enough_answered = asyncio.Event()
+
+    async def submit(http: httpx.AsyncClient, idempotency_key: str) -> None:
+        response = await http.post(
+            "/v1/video/generations",
+            json={"prompt": prompts[idempotency_key], "duration_seconds": 2},
+            headers={"Idempotency-Key": idempotency_key},
+        )
+        assert response.status_code == 202, response.text
+        answered[idempotency_key] = response.json()["id"]
+        if len(answered) >= 10:
+            enough_answered.set()
+
+    async def submit_all(http: httpx.AsyncClient, keys: list[str]) -> None:
+        slots = asyncio.Semaphore(16)
+
+        async def one(idempotency_key: str) -> None:
+            # A request the API died under is retried below.
+            async with slots:
+                with contextlib.suppress(httpx.TransportError):
+                    await submit(http, idempotency_key)
+
+        await asyncio.gather(*(one(k) for k in keys))
+
+    worker = devstack.start_worker(
+        settings, log_path=logs / "api-crash-worker.log", env=clean_env()
+    )
+    api = devstack.start_api(settings, log_path=logs / "api-crash-api-1.log", env=clean_env())
+    try:
+        async with httpx.AsyncClient(
+            base_url=settings.public_url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as http:
+            burst_task = asyncio.create_task(submit_all(http, list(prompts)))
+            await asyncio.wait_for(enough_answered.wait(), 60)
+            api.kill()
+            await burst_task
+            unanswered = [k for k in prompts if k not in answered]
+            assert unanswered, "the kill landed after the whole burst was answered"
+            first_answers = dict(answered)
+            api.stop()
+            api = devstack.start_api(
+                settings, log_path=logs / "api-crash-api-2.log", env=clean_env()
+            )
+            for idempotency_key in prompts:  # a retry of an answered submit is answered alike
+                await submit(http, idempotency_key)
+            assert {k: answered[k] for k in first_answers} == first_answers
+            assert len(set(answered.values())) == burst
+
+            async def all_complete() -> list[dict[str, Any]] | None:
+                bodies = [
+                    (await http.get(f"/v1/video/generations/{job_id}")).json()
+                    for job_id in answered.values()
+                ]
+                return bodies if all(b["status"] == "complete" for b in bodies) else None
+
+            jobs = await wait_until(all_complete, within=240, interval=1.0)
+
+            async def settled() -> dict[str, Any] | None:
+                account: dict[str, Any] = (await http.get("/v1/account")).json()
+                return account if account["reserved_usd"] == 0 else None
+
+            account = await wait_until(settled)
+    finally:
+        api.stop()
+        worker.stop()
+    for prompt in prompts.values():
+        assert len(await emulator_submissions(settings, prompt)) == 1
+    assert account["spent_usd"] == pytest.approx(sum(j["perf"]["cost_usd"] for j in jobs))
+    assert account["balance_usd"] + account["spent_usd"] == pytest.approx(100.0)
+    assert (account["running_jobs"], account["queued_jobs"]) == (0, 0)
+    assert account["usage_today"]["jobs"] == burst
