@@ -12,12 +12,7 @@ from datetime import timedelta
 import prometheus_client
 import structlog
 from temporalio.client import Client
-from temporalio.worker import (
-    PollerBehaviorAutoscaling,
-    UnsandboxedWorkflowRunner,
-    Worker,
-    WorkflowRunner,
-)
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.accounts import AccountActivities
@@ -80,13 +75,6 @@ def workflow_runner(settings: Settings) -> WorkflowRunner:
 #: Batch lines a worker follows at once (each an activity waiting on its job).
 BATCH_LINE_SLOTS = 2_000
 
-#: Every worker's pollers (workflow and activity tasks) scale with the server's hints instead
-#: of a fixed five per queue: with a poll waiting, the server hands a new task straight to it
-#: instead of writing it to the task queue's backlog in its database and reading it back
-#: (`bench.e2e`: backlog writes a job 1.44 -> 0.58, workflow tasks sync-matched 2.1 -> 2.9 of
-#: 3; README, "Tests and benchmarks").
-POLLERS = PollerBehaviorAutoscaling()
-
 
 def build_workers(
     client: Client,
@@ -105,8 +93,6 @@ def build_workers(
         task_queue=settings.task_queue,
         workflows=WORKFLOWS,
         workflow_runner=workflow_runner(settings),
-        workflow_task_poller_behavior=POLLERS,
-        activity_task_poller_behavior=POLLERS,
         activities=[
             activities.validate_job,
             activities.poll_provider,
@@ -131,7 +117,6 @@ def build_workers(
             task_queue=submit_queue(settings.task_queue, provider),
             activities=[activities.submit_to_provider],
             max_concurrent_activities=settings.provider_concurrent_submits,
-            activity_task_poller_behavior=POLLERS,
             max_task_queue_activities_per_second=settings.provider_submits_per_second.get(provider),
             interceptors=observed,
         )
@@ -146,8 +131,6 @@ def build_workers(
         workflow_runner=workflow_runner(settings),
         activities=[batch.run_line],
         max_concurrent_activities=BATCH_LINE_SLOTS,
-        workflow_task_poller_behavior=POLLERS,
-        activity_task_poller_behavior=POLLERS,
     )
     # Each job in flight is one poll loop: a long-lived activity that mostly sleeps.
     polling = Worker(
@@ -155,7 +138,6 @@ def build_workers(
         task_queue=poll_queue(settings.task_queue),
         activities=[PollingActivities(client, adapters, activities.store).poll_until_done],
         max_concurrent_activities=settings.poll_loops_per_worker,
-        activity_task_poller_behavior=POLLERS,
         max_heartbeat_throttle_interval=POLL_HEARTBEAT_THROTTLE,
         interceptors=observed,
     )
