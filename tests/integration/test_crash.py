@@ -71,24 +71,31 @@ async def test_sigkill_during_poll_and_store_loses_nothing(
         assert len(versions) == 1
 
 
-async def test_sigkill_around_settlement_settles_every_job_exactly_once(
-    settings: Settings, stack_dir: Path, tmp_path: Path
-) -> None:
-    """Jobs finish and settle while the worker is killed again and again; the ledger holds."""
-    key = "rl_crash_key"
+def _with_tenant(
+    settings: Settings, tmp_path: Path, tenant_id: str, *, tier: str, balance_usd: float, key: str
+) -> Settings:
+    """`settings` for an API of its own (a free port) whose one tenant is `tenant_id`."""
     tenants = tmp_path / "tenants.toml"
     tenants.write_text(
-        f'[[tenants]]\nid = "crash"\ntier = "pro"\nopening_balance_usd = 20.0\n'
-        f'key_hashes = ["{hash_key(key)}"]\n'
+        f'[[tenants]]\nid = "{tenant_id}"\ntier = "{tier}"\n'
+        f'opening_balance_usd = {balance_usd}\nkey_hashes = ["{hash_key(key)}"]\n'
     )
     api_port = devstack.free_port()
-    settings = settings.model_copy(
+    return settings.model_copy(
         update={
             "tenants_file": tenants,
             "api_port": api_port,
             "public_url": f"http://127.0.0.1:{api_port}",
         }
     )
+
+
+async def test_sigkill_around_settlement_settles_every_job_exactly_once(
+    settings: Settings, stack_dir: Path, tmp_path: Path
+) -> None:
+    """Jobs finish and settle while the worker is killed again and again; the ledger holds."""
+    key = "rl_crash_key"
+    settings = _with_tenant(settings, tmp_path, "crash", tier="pro", balance_usd=20.0, key=key)
     logs = stack_dir / "logs"
     worker = devstack.start_worker(settings, log_path=logs / "settle-worker-0.log", env=clean_env())
     with devstack.start_api(settings, log_path=logs / "settle-api.log", env=clean_env()):
@@ -150,18 +157,8 @@ async def test_sigkill_of_the_api_mid_burst_loses_no_job_and_charges_each_once(
     by the sweep; nothing is left reserved.
     """
     key, burst = "rl_api_crash_key", 60
-    tenants = tmp_path / "tenants.toml"
-    tenants.write_text(
-        f'[[tenants]]\nid = "api-crash"\ntier = "enterprise"\nopening_balance_usd = 100.0\n'
-        f'key_hashes = ["{hash_key(key)}"]\n'
-    )
-    api_port = devstack.free_port()
-    settings = settings.model_copy(
-        update={
-            "tenants_file": tenants,
-            "api_port": api_port,
-            "public_url": f"http://127.0.0.1:{api_port}",
-        }
+    settings = _with_tenant(
+        settings, tmp_path, "api-crash", tier="enterprise", balance_usd=100.0, key=key
     )
     logs = stack_dir / "logs"
     prompts = {f"burst-{n}": unique_prompt(f"[emu gen={n % 2}] burst {n}") for n in range(burst)}
