@@ -160,13 +160,22 @@ def serving_app(app: FastAPI, port: int) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-async def emulator_submissions(
-    settings: Settings, prompt: str, *, provider: str = "runway"
+async def all_emulator_submissions(
+    settings: Settings, *, provider: str = "runway"
 ) -> list[dict[str, Any]]:
+    """Every task the emulator accepted for `provider` (its own record)."""
     async with httpx.AsyncClient(base_url=settings.emulator_url) as http:
         response = await http.get("/_emulator/submissions", params={"provider": provider})
         response.raise_for_status()
-        return [s for s in response.json() if s["prompt"] == prompt]
+        submissions: list[dict[str, Any]] = response.json()
+        return submissions
+
+
+async def emulator_submissions(
+    settings: Settings, prompt: str, *, provider: str = "runway"
+) -> list[dict[str, Any]]:
+    submissions = await all_emulator_submissions(settings, provider=provider)
+    return [s for s in submissions if s["prompt"] == prompt]
 
 
 @dataclass
