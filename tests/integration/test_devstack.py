@@ -7,12 +7,13 @@ import io
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -347,6 +348,9 @@ def test_up_starts_the_whole_stack_keeps_its_data_and_stops_cleanly_on_ctrl_c(
     assert _processes_mentioning(str(data_dir)) == []
     for name in devstack.STACK_ORDER:
         assert (data_dir / "logs" / f"{name}.log").stat().st_size > 0
+    # Temporal's database commits through a write-ahead log (`temporal.SQLITE_PRAGMAS`).
+    with closing(sqlite3.connect(data_dir / "temporal.db")) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
     # Second run on the same data dir: same key, same objects, same workflow history.
     with running_stack(env, tmp_path, data_dir) as stack:
