@@ -1,12 +1,13 @@
 """Starting admitted jobs' workflows from the ledger store's outbox.
 
 A submit with credits and limits on commits the job's reservation and its spec in one
-transaction and answers 202 at once; the job's workflow is started right after, off the
-request (`start_soon`), so a POST waits for neither Temporal nor a worker. A start that could
-not happen then (Temporal unreachable, the process gone) is made by `sweep`, which every API
-process and every worker runs: a job admitted is never lost, only started late. Starting is
-idempotent by workflow id (`REJECT_DUPLICATE`: a job id runs at most once, even after it has
-finished), so several sweepers at once are safe.
+transaction (with them off, only its spec: `LedgerStore.enqueue`) and answers 202 at once;
+the job's workflow is started right after, off the request (`start_soon`), so a POST waits
+for neither Temporal nor a worker. A start that could not happen then (Temporal unreachable,
+the process gone) is made by `sweep`, which every API process and every worker runs: a job
+admitted is never lost, only started late. Starting is idempotent by workflow id
+(`REJECT_DUPLICATE`: a job id runs at most once, even after it has finished), so several
+sweepers at once are safe.
 """
 
 from __future__ import annotations

@@ -187,9 +187,11 @@ async def _admit(
         existing = await _existing_job(client, settings, spec, tenant)
         if existing is not None:
             return existing
-    if settings.limits_enabled and tenant is not None:
+    if tenant is None:
+        return await _start_directly(client, settings, spec, tenant)
+    if settings.limits_enabled:
         return await _start_through_account(client, settings, spec, tenant)
-    return await _start_directly(client, settings, spec, tenant)
+    return await _start_unmetered(client, settings, spec, tenant)
 
 
 async def _existing_job(
@@ -236,14 +238,8 @@ async def _start_through_account(
 async def _duplicate(
     client: Client, settings: Settings, spec: JobSpec, tenant: Tenant, outcome: SubmitOutcome
 ) -> Admission:
-    """The ledger has this job under the same request: show it (its first submit may still be
-    starting it, then as that submit will)."""
-    try:
-        view, _ = await read_job(client, settings, spec.job_id, tenant)
-    except APIError as exc:
-        if exc.code is not ErrorCode.NOT_FOUND:
-            raise
-        view = JobView.from_spec(spec)
+    """The ledger has this job under the same request: show it."""
+    view = await _shown_duplicate(client, settings, spec, tenant)
     view.queue_position = outcome.queue_position
     return Admission(
         view=view,
@@ -253,9 +249,44 @@ async def _duplicate(
     )
 
 
+async def _shown_duplicate(
+    client: Client, settings: Settings, spec: JobSpec, tenant: Tenant
+) -> JobView:
+    """A job the store has under the same request, as it stands (its first submit may still be
+    starting it: then as that submit will)."""
+    try:
+        view, _ = await read_job(client, settings, spec.job_id, tenant)
+    except APIError as exc:
+        if exc.code is not ErrorCode.NOT_FOUND:
+            raise
+        view = JobView.from_spec(spec)
+    return view
+
+
+async def _start_unmetered(
+    client: Client, settings: Settings, spec: JobSpec, tenant: Tenant
+) -> Admission:
+    """Limits off: no reservation, but the same outbox, so that a submit waits for neither
+    Temporal nor a worker here either."""
+    try:
+        store = await accounts.ledger(settings)
+        added = await store.enqueue(spec, spec.request_hash, datetime.now(UTC))
+    except Refusal as refusal:
+        raise APIError(ErrorCode(refusal.kind), refusal.message) from None
+    except StoreUnavailable as exc:
+        raise unavailable("job queue") from exc
+    if not added:
+        view = await _shown_duplicate(client, settings, spec, tenant)
+        return Admission(view=view, duplicate=True)
+    dispatch.start_soon(client, settings, spec)
+    return Admission(view=JobView.from_spec(spec))
+
+
 async def _start_directly(
     client: Client, settings: Settings, spec: JobSpec, tenant: Tenant | None
 ) -> Admission:
+    """Start the job's workflow within the request (callers without a tenant: the history
+    recorder and the tests' `start_job`, which expect the workflow to exist on return)."""
     try:
         await dispatch.start_workflow(client, settings, spec)
     except WorkflowAlreadyStartedError:

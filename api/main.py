@@ -43,12 +43,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.adapters = build_adapters(settings)
         if not settings.dev_api_key:
             log.warning("no API keys configured: set REELAY_DEV_API_KEY")
-        sweeper = None
-        if settings.limits_enabled:
-            sweeper = asyncio.create_task(dispatch.sweep_forever(app.state.temporal, settings))
+        sweeper = asyncio.create_task(dispatch.sweep_forever(app.state.temporal, settings))
         yield
-        if sweeper is not None:
-            sweeper.cancel()
+        sweeper.cancel()
         await dispatch.drain()
         for adapter in app.state.adapters.values():
             await adapter.aclose()

@@ -3,7 +3,8 @@
 A tenant's account row holds its counters (deposits, spent, reserved, running, queued, today's
 usage); each job it admitted has a row (its reservation, its state, its place in the FIFO
 queue, and — until its workflow is started — the job's spec: the outbox the API's dispatcher
-starts it from). Every change is one short transaction that locks the account row
+starts it from). A job admitted with credits and limits off has a row only while it is in the
+outbox (`JobState.UNMETERED`). Every change is one short transaction that locks the account row
 (`SELECT ... FOR UPDATE` on PostgreSQL; `BEGIN IMMEDIATE`, the database's one write lock, on
 SQLite) and touches only the rows it names, so a submit costs the same with ten jobs on record
 or a million. The rules themselves live in `reelay.accounts` (`refusal_for`, `charge`); a
@@ -71,6 +72,7 @@ from reelay.accounts import (
     refusal_for,
 )
 from reelay.errors import ErrorCode
+from reelay.jobs import JobSpec
 
 SCHEMA_VERSION = 2
 #: Threads reading SQLite (WAL: readers never wait for the writer).
@@ -97,7 +99,7 @@ jobs = Table(
     metadata,
     Column("job_id", String(200), primary_key=True),
     Column("tenant_id", String(200), nullable=False),
-    Column("state", String(16), nullable=False, doc="running | queued | settled"),
+    Column("state", String(16), nullable=False, doc="running | queued | settled | unmetered"),
     Column("seq", BigInteger, nullable=False),
     Column("reserved_micro_usd", BigInteger, nullable=False),
     Column("app_id", String(200)),
@@ -128,6 +130,9 @@ class JobState(StrEnum):
     RUNNING = "running"
     QUEUED = "queued"
     SETTLED = "settled"
+    #: Admitted with credits and limits off: the row is only the job's outbox entry (it
+    #: reserves and counts nothing) and goes once the job's workflow is started.
+    UNMETERED = "unmetered"
 
 
 class StoreUnavailable(Exception):
@@ -349,6 +354,41 @@ class LedgerStore:
 
         return await self._write(body)
 
+    async def enqueue(self, spec: JobSpec, request_hash: str | None, now: datetime) -> bool:
+        """Keep a job admitted without credits and limits in the outbox (`UNMETERED`), so that
+        it is started off the request like any other. False when the job id is there already
+        for the same request (a retry); `Refusal` (409) when for another."""
+
+        def body(conn: Connection) -> bool:
+            added = conn.execute(
+                self._insert(jobs)
+                .values(
+                    job_id=spec.job_id,
+                    tenant_id=spec.tenant_id,
+                    state=JobState.UNMETERED,
+                    seq=0,
+                    reserved_micro_usd=0,
+                    app_id=spec.app_id,
+                    request_hash=request_hash,
+                    reserved_at=now,
+                    day=day_of(now),
+                    was_queued=False,
+                    started=False,
+                    pending_start=spec.model_dump_json(),
+                )
+                .on_conflict_do_nothing()
+            )
+            if added.rowcount:
+                return True
+            seen = self._job(conn, spec.job_id)
+            if seen is not None and not idempotency.same_request(
+                seen["request_hash"], request_hash
+            ):
+                raise Refusal(ErrorCode.IDEMPOTENCY_CONFLICT, idempotency.CONFLICT_MESSAGE)
+            return False
+
+        return await self._write(body)
+
     async def settle(
         self, tenant_id: str, settlement: Settlement, now: datetime, *, resignal: bool = False
     ) -> list[str] | None:
@@ -439,9 +479,13 @@ class LedgerStore:
     # --- the outbox and the reaper ---------------------------------------------------------
 
     async def mark_started(self, job_id: str) -> None:
-        """The job's workflow exists: its spec leaves the outbox, and the reaper leaves it be."""
+        """The job's workflow exists: its spec leaves the outbox, and the reaper leaves it be
+        (an unmetered job's row goes: it was only the outbox entry)."""
 
         def body(conn: Connection) -> None:
+            conn.execute(
+                delete(jobs).where(jobs.c.job_id == job_id, jobs.c.state == JobState.UNMETERED)
+            )
             conn.execute(
                 update(jobs).where(jobs.c.job_id == job_id).values(started=True, pending_start=None)
             )

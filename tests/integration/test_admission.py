@@ -23,13 +23,13 @@ from api import accounts, dispatch, jobs
 from providers.catalog import resolve_request
 from reelay import devstack
 from reelay.accounts import AccountSnapshot, Settlement, SubmitJob
-from reelay.jobs import JobSpec
+from reelay.jobs import JobSpec, JobStatus
 from reelay.settings import Settings
 from reelay.store import JobState, LedgerStore
 from reelay.temporal import connect
 from reelay.tenants import DEFAULT_TIERS, Limits, Tenant
 from tests.conftest import DEV_API_KEY, clean_env
-from tests.support import MakeStack, wait_until
+from tests.support import MakeStack, running_worker, wait_until
 from workflows.video_generation import VideoGenerationWorkflow
 
 TENANT = Tenant(id="admission", tier="free", limits=DEFAULT_TIERS["free"], opening_balance_usd=5)
@@ -59,6 +59,19 @@ async def _park(client: Client, spec: JobSpec) -> None:
 
 async def _account(settings: Settings) -> AccountSnapshot:
     return await (await accounts.ledger(settings)).snapshot(TENANT.id, 0)
+
+
+async def _client_of_a_stopped_temporal(settings: Settings, tmp_path: Path) -> Client:
+    """A client connected to a Temporal server that has gone since (a client connects only
+    to a server that answers)."""
+    port = devstack.free_port()
+    server = await asyncio.to_thread(
+        devstack.start_temporal, port=port, log_path=tmp_path / "temporal.log", env=clean_env()
+    )
+    try:
+        return await connect(settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"}))
+    finally:
+        await asyncio.to_thread(server.stop)
 
 
 async def _workflow_starts(client: Client, job_id: str) -> int:
@@ -103,14 +116,7 @@ async def test_with_no_worker_a_submit_answers_202_at_once_and_runs_when_one_sta
 async def test_with_temporal_unreachable_a_submit_is_admitted_and_a_sweep_starts_it_once(
     settings: Settings, tmp_path: Path
 ) -> None:
-    port = devstack.free_port()
-    server = await asyncio.to_thread(
-        devstack.start_temporal, port=port, log_path=tmp_path / "temporal.log", env=clean_env()
-    )
-    try:
-        down = await connect(settings.model_copy(update={"temporal_address": f"127.0.0.1:{port}"}))
-    finally:
-        await asyncio.to_thread(server.stop)
+    down = await _client_of_a_stopped_temporal(settings, tmp_path)
     spec = _spec(settings, "[emu gen=1] while Temporal is away")
     started = time.monotonic()
     admission = await jobs.start_job(down, settings, spec, TENANT)
@@ -130,6 +136,35 @@ async def test_with_temporal_unreachable_a_submit_is_admitted_and_a_sweep_starts
     await wait_until(lambda: _workflow_starts(client, spec.job_id))
     assert await _workflow_starts(client, spec.job_id) == 1
     assert await dispatch.sweep(client, settings, store, older_than=timedelta(0)) == 0
+
+
+async def test_with_limits_off_a_submit_also_waits_in_the_outbox_and_reserves_nothing(
+    settings: Settings, tmp_path: Path
+) -> None:
+    unmetered = settings.model_copy(update={"limits_enabled": False})
+    down = await _client_of_a_stopped_temporal(settings, tmp_path)
+    spec = _spec(settings, "[emu gen=1] limits off, Temporal away")
+    started = time.monotonic()
+    admission = await jobs.start_job(down, unmetered, spec, TENANT)
+    assert time.monotonic() - started < 1.0
+    assert admission.view.job_id == spec.job_id and admission.view.account_id is None
+    await dispatch.drain()
+    store = await accounts.ledger(settings)
+    assert await store.job_state(spec.job_id) is JobState.UNMETERED
+    shown, _ = await jobs.read_job(down, unmetered, spec.job_id, TENANT)
+    assert (shown.job_id, shown.prompt) == (spec.job_id, spec.prompt)
+    account = await _account(settings)
+    assert (account.reserved_micro_usd, account.running) == (0, 0)
+    client = await connect(settings)
+    sweeps = [dispatch.sweep(client, unmetered, store, older_than=timedelta(0)) for _ in range(3)]
+    await asyncio.gather(*sweeps)
+    assert await store.job_state(spec.job_id) is None  # started: its outbox row is gone
+    await wait_until(lambda: _workflow_starts(client, spec.job_id))
+    assert await _workflow_starts(client, spec.job_id) == 1
+    async with running_worker(settings) as worker_client:
+        handle = worker_client.get_workflow_handle_for(VideoGenerationWorkflow.run, spec.job_id)
+        assert (await handle.result()).status is JobStatus.COMPLETED
+    assert (await _account(settings)).spent_micro_usd == 0
 
 
 async def test_a_queued_job_whose_slot_freed_before_it_started_starts_running(

@@ -7,7 +7,7 @@ import asyncio
 import multiprocessing
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -142,6 +142,31 @@ async def test_the_queue_is_first_come_first_served_and_a_resubmit_is_the_same_j
         account = await store.snapshot("hot", 0)
         assert (account.running, account.queued, account.today.jobs) == (2, 2, 5)
         assert account.reserved_micro_usd == 4 * ESTIMATE
+    finally:
+        await store.close()
+
+
+async def test_an_unmetered_job_is_only_an_outbox_entry_until_its_workflow_starts(
+    tmp_path: Path,
+) -> None:
+    store = await LedgerStore.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}")
+    spec = job_spec(SETTINGS, "a prompt", duration_seconds=2)
+    now = datetime.now(UTC)
+    try:
+        assert await store.enqueue(spec, "hash-1", now)
+        assert await store.job_state(spec.job_id) is JobState.UNMETERED
+        assert await store.pending_start(spec.job_id) == spec.model_dump_json()
+        swept = await store.unconfirmed(now + timedelta(seconds=1))
+        assert [(j.job_id, j.pending_start is not None) for j in swept] == [(spec.job_id, True)]
+        account = await store.snapshot(spec.tenant_id, 0)  # it reserves and counts nothing
+        assert (account.reserved_micro_usd, account.running, account.today.jobs) == (0, 0, 0)
+        assert not await store.enqueue(spec, "hash-1", now)  # the same request again
+        with pytest.raises(Refusal) as refused:
+            await store.enqueue(spec, "hash-2", now)
+        assert refused.value.kind == "idempotency_conflict"
+        await store.mark_started(spec.job_id)
+        assert await store.job_state(spec.job_id) is None
+        assert await store.unconfirmed(now + timedelta(seconds=1)) == []
     finally:
         await store.close()
 
