@@ -21,9 +21,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.problem import APIError, validation_error
@@ -103,6 +105,22 @@ class ContainErrors:
                 request = Request(scope)
                 error = APIError(ErrorCode.INTERNAL_ERROR, "internal server error")
                 await _shape_of(request)(error)(scope, receive, send)
+
+
+def refused_before_routing(app: Starlette, scope: Scope, error: APIError) -> JSONResponse:
+    """The answer to a request the HTTP server refuses before the app sees it (a head it cannot
+    parse, or one too large): in the dialect of the route its path and headers name, as far
+    as they arrived (native when they name none)."""
+    path, method = scope.get("path", ""), scope.get("method", "")
+    named = [
+        context
+        for context in iter_route_contexts(app.routes)
+        if context.path and compile_path(context.path)[0].fullmatch(path)
+    ]
+    named.sort(key=lambda context: method not in (context.methods or ()))
+    if named:
+        scope = {**scope, "route": named[0].original_route}
+    return _shape_of(Request(scope))(error)
 
 
 def install_error_handlers(app: FastAPI) -> None:

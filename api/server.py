@@ -5,9 +5,11 @@ take to arrive, so a slow client (slowloris) could hold a connection open for ev
 huge one could fill memory. Here a request head must be complete within
 `HEAD_TIMEOUT_SECONDS` of the connection opening or of its first byte arriving, else the
 connection is closed; a head above `MAX_HEAD_BYTES` is answered 431 and the connection
-closed. An idle keep-alive connection is left to uvicorn's keep-alive timeout, which is
-longer than clients' own idle expiry (httpx, Node: 5 s) so a client never reuses a
-connection the server is closing at that moment.
+closed, a head llhttp cannot parse 400: each as the error of the route the request names, in
+its dialect (`api.errors.refused_before_routing`), not uvicorn's plain text. An idle
+keep-alive connection is left to uvicorn's keep-alive timeout, which is longer than clients'
+own idle expiry (httpx, Node: 5 s) so a client never reuses a connection the server is
+closing at that moment.
 
 httptools (llhttp, in C) rather than h11 (pure Python): it parses a request in a fraction of
 the CPU, which a submit's latency and one API process's admission rate are made of.
@@ -16,12 +18,19 @@ the CPU, which a submit's latency and one API process's admission rate are made 
 from __future__ import annotations
 
 import asyncio
+from http import HTTPStatus
+from typing import Any
 
+import httptools
+from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from api.errors import refused_before_routing
+from api.problem import APIError
+from reelay.errors import ErrorCode
 
 HEAD_TIMEOUT_SECONDS = 10.0
 MAX_HEAD_BYTES = 32 * 1024
-HEAD_TOO_LARGE = b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
 
 
 class HeadTooLarge(Exception):
@@ -71,15 +80,42 @@ class BoundedHeadProtocol(HttpToolsProtocol):
         super().on_message_complete()
 
     def send_400_response(self, msg: str) -> None:
-        if not self._head_too_large:
-            super().send_400_response(msg)
-            return
-        reason = b"request head larger than %d bytes" % MAX_HEAD_BYTES
-        self.transport.write(
-            HEAD_TOO_LARGE + b"content-type: text/plain; charset=utf-8\r\n"
-            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(reason), reason)
-        )
+        if self._head_too_large:
+            error = APIError(
+                ErrorCode.INVALID_REQUEST,
+                f"request head larger than {MAX_HEAD_BYTES} bytes",
+                status_code=HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE,
+            )
+        else:
+            error = APIError(
+                ErrorCode.INVALID_REQUEST,
+                "malformed HTTP request: its request line or a header is not valid HTTP/1.1",
+            )
+        response = refused_before_routing(self._routed_app(), self._scope_so_far(), error)
+        status = HTTPStatus(response.status_code)
+        head = [b"HTTP/1.1 %d %s\r\n" % (status, status.phrase.encode())]
+        for name, value in [*self.server_state.default_headers, *response.raw_headers]:
+            head.append(name + b": " + value + b"\r\n")
+        self.transport.write(b"".join([*head, b"connection: close\r\n\r\n", response.body]))
         self.transport.close()
+
+    def _routed_app(self) -> Starlette:
+        """The application under uvicorn's wrappers (each keeps the next one as `.app`)."""
+        app: Any = self.app
+        while not isinstance(app, Starlette):
+            app = app.app
+        return app
+
+    def _scope_so_far(self) -> dict[str, Any]:
+        """The request's scope from what its head got to before it was refused."""
+        scope: dict[str, Any] = {"type": "http", "path": "", "method": "", "headers": []}
+        scope |= getattr(self, "scope", None) or {}
+        try:
+            scope["method"] = self.parser.get_method().decode("ascii")
+            scope["path"] = httptools.parse_url(self.url).path.decode("ascii")
+        except (httptools.HttpParserError, UnicodeDecodeError, AttributeError):
+            pass  # not as far as the request line: only the native answer applies
+        return scope
 
     def _count_head(self, size: int) -> None:
         self._head_bytes += size

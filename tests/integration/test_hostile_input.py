@@ -7,6 +7,7 @@ S3 and emulator.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -354,6 +355,44 @@ def _status_for_head_of(stack: Settings, header_bytes: int) -> bytes:
 def test_a_head_over_32_kib_is_431_and_one_under_it_is_served(stack: Settings) -> None:
     assert _status_for_head_of(stack, 40_000) == b"HTTP/1.1 431 Request Header Fields Too Large"
     assert _status_for_head_of(stack, 30_000) == b"HTTP/1.1 200 OK"
+    big = b"POST /v1/videos HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n"
+    status, body = _raw_answer(stack, big)
+    assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
+    assert body["error"]["type"] == "invalid_request_error"  # OpenAI's shape, on its route
+    assert "larger than 32768 bytes" in body["error"]["message"]
+
+
+def _raw_answer(stack: Settings, request: bytes) -> tuple[bytes, Any]:
+    """The status line and JSON body the API answers `request`, sent as it is; checks that
+    the answer says it is JSON of the length it has."""
+    host, port = devstack.split_host_port(stack.public_url.removeprefix("http://"))
+    with socket.create_connection((host, port), timeout=10) as client:
+        client.sendall(request)
+        answer = b"".join(iter(lambda: client.recv(65536), b""))
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status, *lines = head.split(b"\r\n")
+    headers = dict(line.lower().split(b": ", 1) for line in lines)
+    assert headers[b"content-type"] == b"application/json"
+    assert int(headers[b"content-length"]) == len(body)
+    return status, json.loads(body)
+
+
+@pytest.mark.parametrize(
+    ("request_line", "error_type"),
+    [
+        (b"POST /v1/batches HTTP/1.1", "invalid_request"),  # native
+        (b"POST /v1/videos HTTP/1.1", "invalid_request_error"),  # OpenAI
+        (b"\x00\x01 garbage", "invalid_request"),  # no request line: native
+    ],
+)
+def test_a_head_http_cannot_parse_is_a_400_in_the_routes_dialect(
+    stack: Settings, request_line: bytes, error_type: str
+) -> None:
+    head = request_line + b"\r\nHost: x\r\nContent-Length: a6W\r\n\r\n"
+    status, body = _raw_answer(stack, head)
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert body["error"]["type"] == error_type
+    assert "malformed HTTP request" in body["error"]["message"]
 
 
 def test_a_request_head_that_never_ends_is_cut_off(stack: Settings) -> None:
