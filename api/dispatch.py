@@ -64,9 +64,10 @@ async def start_workflow(
     )
 
 
-def start_soon(client: Client, settings: Settings, spec: JobSpec) -> None:
-    """Start an admitted job in the background (the task is kept until it is done)."""
-    task = asyncio.create_task(start_admitted(client, settings, spec))
+def start_soon(client: Client, settings: Settings, spec: JobSpec, state: JobState) -> None:
+    """Start a job just admitted in `state` in the background (the task is kept until it is
+    done)."""
+    task = asyncio.create_task(start_admitted(client, settings, spec, state))
     _starting.add(task)
     task.add_done_callback(_starting.discard)
 
@@ -77,12 +78,16 @@ async def drain(timeout_seconds: float = 5.0) -> None:
         await asyncio.wait(set(_starting), timeout=timeout_seconds)
 
 
-async def start_admitted(client: Client, settings: Settings, spec: JobSpec) -> bool:
+async def start_admitted(
+    client: Client, settings: Settings, spec: JobSpec, state: JobState | None = None
+) -> bool:
     """Start a job the ledger admitted, take it out of the outbox, and admit it if a slot
-    freed for it while it was starting. False when it could not be started now."""
+    freed for it while it was starting. `state`: as the submit just left it (else read). False
+    when it could not be started now."""
     store = await accounts.ledger(settings)
     try:
-        state = await store.job_state(spec.job_id)
+        if state is None:
+            state = await store.job_state(spec.job_id)
         if state is None or state is JobState.SETTLED:
             return True  # released or finished: nothing to start
         queued = spec.model_copy(update={"queued": state is JobState.QUEUED})

@@ -54,7 +54,7 @@ from reelay.jobs import (
     WebhookTarget,
 )
 from reelay.settings import Settings
-from reelay.store import StoreUnavailable
+from reelay.store import JobState, StoreUnavailable
 from reelay.tenants import Tenant
 from workflows import search_attributes
 from workflows.video_generation import MEMO_CURRENT, MEMO_VIEW, VideoGenerationWorkflow
@@ -225,7 +225,8 @@ async def _start_through_account(
         raise unavailable("account") from exc
     if outcome.duplicate:
         return await _duplicate(client, settings, spec, tenant, outcome)
-    dispatch.start_soon(client, settings, spec)
+    state = JobState.QUEUED if outcome.queue_position is not None else JobState.RUNNING
+    dispatch.start_soon(client, settings, spec, state)
     view = JobView.from_spec(spec)
     view.queue_position = outcome.queue_position
     return Admission(
@@ -278,7 +279,7 @@ async def _start_unmetered(
     if not added:
         view = await _shown_duplicate(client, settings, spec, tenant)
         return Admission(view=view, duplicate=True)
-    dispatch.start_soon(client, settings, spec)
+    dispatch.start_soon(client, settings, spec, JobState.UNMETERED)
     return Admission(view=JobView.from_spec(spec))
 
 

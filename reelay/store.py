@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -240,6 +240,7 @@ class LedgerStore:
         self._sqlite = sync is not None
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="ledger-reader")
+        self._started = _GroupCommit(self._mark_started_now)
 
     @classmethod
     async def open(cls, url: str, timeout_seconds: float = 5.0) -> LedgerStore:
@@ -480,15 +481,15 @@ class LedgerStore:
 
     async def mark_started(self, job_id: str) -> None:
         """The job's workflow exists: its spec leaves the outbox, and the reaper leaves it be
-        (an unmetered job's row goes: it was only the outbox entry)."""
+        (an unmetered job's row goes: it was only the outbox entry). Marks that arrive while
+        one is being written are written together next (`_GroupCommit`)."""
+        await self._started.add(job_id)
 
+    async def _mark_started_now(self, job_ids: list[str]) -> None:
         def body(conn: Connection) -> None:
-            conn.execute(
-                delete(jobs).where(jobs.c.job_id == job_id, jobs.c.state == JobState.UNMETERED)
-            )
-            conn.execute(
-                update(jobs).where(jobs.c.job_id == job_id).values(started=True, pending_start=None)
-            )
+            named = jobs.c.job_id.in_(job_ids)
+            conn.execute(delete(jobs).where(named, jobs.c.state == JobState.UNMETERED))
+            conn.execute(update(jobs).where(named).values(started=True, pending_start=None))
 
         await self._write(body)
 
@@ -743,6 +744,50 @@ class LedgerStore:
                 yield
         except (TimeoutError, OSError, SQLAlchemyError) as exc:
             raise StoreUnavailable(f"ledger store unavailable: {exc!r}") from exc
+
+
+class _GroupCommit:
+    """One transaction for the items added close together (a group commit): those added while
+    one is being written go in the next, so a burst of job starts costs the writer a few
+    transactions rather than one a job. `add` returns once its item is written, or raises
+    what writing it raised."""
+
+    def __init__(self, write: Callable[[list[str]], Awaitable[None]]) -> None:
+        self._write_batch = write
+        self._waiting: dict[str, list[asyncio.Future[None]]] = {}
+        self._writing: asyncio.Task[None] | None = None
+
+    async def add(self, item: str) -> None:
+        done = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(item, []).append(done)
+        if self._writing is None:
+            self._writing = asyncio.create_task(self._write())
+        await done
+
+    async def _write(self) -> None:
+        try:
+            while self._waiting:
+                batch, self._waiting = self._waiting, {}
+                waiters = [done for waiting in batch.values() for done in waiting]
+                try:
+                    await self._write_batch(list(batch))
+                except Exception as exc:
+                    for done in _open(waiters):
+                        done.set_exception(exc)
+                except BaseException:  # cancelled (shutting down): so are the waiters
+                    for done in _open(waiters):
+                        done.cancel()
+                    raise
+                else:
+                    for done in _open(waiters):
+                        done.set_result(None)
+        finally:
+            self._writing = None
+
+
+def _open(waiters: list[asyncio.Future[None]]) -> list[asyncio.Future[None]]:
+    """Those still waiting (a waiter cancelled meanwhile takes no outcome)."""
+    return [done for done in waiters if not done.done()]
 
 
 class _Abandoned(Exception):

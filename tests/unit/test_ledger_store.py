@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from reelay.accounts import AccountSnapshot, Ledger, Refusal, Settlement, SubmitJob, TopUp
-from reelay.store import JobState, LedgerStore, StoreUnavailable
+from reelay.store import JobState, LedgerStore, StoreUnavailable, _GroupCommit
 from reelay.tenants import Limits
 from tests.conftest import isolated_settings
 from tests.support import job_spec
@@ -210,3 +210,36 @@ async def test_an_unreachable_store_is_unavailable_within_its_timeout() -> None:
     with pytest.raises(StoreUnavailable):
         await LedgerStore.open("postgresql+asyncpg://reelay:x@127.0.0.1:9/reelay", 1.0)
     assert asyncio.get_running_loop().time() - started < 3
+
+
+async def test_marks_started_together_are_written_in_one_transaction_and_a_failure_reaches_each(
+    tmp_path: Path,
+) -> None:
+    store = await LedgerStore.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}")
+    specs = [job_spec(SETTINGS, f"a prompt {n}", duration_seconds=2) for n in range(20)]
+    now = datetime.now(UTC)
+    written: list[list[str]] = []
+    write = store._mark_started_now
+
+    async def counted(job_ids: list[str]) -> None:
+        written.append(job_ids)
+        await write(job_ids)
+
+    store._started = _GroupCommit(counted)
+    try:
+        for spec in specs:
+            await store.enqueue(spec, None, now)
+        await asyncio.gather(*(store.mark_started(spec.job_id) for spec in specs))
+        assert [sorted(batch) for batch in written] == [sorted(s.job_id for s in specs)]
+        assert [await store.job_state(spec.job_id) for spec in specs] == [None] * len(specs)
+
+        async def unavailable(job_ids: list[str]) -> None:
+            raise StoreUnavailable("down")
+
+        store._started = _GroupCommit(unavailable)
+        outcomes = await asyncio.gather(
+            store.mark_started("a"), store.mark_started("b"), return_exceptions=True
+        )
+        assert [type(outcome) for outcome in outcomes] == [StoreUnavailable] * 2
+    finally:
+        await store.close()
