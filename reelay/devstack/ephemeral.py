@@ -30,6 +30,7 @@ def ephemeral_settings(root: Path, **overrides: Any) -> Settings:
         "s3_secret_key": SecretStr(generated_dev_key()),
         "emulator_port": free_port(),
         "emulator_data_dir": root / "emulator",
+        "data_dir": root / "data",  # the ledger store: the stack's own, gone with it
         "emulator_render_scale": 8,
         "api_port": api_port,
         "public_url": f"http://127.0.0.1:{api_port}",

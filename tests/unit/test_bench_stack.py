@@ -22,6 +22,7 @@ from bench.stack import (
     tenants_file,
 )
 from reelay.devstack import apps, s3, temporal
+from reelay.devstack.ephemeral import ephemeral_settings
 from reelay.tenants import TenantDirectory
 from tests.conftest import isolated_settings
 
@@ -101,3 +102,14 @@ def test_failures_are_counted_by_kind() -> None:
     assert batch.ok() == [0.1]
     assert batch.failures() == "3 failed: HTTP 503 x2, ReadTimeout"
     assert Batch([0.1], ["job_1"], 1.0, 0).failures() == ""
+
+
+def test_an_ephemeral_stack_keeps_every_store_under_its_own_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not the checkout's `.data`: a benchmark's stack must not start the jobs an earlier one
+    left in its ledger's outbox (its sweep would), nor find their accounts."""
+    monkeypatch.chdir(tmp_path / "..")
+    settings = ephemeral_settings(tmp_path / "stack")
+    stores = [settings.ledger_database_url, str(settings.data_dir), str(settings.emulator_data_dir)]
+    assert all(str((tmp_path / "stack").resolve()) in store for store in stores), stores
