@@ -6,7 +6,9 @@ huge one could fill memory. Here a request head must be complete within
 `HEAD_TIMEOUT_SECONDS` of the connection opening or of its first byte arriving, else the
 connection is closed; a head above `MAX_HEAD_BYTES` is answered 431 and the connection
 closed, a head llhttp cannot parse 400: each as the error of the route the request names, in
-its dialect (`api.errors.refused_before_routing`), not uvicorn's plain text. An idle
+its dialect (`api.errors.refused_before_routing`), not uvicorn's plain text; so is the 503
+(with `Retry-After`) of a request that arrives while the server is at its connection limit
+(uvicorn's `limit_concurrency`). An idle
 keep-alive connection is left to uvicorn's keep-alive timeout, which is longer than clients'
 own idle expiry (httpx, Node: 5 s) so a client never reuses a connection the server is
 closing at that moment.
@@ -23,7 +25,10 @@ from typing import Any
 
 import httptools
 from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
+from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
 
 from api.errors import refused_before_routing
 from api.problem import APIError
@@ -31,6 +36,8 @@ from reelay.errors import ErrorCode
 
 HEAD_TIMEOUT_SECONDS = 10.0
 MAX_HEAD_BYTES = 32 * 1024
+#: What a client refused at the connection limit is told to wait before trying again.
+BUSY_RETRY_AFTER_SECONDS = 1
 
 
 class HeadTooLarge(Exception):
@@ -44,6 +51,17 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     _awaiting_head = True
     _head_bytes = 0
     _head_too_large = False
+
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        # uvicorn would answer over the limit itself, in plain text: this class answers.
+        self._capacity, self.limit_concurrency = self.limit_concurrency, None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -73,7 +91,30 @@ class BoundedHeadProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
         self._cancel_head_timer()
-        super().on_headers_complete()
+        if not self._at_capacity():
+            super().on_headers_complete()
+            return
+        self.logger.warning("Exceeded concurrency limit.")
+        app, self.app = self.app, self._refuse_busy  # the request's cycle runs this instead
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def _at_capacity(self) -> bool:
+        """uvicorn's `limit_concurrency` rule: connections or requests in progress at it."""
+        return self._capacity is not None and (
+            len(self.connections) >= self._capacity or len(self.tasks) >= self._capacity
+        )
+
+    async def _refuse_busy(self, scope: Scope, receive: Receive, send: Send) -> None:
+        error = APIError(
+            ErrorCode.SERVICE_UNAVAILABLE,
+            f"the server is at its limit of {self._capacity} concurrent connections; "
+            f"retry in {BUSY_RETRY_AFTER_SECONDS} s",
+            headers={"Retry-After": str(BUSY_RETRY_AFTER_SECONDS), "Connection": "close"},
+        )
+        await refused_before_routing(self._routed_app(), scope, error)(scope, receive, send)
 
     def on_message_complete(self) -> None:
         self._awaiting_head = True  # the next bytes, whenever they come, start a head

@@ -144,9 +144,12 @@ async def running_worker(settings: Settings) -> AsyncIterator[Client]:
 
 
 @contextmanager
-def serving_app(app: FastAPI, port: int) -> Iterator[str]:
-    """`app` served by uvicorn in a thread of this process on `port`: its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+def serving_app(app: FastAPI, port: int, **config: Any) -> Iterator[str]:
+    """`app` served by uvicorn in a thread of this process on `port` (`config`: more of
+    `uvicorn.Config`): its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

@@ -11,6 +11,7 @@ import json
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import httpx
 import pytest
 
 from api.main import create_app
+from api.server import BoundedHeadProtocol
 from reelay import devstack
 from reelay.settings import Settings
 from tests.conftest import DEV_API_KEY, isolated_settings
@@ -356,16 +358,23 @@ def test_a_head_over_32_kib_is_431_and_one_under_it_is_served(stack: Settings) -
     assert _status_for_head_of(stack, 40_000) == b"HTTP/1.1 431 Request Header Fields Too Large"
     assert _status_for_head_of(stack, 30_000) == b"HTTP/1.1 200 OK"
     big = b"POST /v1/videos HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n"
-    status, body = _raw_answer(stack, big)
-    assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
-    assert body["error"]["type"] == "invalid_request_error"  # OpenAI's shape, on its route
-    assert "larger than 32768 bytes" in body["error"]["message"]
+    answer = _raw_answer(stack.public_url, big)
+    assert answer.status == b"HTTP/1.1 431 Request Header Fields Too Large"
+    assert answer.body["error"]["type"] == "invalid_request_error"  # OpenAI's, on its route
+    assert "larger than 32768 bytes" in answer.body["error"]["message"]
 
 
-def _raw_answer(stack: Settings, request: bytes) -> tuple[bytes, Any]:
-    """The status line and JSON body the API answers `request`, sent as it is; checks that
-    the answer says it is JSON of the length it has."""
-    host, port = devstack.split_host_port(stack.public_url.removeprefix("http://"))
+@dataclass
+class RawAnswer:
+    status: bytes
+    headers: dict[bytes, bytes]
+    body: Any
+
+
+def _raw_answer(base_url: str, request: bytes) -> RawAnswer:
+    """What the server at `base_url` answers `request`, sent as it is; checks that the answer
+    says it is JSON of the length it has."""
+    host, port = devstack.split_host_port(base_url.removeprefix("http://"))
     with socket.create_connection((host, port), timeout=10) as client:
         client.sendall(request)
         answer = b"".join(iter(lambda: client.recv(65536), b""))
@@ -374,7 +383,7 @@ def _raw_answer(stack: Settings, request: bytes) -> tuple[bytes, Any]:
     headers = dict(line.lower().split(b": ", 1) for line in lines)
     assert headers[b"content-type"] == b"application/json"
     assert int(headers[b"content-length"]) == len(body)
-    return status, json.loads(body)
+    return RawAnswer(status, headers, json.loads(body))
 
 
 @pytest.mark.parametrize(
@@ -389,10 +398,10 @@ def test_a_head_http_cannot_parse_is_a_400_in_the_routes_dialect(
     stack: Settings, request_line: bytes, error_type: str
 ) -> None:
     head = request_line + b"\r\nHost: x\r\nContent-Length: a6W\r\n\r\n"
-    status, body = _raw_answer(stack, head)
-    assert status == b"HTTP/1.1 400 Bad Request"
-    assert body["error"]["type"] == error_type
-    assert "malformed HTTP request" in body["error"]["message"]
+    answer = _raw_answer(stack.public_url, head)
+    assert answer.status == b"HTTP/1.1 400 Bad Request"
+    assert answer.body["error"]["type"] == error_type
+    assert "malformed HTTP request" in answer.body["error"]["message"]
 
 
 def test_a_request_head_that_never_ends_is_cut_off(stack: Settings) -> None:
@@ -402,6 +411,30 @@ def test_a_request_head_that_never_ends_is_cut_off(stack: Settings) -> None:
         started = time.monotonic()
         assert slow.recv(1024) == b""  # closed by the server
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize(
+    ("request_line", "error_type"),
+    [
+        (b"GET /v1/video/generations/job_vid_0 HTTP/1.1", "service_unavailable"),  # native
+        (b"GET /v1/videos/video_0 HTTP/1.1", "server_error"),  # OpenAI
+    ],
+)
+def test_a_request_over_the_connection_limit_is_a_503_in_the_routes_dialect(
+    stack: Settings, request_line: bytes, error_type: str
+) -> None:
+    port = devstack.free_port()
+    config = {"http": BoundedHeadProtocol, "limit_concurrency": 2}
+    with serving_app(create_app(stack), port, **config) as url:
+        with socket.create_connection(("127.0.0.1", port), timeout=10):  # one of the two
+            answer = _raw_answer(url, request_line + b"\r\nHost: x\r\n\r\n")
+        assert answer.status == b"HTTP/1.1 503 Service Unavailable"
+        assert answer.headers[b"retry-after"] == b"1"
+        assert answer.headers[b"connection"] == b"close"
+        assert answer.body["error"]["type"] == error_type
+        assert "limit of 2 concurrent connections" in answer.body["error"]["message"]
+        # with the other connection gone, the same server serves
+        assert httpx.get(f"{url}/healthz", timeout=10).status_code == 200
 
 
 def test_an_unfinished_body_is_not_an_error(stack: Settings, stack_dir: Path) -> None:
