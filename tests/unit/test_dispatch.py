@@ -1,0 +1,96 @@
+"""The dispatcher's bounds: how many starts one process has at Temporal at once, how long
+one may take, and how many may wait. A stand-in client that only counts its calls."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from typing import Any, cast
+
+import pytest
+from temporalio.client import Client
+
+from api import dispatch
+from reelay.store import JobState
+from tests.conftest import isolated_settings
+from tests.support import job_spec
+
+SETTINGS = isolated_settings()
+SPEC = job_spec(SETTINGS, "a prompt", duration_seconds=2)
+
+
+class CountingTemporal:
+    """`start_workflow` that counts the calls in flight; each lasts `seconds`, or (None)
+    until `finish` is set. `called` is set at the `MAX_STARTS_IN_FLIGHT`th call."""
+
+    def __init__(self, seconds: float | None = None) -> None:
+        self.seconds = seconds
+        self.finish = asyncio.Event()
+        self.called = asyncio.Event()
+        self.calls = 0
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    async def start_workflow(self, *args: Any, **kwargs: Any) -> str:
+        self.calls += 1
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        if self.calls == dispatch.MAX_STARTS_IN_FLIGHT:
+            self.called.set()
+        try:
+            if self.seconds is None:
+                await self.finish.wait()
+            else:
+                await asyncio.sleep(self.seconds)
+        finally:
+            self.in_flight -= 1
+        return kwargs["id"]
+
+
+async def test_at_most_max_starts_in_flight_reach_temporal_at_once() -> None:
+    temporal = CountingTemporal()
+    client = cast(Client, temporal)
+    starts = [
+        asyncio.create_task(dispatch.start_workflow(client, SETTINGS, SPEC))
+        for _ in range(dispatch.MAX_STARTS_IN_FLIGHT * 2 + 3)
+    ]
+    await temporal.called.wait()
+    for _ in range(100):  # the others keep waiting for a turn
+        await asyncio.sleep(0)
+    assert temporal.calls == temporal.in_flight == dispatch.MAX_STARTS_IN_FLIGHT
+    temporal.finish.set()
+    assert await asyncio.gather(*starts) == [SPEC.job_id] * len(starts)
+    assert temporal.most_in_flight == dispatch.MAX_STARTS_IN_FLIGHT
+
+
+async def test_the_start_timeout_counts_from_the_call_not_from_the_wait_for_a_turn(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dispatch, "START_TIMEOUT", timedelta(seconds=1.0))
+    temporal = CountingTemporal(seconds=0.4)
+    rounds = 3  # 1.2 s in all: each start waits longer than START_TIMEOUT, none times out
+    starts = [
+        dispatch.start_workflow(cast(Client, temporal), SETTINGS, SPEC)
+        for _ in range(dispatch.MAX_STARTS_IN_FLIGHT * rounds)
+    ]
+    assert len(await asyncio.gather(*starts)) == dispatch.MAX_STARTS_IN_FLIGHT * rounds
+
+
+async def test_beyond_max_starts_waiting_a_start_is_left_to_the_sweep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dispatch, "MAX_STARTS_WAITING", 3)
+    blocked = asyncio.Event()
+
+    async def waits(*args: Any) -> bool:
+        await blocked.wait()
+        return True
+
+    monkeypatch.setattr(dispatch, "start_admitted", waits)
+    client = cast(Client, CountingTemporal())
+    for _ in range(5):
+        dispatch.start_soon(client, SETTINGS, SPEC, JobState.RUNNING)
+    assert len(dispatch._starting) == 3
+    blocked.set()
+    await dispatch.drain()
+    assert not dispatch._starting
