@@ -129,7 +129,7 @@ def _vertex(where: Endpoint, settings: Settings) -> ProviderAdapter:
 
 def deployed_adapter(settings: Settings, adapter: str) -> str:
     """The adapter that serves a catalog route's adapter in this deployment."""
-    return {"veo": settings.veo_platform}.get(adapter, adapter)
+    return settings.veo_platform if adapter == "veo" else adapter
 
 
 def deployed_providers(settings: Settings) -> tuple[str, ...]:
