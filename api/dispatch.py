@@ -51,7 +51,8 @@ MAX_STARTS_IN_FLIGHT = 16
 #: (the job is in the outbox), so an outage of Temporal does not pile them up in memory.
 MAX_STARTS_WAITING = 2_000
 T = TypeVar("T")
-_starting: set[asyncio.Task[bool]] = set()
+#: This process's starts of its own submits, by job id, until each is done.
+_starting: dict[str, asyncio.Task[bool]] = {}
 _turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
@@ -92,18 +93,20 @@ async def start_workflow(
 def start_soon(client: Client, settings: Settings, spec: JobSpec, state: JobState) -> None:
     """Start a job just admitted in `state` in the background (the task is kept until it is
     done); with `MAX_STARTS_WAITING` starts waiting already, leave it to a sweep."""
+    if spec.job_id in _starting:
+        return
     if len(_starting) >= MAX_STARTS_WAITING:
         log.warning("job start left to the sweep: too many starts waiting", job_id=spec.job_id)
         return
     task = asyncio.create_task(start_admitted(client, settings, spec, state))
-    _starting.add(task)
-    task.add_done_callback(_starting.discard)
+    _starting[spec.job_id] = task
+    task.add_done_callback(lambda _: _starting.pop(spec.job_id, None))
 
 
 async def drain(timeout_seconds: float = 5.0) -> None:
     """Let the starts in flight finish (at shutdown); what does not is left to a sweep."""
     if _starting:
-        await asyncio.wait(set(_starting), timeout=timeout_seconds)
+        await asyncio.wait(set(_starting.values()), timeout=timeout_seconds)
 
 
 async def start_admitted(
@@ -136,13 +139,15 @@ async def start_admitted(
 async def sweep(
     client: Client, settings: Settings, store: LedgerStore, older_than: timedelta = SWEEP_AFTER
 ) -> int:
-    """Start every admitted job left in the outbox for longer than `older_than`; returns
-    how many it started."""
+    """Start every admitted job left in the outbox for longer than `older_than` (but those
+    this process is still starting: waiting their turn after a burst); returns how many it
+    started."""
     pending = await store.unconfirmed(datetime.now(UTC) - older_than)
     specs = [
         JobSpec.model_validate_json(job.pending_start)
         for job in pending
-        if job.pending_start is not None  # else the reaper's (from before the outbox)
+        # no spec: the reaper's (a reservation from before the outbox)
+        if job.pending_start is not None and job.job_id not in _starting
     ]
     outcomes = await asyncio.gather(*(start_admitted(client, settings, s) for s in specs))
     started = sum(outcomes)

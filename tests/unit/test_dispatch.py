@@ -4,14 +4,17 @@ one may take, and how many may wait. A stand-in client that only counts its call
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from temporalio.client import Client
 
 from api import dispatch
-from reelay.store import JobState
+from reelay.jobs import JobSpec
+from reelay.settings import Settings
+from reelay.store import JobState, LedgerStore
 from tests.conftest import isolated_settings
 from tests.support import job_spec
 
@@ -88,9 +91,37 @@ async def test_beyond_max_starts_waiting_a_start_is_left_to_the_sweep(
 
     monkeypatch.setattr(dispatch, "start_admitted", waits)
     client = cast(Client, CountingTemporal())
-    for _ in range(5):
-        dispatch.start_soon(client, SETTINGS, SPEC, JobState.RUNNING)
+    for n in range(5):
+        spec = job_spec(SETTINGS, f"prompt {n}", duration_seconds=2)
+        dispatch.start_soon(client, SETTINGS, spec, JobState.RUNNING)
     assert len(dispatch._starting) == 3
     blocked.set()
     await dispatch.drain()
     assert not dispatch._starting
+
+
+async def test_a_sweep_leaves_alone_the_jobs_this_process_is_still_starting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    store = await LedgerStore.open(f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}")
+    waiting, left = SPEC, job_spec(SETTINGS, "another prompt", duration_seconds=2)
+    for spec in (waiting, left):
+        assert await store.enqueue(spec, None, datetime.now(UTC))
+    turn = asyncio.Event()
+    started: list[str] = []
+
+    async def in_turn(client: Client, settings: Settings, spec: JobSpec, *state: Any) -> bool:
+        started.append(spec.job_id)
+        if spec is waiting:
+            await turn.wait()  # until the sweep has started the other one
+        else:
+            turn.set()
+        return True
+
+    monkeypatch.setattr(dispatch, "start_admitted", in_turn)
+    client = cast(Client, CountingTemporal())
+    dispatch.start_soon(client, SETTINGS, waiting, JobState.UNMETERED)
+    assert await dispatch.sweep(client, SETTINGS, store, timedelta(0)) == 1
+    await dispatch.drain()
+    assert sorted(started) == sorted([waiting.job_id, left.job_id])  # each started once
+    await store.close()
