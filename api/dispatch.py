@@ -67,27 +67,34 @@ def _turn() -> asyncio.Semaphore:
 
 
 async def start_workflow(
-    client: Client, settings: Settings, spec: JobSpec
+    client: Client, settings: Settings, spec: JobSpec, *, in_turn: bool = True
 ) -> WorkflowHandle[Any, JobView]:
     """Start the job's workflow: its search attributes, its memo'd view, its console lines.
     Raises `WorkflowAlreadyStartedError` when the job id has run (or runs) already. Waits for
-    a turn (`MAX_STARTS_IN_FLIGHT`); `START_TIMEOUT` counts from the call to Temporal."""
+    a turn (`MAX_STARTS_IN_FLIGHT`) unless not `in_turn` (a client is waiting on this very
+    start); `START_TIMEOUT` counts from the call to Temporal."""
+    if not in_turn:
+        return await _start(client, settings, spec)
     async with _turn():
-        return await bounded(
-            client.start_workflow(
-                VideoGenerationWorkflow.run,
-                spec,
-                id=spec.job_id,
-                task_queue=settings.task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-                id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-                search_attributes=search_attributes.for_new_job(spec),
-                # current: the workflow keeps it until its view changes (`MemoKeeper.keep`)
-                memo={MEMO_VIEW: JobView.from_spec(spec), MEMO_CURRENT: True},
-                static_summary=console.job_summary(spec),
-                static_details=console.job_details(spec),
-            )
+        return await _start(client, settings, spec)
+
+
+async def _start(client: Client, settings: Settings, spec: JobSpec) -> WorkflowHandle[Any, JobView]:
+    return await bounded(
+        client.start_workflow(
+            VideoGenerationWorkflow.run,
+            spec,
+            id=spec.job_id,
+            task_queue=settings.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=search_attributes.for_new_job(spec),
+            # current: the workflow keeps it until its view changes (`MemoKeeper.keep`)
+            memo={MEMO_VIEW: JobView.from_spec(spec), MEMO_CURRENT: True},
+            static_summary=console.job_summary(spec),
+            static_details=console.job_details(spec),
         )
+    )
 
 
 def start_soon(client: Client, settings: Settings, spec: JobSpec, state: JobState) -> None:
@@ -109,12 +116,22 @@ async def drain(timeout_seconds: float = 5.0) -> None:
         await asyncio.wait(set(_starting.values()), timeout=timeout_seconds)
 
 
+def is_starting(job_id: str) -> bool:
+    """Whether this process's dispatcher has the job's start in hand (or waiting its turn)."""
+    return job_id in _starting
+
+
 async def start_admitted(
-    client: Client, settings: Settings, spec: JobSpec, state: JobState | None = None
+    client: Client,
+    settings: Settings,
+    spec: JobSpec,
+    state: JobState | None = None,
+    *,
+    in_turn: bool = True,
 ) -> bool:
     """Start a job the ledger admitted, take it out of the outbox, and admit it if a slot
-    freed for it while it was starting. `state`: as the submit just left it (else read). False
-    when it could not be started now."""
+    freed for it while it was starting. `state`: as the submit just left it (else read);
+    `in_turn`: as `start_workflow`'s. False when it could not be started now."""
     store = await accounts.ledger(settings)
     try:
         if state is None:
@@ -123,7 +140,7 @@ async def start_admitted(
             return True  # released or finished: nothing to start
         queued = spec.model_copy(update={"queued": state is JobState.QUEUED})
         try:
-            handle = await start_workflow(client, settings, queued)
+            handle = await start_workflow(client, settings, queued, in_turn=in_turn)
         except WorkflowAlreadyStartedError:
             handle = client.get_workflow_handle_for(VideoGenerationWorkflow.run, spec.job_id)
         await store.mark_started(spec.job_id)

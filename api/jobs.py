@@ -289,7 +289,7 @@ async def _start_directly(
     """Start the job's workflow within the request (callers without a tenant: the history
     recorder and the tests' `start_job`, which expect the workflow to exist on return)."""
     try:
-        await dispatch.start_workflow(client, settings, spec)
+        await dispatch.start_workflow(client, settings, spec, in_turn=False)
     except WorkflowAlreadyStartedError:
         existing = await _existing_job(client, settings, spec, tenant)
         if existing is None:
@@ -315,7 +315,10 @@ async def read_job(
         view = await _queried_view(client, handle)
     except LookupError:
         pending = await dispatch.pending_spec(settings, job_id)
-        if pending is not None and not await dispatch.start_admitted(client, settings, pending):
+        if pending is not None and (
+            dispatch.is_starting(job_id)  # waiting its turn in this process: shown as admitted
+            or not await dispatch.start_admitted(client, settings, pending, in_turn=False)
+        ):
             view = JobView.from_spec(pending)
         else:  # started now, or just now by its dispatcher, or no such job
             try:

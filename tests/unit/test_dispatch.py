@@ -125,3 +125,36 @@ async def test_a_sweep_leaves_alone_the_jobs_this_process_is_still_starting(
     await dispatch.drain()
     assert sorted(started) == sorted([waiting.job_id, left.job_id])  # each started once
     await store.close()
+
+
+async def test_a_start_a_client_waits_on_takes_no_turn() -> None:
+    temporal = CountingTemporal()
+    client = cast(Client, temporal)
+    queued = [
+        asyncio.create_task(dispatch.start_workflow(client, SETTINGS, SPEC))
+        for _ in range(dispatch.MAX_STARTS_IN_FLIGHT + 1)
+    ]
+    await temporal.called.wait()  # every turn taken, one start waiting for a turn
+    direct = asyncio.create_task(dispatch.start_workflow(client, SETTINGS, SPEC, in_turn=False))
+    for _ in range(100):
+        await asyncio.sleep(0)
+    assert temporal.calls == dispatch.MAX_STARTS_IN_FLIGHT + 1  # the direct one, not the queued
+    temporal.finish.set()
+    await asyncio.gather(direct, *queued)
+
+
+async def test_the_jobs_being_started_are_known_until_started(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    started = asyncio.Event()
+
+    async def waits(*args: Any) -> bool:
+        await started.wait()
+        return True
+
+    monkeypatch.setattr(dispatch, "start_admitted", waits)
+    dispatch.start_soon(cast(Client, CountingTemporal()), SETTINGS, SPEC, JobState.RUNNING)
+    assert dispatch.is_starting(SPEC.job_id)
+    started.set()
+    await dispatch.drain()
+    assert not dispatch.is_starting(SPEC.job_id)
