@@ -70,9 +70,9 @@ async def start_workflow(
     client: Client, settings: Settings, spec: JobSpec, *, in_turn: bool = True
 ) -> WorkflowHandle[Any, JobView]:
     """Start the job's workflow: its search attributes, its memo'd view, its console lines.
-    Raises `WorkflowAlreadyStartedError` when the job id has run (or runs) already. Waits for
-    a turn (`MAX_STARTS_IN_FLIGHT`) unless not `in_turn` (a client is waiting on this very
-    start); `START_TIMEOUT` counts from the call to Temporal."""
+    Raises `WorkflowAlreadyStartedError` when the job id has run (or runs) already. With
+    `in_turn`, waits for a turn (`MAX_STARTS_IN_FLIGHT`); without it (a client is waiting on
+    this very start), starts at once. `START_TIMEOUT` counts from the call to Temporal."""
     if not in_turn:
         return await _start(client, settings, spec)
     async with _turn():
@@ -100,7 +100,7 @@ async def _start(client: Client, settings: Settings, spec: JobSpec) -> WorkflowH
 def start_soon(client: Client, settings: Settings, spec: JobSpec, state: JobState) -> None:
     """Start a job just admitted in `state` in the background (the task is kept until it is
     done); with `MAX_STARTS_WAITING` starts waiting already, leave it to a sweep."""
-    if spec.job_id in _starting:
+    if is_starting(spec.job_id):
         return
     if len(_starting) >= MAX_STARTS_WAITING:
         log.warning("job start left to the sweep: too many starts waiting", job_id=spec.job_id)
@@ -164,7 +164,7 @@ async def sweep(
         JobSpec.model_validate_json(job.pending_start)
         for job in pending
         # no spec: the reaper's (a reservation from before the outbox)
-        if job.pending_start is not None and job.job_id not in _starting
+        if job.pending_start is not None and not is_starting(job.job_id)
     ]
     outcomes = await asyncio.gather(*(start_admitted(client, settings, s) for s in specs))
     started = sum(outcomes)
