@@ -95,6 +95,7 @@ def build_workers(
         workflow_runner=workflow_runner(settings),
         activities=[
             activities.validate_job,
+            activities.submit_to_provider,  # as a local activity (`Route.submit_locally`)
             activities.poll_provider,
             activities.store_video,
             activities.stitch_segments,
@@ -109,8 +110,10 @@ def build_workers(
         ],
         interceptors=observed,
     )
-    # Submits go through a queue per provider: a burst of jobs is paced by Temporal
-    # (submits per second, across all workers) instead of turning into a 429 storm.
+    # Submits that must be paced (submits per second, across all workers: a burst of jobs
+    # then waits in Temporal instead of turning into a 429 storm) or looked up when retried
+    # go through a queue per provider; the others run as local activities of the main worker
+    # (`providers.registry.submits_locally`). Runs started before that keep the queues.
     submitters = [
         Worker(
             client,

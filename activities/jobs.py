@@ -58,6 +58,12 @@ class JobActivities:
         self._s3 = s3
         self._bucket = settings.s3_bucket
         self._part_size = settings.s3_part_size_mb * 1024 * 1024
+        # Local submits run in the workflow worker's slots: as many at once per provider as
+        # one of its submit queue's workers takes (`provider_concurrent_submits`).
+        self._local_submits = {
+            provider: asyncio.Semaphore(settings.provider_concurrent_submits)
+            for provider in adapters
+        }
 
     def _adapter(self, route: Route) -> ProviderAdapter:
         try:
@@ -86,6 +92,8 @@ class JobActivities:
     @activity.defn
     async def submit_to_provider(self, request: SubmitRequest) -> str:
         """Create the provider task, heartbeating so a lost worker is noticed in seconds.
+        As a local activity (a route's `submit_locally`) it heartbeats nothing, and waits for
+        one of the provider's `provider_concurrent_submits` turns in this worker.
 
         A retried attempt's predecessor may have reached the provider before it was lost.
         Where the provider lists its tasks (`FindsSubmitted`: Luma, Replicate) the retry
@@ -97,10 +105,16 @@ class JobActivities:
         on the same route, unpolled and never cancelled (providers/README.md, "Submitted
         twice").
         """
+        adapter = self._adapter(request.route)
+        if not activity.info().is_local:
+            return await self._submit(request, adapter)
+        async with self._local_submits[request.route.adapter]:
+            return await self._submit(request, adapter)
+
+    async def _submit(self, request: SubmitRequest, adapter: ProviderAdapter) -> str:
         job, route = request.job, request.route
         if request.check:
             self._check(job)
-        adapter = self._adapter(route)
         info = activity.info()
         async with heartbeating({"phase": "loading"}) as progress:
             image = await self._source_image(job.image) if job.image is not None else None
@@ -343,6 +357,8 @@ async def heartbeating(
     stores) costs Temporal no heartbeat, a write of the activity's state."""
 
     async def beat() -> None:
+        if activity.info().is_local:  # a local activity has no heartbeat to send
+            return
         await asyncio.sleep(first_after)
         while True:
             activity.heartbeat(dict(details))

@@ -21,7 +21,7 @@ from google.oauth2.credentials import Credentials as TokenCredentials
 from pydantic import SecretStr
 
 from providers import vertex
-from providers.base import ProviderAdapter
+from providers.base import FindsSubmitted, ProviderAdapter
 from providers.fal import FalAdapter, public_key_hex_for_seed
 from providers.families import PLATFORMS
 from providers.luma import LumaAdapter
@@ -31,7 +31,16 @@ from providers.veo import VeoAdapter
 from reelay.jobs import Route
 from reelay.settings import Settings
 
-PROVIDERS = ("runway", "luma", "gemini", "vertex", "fal", "replicate")
+#: Each provider's adapter type (what it can do; `_adapter` builds it).
+ADAPTER_TYPES: dict[str, type[ProviderAdapter]] = {
+    "runway": RunwayAdapter,
+    "luma": LumaAdapter,
+    "gemini": VeoAdapter,
+    "vertex": vertex.VertexAdapter,
+    "fal": FalAdapter,
+    "replicate": ReplicateAdapter,
+}
+PROVIDERS = tuple(ADAPTER_TYPES)
 EMULATOR_KEY = "emulator-key"
 EMULATOR_PROJECT = "reelay-dev"
 
@@ -157,12 +166,26 @@ def configured_providers(settings: Settings) -> set[str]:
     return {p for p in deployed_providers(settings) if _takes_jobs(settings, p)}
 
 
-def deployed_routes(settings: Settings, routes: Iterable[Route]) -> list[Route]:
-    """Catalog routes as this deployment runs them: each on the adapter serving it here,
-    those whose provider can take no jobs left out (failover order kept)."""
-    available = configured_providers(settings)
-    served = (
-        route.model_copy(update={"adapter": deployed_adapter(settings, route.adapter)})
-        for route in routes
+def submits_locally(settings: Settings, provider: str) -> bool:
+    """Whether a job's workflow submits to `provider` itself (a local activity: no activity
+    task, no workflow task to hear its end) rather than through the provider's submit
+    queue. The queue stays where it does what a local activity cannot: pace the submits
+    across all workers (`provider_submits_per_second`), or tell a retry from a first attempt
+    so that a lost attempt's task is found instead of created twice (`FindsSubmitted`)."""
+    return provider not in settings.provider_submits_per_second and not issubclass(
+        ADAPTER_TYPES[provider], FindsSubmitted
     )
-    return [route for route in served if route.adapter in available]
+
+
+def deployed_routes(settings: Settings, routes: Iterable[Route]) -> list[Route]:
+    """Catalog routes as this deployment runs them: each on the adapter serving it here
+    (and submitted as `submits_locally` says), those whose provider can take no jobs left
+    out (failover order kept)."""
+    available = configured_providers(settings)
+    served = []
+    for route in routes:
+        adapter = deployed_adapter(settings, route.adapter)
+        if adapter in available:
+            local = submits_locally(settings, adapter)
+            served.append(route.model_copy(update={"adapter": adapter, "submit_locally": local}))
+    return served

@@ -52,6 +52,13 @@ class Route(BaseModel):
     continue_model: str | None = Field(
         default=None, description="upstream id of the continuation segments"
     )
+    submit_locally: bool = Field(
+        default=False,
+        description="submitted by a local activity in the job's own workflow task (since "
+        "`local-submits`), not through the provider's submit queue: set where neither a "
+        "submit rate nor a lookup of a lost attempt's task needs the queue "
+        "(`providers.registry.deployed_routes`)",
+    )
 
 
 class ImageRef(BaseModel):

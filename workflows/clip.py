@@ -11,6 +11,12 @@ counts against the route's failover budget, and that budget is kept here, in wor
 (Temporal's own schedule-to-close stops a backing-off retry early, at the last retry that
 still fits). A route is left only after it stayed unavailable for the whole budget.
 
+Since `local-submits`, a route marked `submit_locally` (no submit pacing and no lookup:
+Runway, Veo, fal) is submitted by a local activity in the job's own workflow task: no
+activity task, and that task goes straight on to the poll loop. A lost worker is then noticed
+by the workflow task's timeout, and the window below stays as it was on those providers (a
+retry cannot find the lost attempt's task either way).
+
 The remaining double-submit window: a worker that dies after its request reached the provider
 but before the activity completed leaves a task upstream the retried attempt does not know
 of, so the provider gets the job twice on that route (never on two routes: no failover
@@ -36,7 +42,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError
+from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
@@ -99,6 +105,8 @@ JOBS_V6 = "jobs-v6"
 JOBS_V7 = "jobs-v7"
 #: Marks runs that take every patch's path on one marker (`JOBS_V7`'s and `START_MEMO_KEPT`).
 JOBS_V8 = "jobs-v8"
+#: Marks runs that take every patch's path on one marker (`JOBS_V8`'s and `LOCAL_SUBMITS`).
+JOBS_V9 = "jobs-v9"
 #: Marks jobs whose memo follows their view (`MemoKeeper`): the API reads them from the memo.
 CURRENT_MEMO = "current-memo"
 #: Marks jobs that end with one local activity (`AccountActivities.end_job`): it settles
@@ -110,8 +118,14 @@ STORE_IN_POLL = "store-in-poll"
 #: Marks jobs that keep the memo they started with when it is their view, marked current
 #: (by the API since then): their first workflow task writes no memo (`MemoKeeper.keep`).
 START_MEMO_KEPT = "start-memo-kept"
+#: Marks jobs that submit on a route with `submit_locally` by a local activity: the submit
+#: needs no activity task, and the workflow task that ran it goes on to the poll loop (one
+#: workflow task fewer). Runs without it submit through the provider's queue until they end.
+LOCAL_SUBMITS = "local-submits"
+#: The patches since `JOBS_V8` (a run on `JOBS_V8` took none of them).
+SINCE_JOBS_V8 = frozenset({LOCAL_SUBMITS})
 #: The patches since `JOBS_V7` (a run on `JOBS_V7` took none of them).
-SINCE_JOBS_V7 = frozenset({START_MEMO_KEPT})
+SINCE_JOBS_V7 = frozenset({START_MEMO_KEPT}) | SINCE_JOBS_V8
 #: The patches since `JOBS_V6` (a run on `JOBS_V6` took none of them).
 SINCE_JOBS_V6 = frozenset({STORE_IN_POLL}) | SINCE_JOBS_V7
 #: The patches since `JOBS_V5` (a run on `JOBS_V5` took none of them).
@@ -197,9 +211,41 @@ async def run_activity(
         raise job_failure(err) from err
 
 
-def job_failure(err: ActivityError) -> BaseException:
-    """What an activity's failure means for the job: cancelled, or `JobFailed` with why."""
-    cause = err.cause
+async def _submit_attempt(request: SubmitRequest, schedule_to_close: timedelta) -> str:
+    """The provider's task id for one submit (Temporal retrying lost attempts): by a local
+    activity where the route says so (since `LOCAL_SUBMITS`), else through the provider's
+    submit queue."""
+    route = request.route
+    summary = console.submit_summary(route)
+    if route.submit_locally and patched(LOCAL_SUBMITS):
+        try:
+            return await workflow.execute_local_activity_method(
+                JobActivities.submit_to_provider,
+                request,
+                summary=summary,
+                start_to_close_timeout=SUBMIT_ATTEMPT_TIMEOUT,
+                schedule_to_close_timeout=schedule_to_close,
+                retry_policy=SUBMIT_RETRY,
+            )
+        except FailureError as err:
+            raise job_failure(err) from err
+    return await run_activity(
+        JobActivities.submit_to_provider,
+        request,
+        SUBMIT_ATTEMPT_TIMEOUT,
+        summary=summary,
+        retry=SUBMIT_RETRY,
+        schedule_to_close=schedule_to_close,
+        heartbeat=SUBMIT_HEARTBEAT_TIMEOUT,
+        task_queue=submit_queue(workflow.info().task_queue, route.adapter),
+    )
+
+
+def job_failure(err: FailureError) -> BaseException:
+    """What an activity's failure means for the job: cancelled, or `JobFailed` with why.
+    `err` is an `ActivityError` around the failure, or (from a local activity) the failure
+    itself."""
+    cause = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, CancelledError):  # the job was cancelled mid-activity
         return asyncio.CancelledError()
     # Out of time or attempts: the last attempt's failure says why.
@@ -218,11 +264,15 @@ def job_failure(err: ActivityError) -> BaseException:
 
 def patched(patch_id: str) -> bool:
     """`workflow.patched(patch_id)` for a patch a fold marker stands for: true, without a
-    marker of its own, in runs since `JOBS_V8` (every patch), `JOBS_V7`, `JOBS_V6` or
-    `JOBS_V5` (those before each). The run's first call settles each fold for the whole run
-    (the SDK keeps the answer): where a run has asked nothing yet, every earlier patch would
-    have said true as well; a run that replays without a fold's marker asks each patch as it
-    always did."""
+    marker of its own, in runs since `JOBS_V9` (every patch), `JOBS_V8`, `JOBS_V7`, `JOBS_V6`
+    or `JOBS_V5` (those before each). The run's first call settles each fold for the whole
+    run (the SDK keeps the answer): where a run has asked nothing yet, every earlier patch
+    would have said true as well; a run that replays without a fold's marker asks each patch
+    as it always did."""
+    if workflow.patched(JOBS_V9):
+        return True
+    if patch_id in SINCE_JOBS_V8:
+        return workflow.patched(patch_id)
     if workflow.patched(JOBS_V8):
         return True
     if patch_id in SINCE_JOBS_V7:
@@ -462,17 +512,9 @@ class ClipMaker:
         while True:
             attempt_at = workflow.now()
             to_deadline = self._deadline() - attempt_at
+            request = SubmitRequest(job=job, route=route, check=self.check_at_submit)
             try:
-                task_id = await run_activity(
-                    JobActivities.submit_to_provider,
-                    SubmitRequest(job=job, route=route, check=self.check_at_submit),
-                    SUBMIT_ATTEMPT_TIMEOUT,
-                    summary=console.submit_summary(route),
-                    retry=SUBMIT_RETRY,
-                    schedule_to_close=max(to_deadline, SUBMIT_ATTEMPT_TIMEOUT),
-                    heartbeat=SUBMIT_HEARTBEAT_TIMEOUT,
-                    task_queue=submit_queue(workflow.info().task_queue, route.adapter),
-                )
+                task_id = await _submit_attempt(request, max(to_deadline, SUBMIT_ATTEMPT_TIMEOUT))
                 self.check_at_submit = False
                 return task_id
             except ProviderUnavailable as unavailable:

@@ -107,9 +107,24 @@ SCENARIOS: dict[str, tuple[str, dict[str, object]]] = {
         "[emu gen=1] a take that runs on",
         {"model": "runway-gen3", "duration_seconds": 16},
     ),
+    # `jobs-v9`: a route with `submit_locally` is submitted by a local activity.
+    "v9_completed": ("[emu gen=3 steps=6] a paper boat in a canal", {"duration_seconds": 2}),
+    "v9_cancelled": ("[emu gen=60] a night that never ends", {"duration_seconds": 2}),
+    "v9_chained": (
+        "[emu gen=1] a take that keeps going",
+        {"model": "runway-gen3", "duration_seconds": 16},
+    ),
 }
 #: The chains, each recorded with its first segment (`<name>_segment`).
-CHAINS = ("v2_chained", "v4_chained", "v5_chained", "v6_chained", "v7_chained", "v8_chained")
+CHAINS = (
+    "v2_chained",
+    "v4_chained",
+    "v5_chained",
+    "v6_chained",
+    "v7_chained",
+    "v8_chained",
+    "v9_chained",
+)
 # Recorded alongside the scenarios above, from the workflows they start.
 DERIVED = {
     "v2_chained_segment",  # the first segment (a ClipWorkflow) of v2_chained
@@ -118,6 +133,7 @@ DERIVED = {
     "v6_chained_segment",  # the first segment of v6_chained
     "v7_chained_segment",  # the first segment of v7_chained
     "v8_chained_segment",  # the first segment of v8_chained
+    "v9_chained_segment",  # the first segment of v9_chained
     "v3_ledger_first",  # limits on: admitted at once, settling through the ledger store
     "v3_ledger_queued",  # limits on: queued until the first settles, then admitted by it
     "v2_webhook_delivered",  # a WebhookDeliveryWorkflow delivering a job's `completed`
@@ -127,6 +143,7 @@ DERIVED = {
     "v6_ledger_first",  # since `jobs-v6`: settled by `end_job`
     "v7_ledger_first",  # since `jobs-v7`: stored by the poll loop
     "v8_ledger_first",  # since `jobs-v8`: its start memo kept
+    "v9_ledger_first",  # since `jobs-v9`: submitted by a local activity
     "v3_batch",  # a BatchWorkflow: a line of each dialect and an invalid one, paused, resumed
     # since the batch patch: a duplicate custom_id, windows per provider, webhook events
     "v4_batch",
@@ -151,6 +168,7 @@ LIMITED = {
     "v6_ledger_first",
     "v7_ledger_first",
     "v8_ledger_first",
+    "v9_ledger_first",
 }
 FROZEN = {
     "v2_limited_first",  # limits on: a job admitted at once, settling with its account
@@ -247,6 +265,7 @@ async def _record_limited(client: Client, settings: Settings, names: set[str]) -
             ("v6_ledger_first", handles[0]),
             ("v7_ledger_first", handles[0]),
             ("v8_ledger_first", handles[0]),
+            ("v9_ledger_first", handles[0]),
             ("v3_ledger_queued", handles[1]),
             ("v2_webhook_delivered", delivery),
         ]:

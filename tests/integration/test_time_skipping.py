@@ -240,6 +240,7 @@ async def run_job(
             provider.store_video,
             provider.stitch_segments,
             provider.end_job,
+            provider.submit_to_provider,  # routes with `submit_locally`
         ],
     )
     submitters = [
@@ -290,22 +291,31 @@ async def test_polls_back_off_as_the_polling_rule_says(env: WorkflowEnvironment)
     assert expected == sorted(expected) and expected[-1] > 3 * expected[0]
 
 
+def submitted(local: bool, *routes: Route) -> list[Route]:
+    """`routes` submitted by a local activity or through their provider's queue."""
+    return [route.model_copy(update={"submit_locally": local}) for route in routes]
+
+
+@pytest.mark.parametrize("local", [False, True], ids=["queued", "local"])
 async def test_an_unavailable_route_hands_over_at_its_budget_not_before(
-    env: WorkflowEnvironment,
+    env: WorkflowEnvironment, local: bool
 ) -> None:
-    job = spec(routes=[GEMINI, RUNWAY], failover_after_seconds=60.0)
+    gemini, runway = submitted(local, GEMINI, RUNWAY)
+    job = spec(routes=[gemini, runway], failover_after_seconds=60.0)
     provider, outcome = await run_job(env, job, unavailable={"gemini"})
     assert isinstance(outcome, JobView) and outcome.status is JobStatus.COMPLETED
     assert (outcome.provider, outcome.model_used) == ("runway", "veo3")
-    on_gemini = [c for c in provider.submits if c.route == GEMINI]
-    on_runway = [c for c in provider.submits if c.route == RUNWAY]
+    on_gemini = [c for c in provider.submits if c.route == gemini]
+    on_runway = [c for c in provider.submits if c.route == runway]
     assert gaps(on_gemini) == pytest.approx([1, 2, 4, 8, 16, 29], abs=0.5)  # the last: cut to 60
     assert len(on_runway) == 1
     assert on_runway[0].at == pytest.approx(60, abs=1)
 
 
-async def test_the_last_routes_budget_fails_the_job(env: WorkflowEnvironment) -> None:
-    provider, outcome = await run_job(env, spec(), unavailable={"gemini"})
+@pytest.mark.parametrize("local", [False, True], ids=["queued", "local"])
+async def test_the_last_routes_budget_fails_the_job(env: WorkflowEnvironment, local: bool) -> None:
+    job = spec(routes=submitted(local, GEMINI))
+    provider, outcome = await run_job(env, job, unavailable={"gemini"})
     assert isinstance(outcome, ApplicationError)
     assert outcome.type == "provider_unavailable"
     assert provider.submits[-1].at == pytest.approx(SUBMIT_BUDGET_SECONDS, abs=1)

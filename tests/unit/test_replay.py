@@ -24,7 +24,7 @@ from workflows.batch import (
     LINES_REPORT_THEMSELVES,
     UNIQUE_IDS_WEBHOOKS_PROVIDER_WINDOWS,
 )
-from workflows.clip import JOBS_V5, JOBS_V6, JOBS_V7, JOBS_V8, LEAN_JOBS
+from workflows.clip import JOBS_V5, JOBS_V6, JOBS_V7, JOBS_V8, JOBS_V9, LEAN_JOBS
 from workflows.video_generation import LEDGER_STORE_SETTLE, LOCAL_SETTLE
 
 HISTORIES = {
@@ -321,3 +321,56 @@ def test_histories_cover_batch_lines_reporting_themselves() -> None:
         if "workflowExecutionSignaledEventAttributes" in e
     ]
     assert LINE_DONE_SIGNAL in signals
+
+
+def test_histories_cover_jobs_submitted_by_a_local_activity() -> None:
+    """Runs since `jobs-v9` (a job, a cancelled one, a chain and its segment, a ledger job):
+    a route with `submit_locally` is submitted by a local activity, so no activity task and
+    no workflow task of its own stand between the job's start and its poll loop."""
+    local = {n: h for n, h in HISTORIES.items() if JOBS_V9 in _patches(h)}
+    assert {
+        "v9_completed",
+        "v9_cancelled",
+        "v9_chained",
+        "v9_chained_segment",
+        "v9_ledger_first",
+    } <= set(local)
+    for name in ("v9_completed", "v9_cancelled", "v9_chained_segment", "v9_ledger_first"):
+        assert "submit_to_provider" not in _scheduled(local[name]), name
+        assert _local_activities(local[name])[0] == "submit_to_provider", name
+    for name in ("v8_completed", "v8_chained_segment", "v8_ledger_first"):
+        assert _scheduled(HISTORIES[name])[0] == "submit_to_provider", name
+    kinds = [e["eventType"] for e in _events(local["v9_completed"])]
+    first_step = kinds.index("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED")
+    assert kinds[:first_step].count("EVENT_TYPE_WORKFLOW_TASK_COMPLETED") == 1
+
+
+def _with_local_routes(history: str) -> str:
+    """`history` as if its job had been admitted by an API that marks routes
+    `submit_locally`: a job an older worker ran (through the submit queue) during a deploy."""
+    parsed = json.loads(history)
+    started = parsed["events"][0]["workflowExecutionStartedEventAttributes"]
+    payload = started["input"]["payloads"][0]
+    job = json.loads(base64.b64decode(payload["data"]))
+    job["routes"] = [{**route, "submit_locally": True} for route in job["routes"]]
+    payload["data"] = base64.b64encode(json.dumps(job).encode()).decode()
+    return json.dumps(parsed)
+
+
+@pytest.mark.parametrize("name", ["v8_completed", "v8_ledger_first", "v8_cancelled"])
+async def test_a_job_marked_for_local_submits_that_an_older_worker_ran_replays(name: str) -> None:
+    """The route's mark alone does not choose the local submit: a run without the
+    `jobs-v9` marker replays through the submit queue it used."""
+    replayer = Replayer(
+        workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER, data_converter=pydantic_data_converter
+    )
+    history = _with_local_routes(HISTORIES[name])
+    assert (
+        '"submit_locally": true'
+        in base64.b64decode(
+            json.loads(history)["events"][0]["workflowExecutionStartedEventAttributes"]["input"][
+                "payloads"
+            ][0]["data"]
+        ).decode()
+    )
+    await replayer.replay_workflow(WorkflowHistory.from_json(workflow_id(name, history), history))

@@ -4,6 +4,7 @@ retry submits as the first attempt did."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from datetime import datetime
 from typing import Any
@@ -112,3 +113,51 @@ async def test_a_retry_submits_when_nothing_is_found(adapter: Submits) -> None:
     task_id, _ = await run_attempt(adapter, attempt=3)
     assert task_id == "new-1"
     assert len(adapter.created) == 1
+
+
+@pytest.mark.parametrize(
+    ("model", "paced", "local"),
+    [
+        ("runway-gen4.5", {}, True),  # no lookup, no pace: a local activity
+        ("runway-gen4.5", {"runway": 2.0}, False),  # paced across workers: its queue
+        ("luma-ray-2", {}, False),  # a retry looks for the lost attempt's task: its queue
+    ],
+)
+def test_a_route_is_submitted_locally_unless_paced_or_looked_up(
+    model: str, paced: dict[str, float], local: bool
+) -> None:
+    settings = isolated_settings(provider_submits_per_second=paced)
+    job = job_spec(settings, "a lighthouse at dusk", model=model)
+    assert [route.submit_locally for route in job.routes] == [local]
+
+
+async def test_local_submits_take_turns_per_provider() -> None:
+    """Local submits run in the workflow worker's slots: at most `provider_concurrent_submits`
+    at once per provider, as its submit queue's worker would take."""
+    settings = isolated_settings(provider_concurrent_submits=2)
+    release, both_sending = asyncio.Event(), asyncio.Event()
+    sending: list[int] = []
+
+    class Slow(Submits):
+        async def submit(self, job: JobSpec, route: Route, **_: Any) -> str:
+            sending.append(1)
+            if len(sending) == 2:
+                both_sending.set()
+            await release.wait()
+            return await super().submit(job, route)
+
+    adapter = Slow()
+    activities = JobActivities(settings, {"fake": adapter}, s3=None)
+    job = job_spec(settings, "a lighthouse at dusk", duration_seconds=4)
+    request = SubmitRequest(job=job, route=job.routes[0].model_copy(update={"adapter": "fake"}))
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, is_local=True)
+    submit = activities.submit_to_provider
+    attempts = [asyncio.create_task(env.run(submit, request)) for _ in range(5)]
+    await both_sending.wait()
+    for _ in range(20):  # every other attempt has had its chance to start sending
+        await asyncio.sleep(0)
+    assert len(sending) == 2
+    release.set()
+    assert sorted(await asyncio.gather(*attempts)) == [f"new-{n}" for n in range(1, 6)]
+    assert len(sending) == 5
