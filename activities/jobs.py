@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
 import urllib3.exceptions
 from minio import Minio
 from minio.error import MinioException, S3Error
@@ -42,6 +43,8 @@ from reelay.callbacks import callback_url
 from reelay.jobs import ImageRef, JobSpec, Route, StoredVideo
 from reelay.settings import Settings
 from reelay.storage import last_frame_key, presigned_get, thumbnail_key, video_key
+
+log = structlog.get_logger()
 
 HEARTBEAT_EVERY_SECONDS = 3.0
 CHUNK_BYTES = 1 << 20
@@ -122,10 +125,14 @@ class JobActivities:
             if info.attempt > 1:
                 found = await _find_submitted(adapter, request, image, callback)
                 if found is not None:
+                    log.info("provider task found, left by a lost attempt", task_id=found)
                     return found
             progress["phase"] = "sending"
             with provider_errors():
-                return await adapter.submit(job, route, image=image, callback_url=callback)
+                task_id = await adapter.submit(job, route, image=image, callback_url=callback)
+        # The job's one line at INFO: what support asks the provider about.
+        log.info("provider task created", task_id=task_id, upstream_model=route.upstream_model)
+        return task_id
 
     async def _source_image(self, ref: ImageRef) -> SourceImage:
         def load() -> SourceImage:

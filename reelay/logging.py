@@ -13,6 +13,11 @@ its `job_id` and `workflow_id` from the logger's own `temporal_workflow`/`tempor
 extra, and any of `CORRELATION_FIELDS` passed as `extra=` (workflow code has no context of
 its own: `workflow.logger.warning(..., extra={"provider": ...})`). Records are rendered in
 the thread that logs (where the context is), written on the background thread.
+
+No line carries a credential from a URL: uvicorn's access line has the values of
+`SECRET_QUERY_PARAMS` redacted (a signed download link's `signature`, `api.signing`), and
+httpx's line per request (its URL: a provider's signed output URL among them) is not
+written below WARNING; each provider call is in the metrics and the traces instead.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import logging.handlers
 import queue
 import sys
 from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlencode
 
 import structlog
 
@@ -33,6 +39,23 @@ MAX_FRAMES = 12
 #: Fields a standard-library record may carry in its `extra` (e.g. from `workflow.logger`).
 CORRELATION_FIELDS = ("job_id", "tenant", "request_id", "provider", "model")
 MAX_LINE_CHARS = 16_000
+#: Query parameters whose values are credentials: a signed link's (`api.signing`), and those
+#: of presigned S3 and Google Cloud Storage URLs and of the providers' signed CDN URLs.
+SECRET_QUERY_PARAMS = frozenset(
+    {
+        "signature",
+        "sig",
+        "token",
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "x-goog-signature",
+        "x-goog-credential",
+    }
+)
+REDACTED = "REDACTED"
+#: Loggers held at WARNING whatever the level: httpx's INFO line per request names its URL.
+QUIET_LOGGERS = ("httpx",)
 
 _listener: logging.handlers.QueueListener | None = None
 
@@ -75,6 +98,37 @@ def _exception_text(
             for error in exception
         )
     return event_dict
+
+
+def redact_query(target: str) -> str:
+    """`target` (a path or URL) with the value of each of `SECRET_QUERY_PARAMS` redacted."""
+    path, question, query = target.partition("?")
+    if not question:
+        return target
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(name.lower() in SECRET_QUERY_PARAMS for name, _ in pairs):
+        return target
+    kept = [(n, REDACTED if n.lower() in SECRET_QUERY_PARAMS else v) for n, v in pairs]
+    return f"{path}?{urlencode(kept)}"
+
+
+class _RedactedAccess(logging.Filter):
+    """uvicorn's access line (`'%s - "%s %s HTTP/%s" %d'`: client, method, target, version,
+    status) with the target's credentials redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_query(args[2]), *args[3:])
+        return True
+
+
+def _keep_credentials_out() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, _RedactedAccess) for f in access.filters):
+        access.addFilter(_RedactedAccess())
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _background_root(level: int, stream: TextIO, formatter: logging.Formatter) -> None:
@@ -140,6 +194,7 @@ def configure_logging(settings: Settings, stream: TextIO | None = None) -> None:
         ],
     )
     _background_root(level, stream or sys.stderr, formatter)
+    _keep_credentials_out()
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         wrapper_class=structlog.make_filtering_bound_logger(level),

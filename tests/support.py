@@ -148,7 +148,7 @@ def serving_app(app: FastAPI, port: int, **config: Any) -> Iterator[str]:
     """`app` served by uvicorn in a thread of this process on `port` (`config`: more of
     `uvicorn.Config`): its base URL."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **config)
+        uvicorn.Config(app, host="127.0.0.1", port=port, **{"log_level": "warning", **config})
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -403,4 +403,6 @@ def test_worker_logs_are_json_with_the_jobs_correlation_fields(
     mine = [record for record in records if record.get("job_id") == job_id]
     assert mine, "no log line names the job"
     assert any(r.get("tenant") == "dev" and r.get("request_id") for r in mine)
-    assert any(r.get("provider") == "runway" and r.get("logger") == "httpx" for r in mine)
+    created = [r for r in mine if r.get("event") == "provider task created"]
+    assert created and all(r.get("provider") == "runway" and r.get("task_id") for r in created)
+    assert not any(r.get("logger") == "httpx" for r in records)  # no URL written at INFO

@@ -7,30 +7,13 @@ import io
 import json
 import logging
 import time
-from collections.abc import Iterator
 
 import httpx
-import pytest
 import structlog
 
 from api.main import create_app
-from reelay.logging import MAX_FRAMES, configure_logging, shutdown_logging
+from reelay.logging import MAX_FRAMES, shutdown_logging
 from tests.conftest import isolated_settings
-
-
-@pytest.fixture
-def json_logs() -> Iterator[io.StringIO]:
-    """JSON logs into a buffer; the previous set-up restored after."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    buffer = io.StringIO()
-    configure_logging(isolated_settings(log_json=True), stream=buffer)
-    try:
-        yield buffer
-    finally:
-        shutdown_logging()
-        structlog.reset_defaults()
-        root.handlers, root.level = handlers, level
 
 
 def deep(n: int) -> None:
@@ -77,3 +60,20 @@ async def test_an_unexpected_error_is_a_500_in_the_dialects_shape_and_goes_no_fu
     assert response.json() == {
         "error": {"type": "internal_error", "message": "internal server error"}
     }
+
+
+async def test_an_outbound_request_never_logs_its_url(json_logs: io.StringIO) -> None:
+    """httpx's INFO line per request names the URL, a provider's signed output URL among
+    them: it is not written; the library's warnings still are."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b"video")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        response = await http.get("https://cdn.provider.test/out.mp4?exp=1&sig=s3cr3t-sig")
+    assert response.status_code == 200
+    logging.getLogger("httpx").warning("a library warning")
+    shutdown_logging()
+    written = json_logs.getvalue()
+    assert "s3cr3t-sig" not in written
+    assert "a library warning" in written
