@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import io
 import json
+import logging
+from collections.abc import Iterator
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from reelay import devstack
@@ -14,6 +17,23 @@ from reelay.logging import REDACTED, shutdown_logging
 from tests.support import serving_app
 
 
+@pytest.fixture
+def uvicorn_to_root() -> Iterator[None]:
+    """uvicorn's loggers as `python -m api` leaves them (`log_config=None`): no handlers of
+    their own, propagating to the root's. A server of another test in this process may have
+    configured them with uvicorn's default config."""
+    loggers = [logging.getLogger(name) for name in ("uvicorn", "uvicorn.error", "uvicorn.access")]
+    saved = [(logger.handlers[:], logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.handlers, logger.propagate = [], True
+    try:
+        yield
+    finally:
+        for logger, (handlers, propagate) in zip(loggers, saved, strict=True):
+            logger.handlers, logger.propagate = handlers, propagate
+
+
+@pytest.mark.usefixtures("uvicorn_to_root")
 def test_a_signed_links_signature_is_redacted_in_the_access_log(json_logs: io.StringIO) -> None:
     app = FastAPI()
 
