@@ -15,6 +15,10 @@ UNAVAILABLE_TYPE = "ProviderUnavailable"
 # Object storage failed (retried until the job's deadline). Its message is client-facing, so
 # it never names the S3 host, bucket or key (those go to the worker's log).
 STORAGE_TYPE = "storage_unavailable"
+#: A local submit found every one of its provider's turns in this worker taken: the job's
+#: workflow submits through the provider's queue instead (`workflows.clip`), rather than
+#: keep its workflow task, and the worker's slot for it, open while it waits.
+TURNS_TAKEN_TYPE = "SubmitTurnsTaken"
 
 
 @contextmanager

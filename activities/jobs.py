@@ -19,7 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities.downloads import download_to
-from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE, provider_errors
+from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE, TURNS_TAKEN_TYPE, provider_errors
 from activities.inputs import ProviderTaskRef, StitchRequest, StoreRequest, SubmitRequest
 from activities.media import (
     InvalidVideoError,
@@ -95,8 +95,9 @@ class JobActivities:
     @activity.defn
     async def submit_to_provider(self, request: SubmitRequest) -> str:
         """Create the provider task, heartbeating so a lost worker is noticed in seconds.
-        As a local activity (a route's `submit_locally`) it heartbeats nothing, and waits for
-        one of the provider's `provider_concurrent_submits` turns in this worker.
+        As a local activity (a route's `submit_locally`) it heartbeats nothing, and takes one
+        of the provider's `provider_concurrent_submits` turns in this worker: with none free
+        it fails at once (`TURNS_TAKEN_TYPE`), and the workflow submits through the queue.
 
         A retried attempt's predecessor may have reached the provider before it was lost.
         Where the provider lists its tasks (`FindsSubmitted`: Luma, Replicate) the retry
@@ -111,7 +112,14 @@ class JobActivities:
         adapter = self._adapter(request.route)
         if not activity.info().is_local:
             return await self._submit(request, adapter)
-        async with self._local_submits[request.route.adapter]:
+        turns = self._local_submits[request.route.adapter]
+        if turns.locked():
+            raise ApplicationError(
+                f"every local submit turn for {request.route.adapter} is taken",
+                type=TURNS_TAKEN_TYPE,
+                non_retryable=True,
+            )
+        async with turns:
             return await self._submit(request, adapter)
 
     async def _submit(self, request: SubmitRequest, adapter: ProviderAdapter) -> str:

@@ -21,7 +21,7 @@ from temporalio.worker import (
 )
 
 from activities.accounts import JobEnd
-from activities.errors import error_label
+from activities.errors import TURNS_TAKEN_TYPE, error_label
 from activities.inputs import (
     PollRequest,
     ProviderTaskRef,
@@ -100,7 +100,8 @@ def _failed(name: str, arg: Any, job: _Job, exc: Exception) -> None:
     error = error_label(exc)
     metrics.ACTIVITY_ERRORS.labels(name, job.provider, error).inc()
     refused = isinstance(exc, ApplicationError) and exc.non_retryable
-    if refused and isinstance(arg, JobSpec | SubmitRequest):
+    handed_over = error == TURNS_TAKEN_TYPE  # submitted through the queue instead
+    if refused and not handed_over and isinstance(arg, JobSpec | SubmitRequest):
         metrics.JOBS_FAILED.labels(job.model, job.provider, error).inc()
 
 

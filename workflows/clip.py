@@ -13,9 +13,11 @@ still fits). A route is left only after it stayed unavailable for the whole budg
 
 Since `local-submits`, a route marked `submit_locally` (no submit pacing and no lookup:
 Runway, Veo, fal) is submitted by a local activity in the job's own workflow task: no
-activity task, and that task goes straight on to the poll loop. A lost worker is then noticed
-by the workflow task's timeout, and the window below stays as it was on those providers (a
-retry cannot find the lost attempt's task either way).
+activity task, and that task goes straight on to the poll loop. Where the worker has no turn
+free for the provider, the attempt goes through the queue instead (a local activity would
+hold the workflow task open while it waited). A lost worker is then noticed by the workflow
+task's timeout, and the window below stays as it was on those providers (a retry cannot
+find the lost attempt's task either way).
 
 The remaining double-submit window: a worker that dies after its request reached the provider
 but before the activity completed leaves a task upstream the retried attempt does not know
@@ -46,7 +48,12 @@ from temporalio.exceptions import ActivityError, ApplicationError, CancelledErro
 from temporalio.exceptions import TimeoutError as ActivityTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE, UNAVAILABLE_TYPE
+    from activities.errors import (
+        RETRYABLE_TYPE,
+        STORAGE_TYPE,
+        TURNS_TAKEN_TYPE,
+        UNAVAILABLE_TYPE,
+    )
     from activities.inputs import PollRequest, ProviderTaskRef, StoreRequest, SubmitRequest
     from activities.jobs import JobActivities
     from activities.polling import (
@@ -213,8 +220,8 @@ async def run_activity(
 
 async def _submit_attempt(request: SubmitRequest, schedule_to_close: timedelta) -> str:
     """The provider's task id for one submit (Temporal retrying lost attempts): by a local
-    activity where the route says so (since `LOCAL_SUBMITS`), else through the provider's
-    submit queue."""
+    activity where the route says so (since `LOCAL_SUBMITS`) and the worker has a turn free
+    for its provider, else through the provider's submit queue."""
     route = request.route
     summary = console.submit_summary(route)
     if route.submit_locally and patched(LOCAL_SUBMITS):
@@ -228,7 +235,8 @@ async def _submit_attempt(request: SubmitRequest, schedule_to_close: timedelta) 
                 retry_policy=SUBMIT_RETRY,
             )
         except FailureError as err:
-            raise job_failure(err) from err
+            if _failure_type(err) != TURNS_TAKEN_TYPE:
+                raise job_failure(err) from err
     return await run_activity(
         JobActivities.submit_to_provider,
         request,
@@ -239,6 +247,12 @@ async def _submit_attempt(request: SubmitRequest, schedule_to_close: timedelta) 
         heartbeat=SUBMIT_HEARTBEAT_TIMEOUT,
         task_queue=submit_queue(workflow.info().task_queue, route.adapter),
     )
+
+
+def _failure_type(err: FailureError) -> str | None:
+    """The application error type of an activity's failure (`job_failure`'s two forms)."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    return cause.type if isinstance(cause, ApplicationError) else None
 
 
 def job_failure(err: FailureError) -> BaseException:

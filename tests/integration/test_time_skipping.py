@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from activities.accounts import JobEnd
-from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE
+from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE, TURNS_TAKEN_TYPE
 from activities.inputs import (
     PollRequest,
     ProviderTaskRef,
@@ -80,6 +80,7 @@ class Call:
     route: Route
     job: JobSpec | None = None
     task_id: str | None = None
+    local: bool = False  # a local activity's attempt
 
 
 @dataclass
@@ -95,6 +96,7 @@ class FakeProvider:
     running_polls: int = 3
     progress: float | None = None
     lose_first_submit: bool = False
+    local_turns_taken: bool = False  # every local submit finds its provider's turns taken
     store_failures: int = 0  # stores (the poll loop's, then the store step's) that find S3 down
     stores: list[Call] = field(default_factory=list)
     submits: list[Call] = field(default_factory=list)
@@ -112,7 +114,10 @@ class FakeProvider:
 
     @activity.defn(name="submit_to_provider")
     async def submit_to_provider(self, request: SubmitRequest) -> str:
-        self.submits.append(Call(await self._now(), request.route, request.job))
+        local = activity.info().is_local
+        self.submits.append(Call(await self._now(), request.route, request.job, local=local))
+        if local and self.local_turns_taken:
+            raise ApplicationError("no turn", type=TURNS_TAKEN_TYPE, non_retryable=True)
         adapter = request.route.adapter
         if self.lose_first_submit and len(self.submits) == 1:
             await asyncio.Event().wait()  # a worker that died mid-request: no heartbeat
@@ -320,6 +325,17 @@ async def test_the_last_routes_budget_fails_the_job(env: WorkflowEnvironment, lo
     assert outcome.type == "provider_unavailable"
     assert provider.submits[-1].at == pytest.approx(SUBMIT_BUDGET_SECONDS, abs=1)
     assert provider.tasks == {}
+
+
+async def test_a_local_submit_without_a_free_turn_goes_through_the_queue_at_once(
+    env: WorkflowEnvironment,
+) -> None:
+    (route,) = submitted(True, GEMINI)
+    provider, outcome = await run_job(env, spec(routes=[route]), local_turns_taken=True)
+    assert isinstance(outcome, JobView) and outcome.status is JobStatus.COMPLETED
+    assert [c.local for c in provider.submits] == [True, False]
+    assert provider.submits[1].at == pytest.approx(provider.submits[0].at, abs=0.5)
+    assert outcome.provider_task_id == "gemini-task-0"
 
 
 async def test_a_lost_submit_is_retried_on_the_same_route_and_never_fails_over(

@@ -11,8 +11,10 @@ import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from temporalio.exceptions import ApplicationError
 
 from activities import observe
+from activities.errors import TURNS_TAKEN_TYPE
 from activities.inputs import SubmitRequest
 from api.main import create_app
 from reelay import metrics, tracing
@@ -146,3 +148,24 @@ def test_a_submit_a_later_route_accepted_counts_a_failover_and_the_seconds() -> 
     assert worker_sample("reelay_price_usd_total", **labels) == pytest.approx(
         before["reelay_price_usd_total"] + price
     )
+
+
+def test_a_local_submit_handed_over_to_the_queue_is_no_failed_job() -> None:
+    spec = job_spec(isolated_settings(), "a fox", duration_seconds=4)
+    request = SubmitRequest(job=spec, route=spec.routes[0])
+    job = observe._job_of(request, spec.job_id)
+    taken = ApplicationError("no turn", type=TURNS_TAKEN_TYPE, non_retryable=True)
+    refused = ApplicationError("refused", type="content_refused", non_retryable=True)
+    errors = {"activity": "submit_to_provider", "provider": job.provider}
+    failed = {"model": job.model, "provider": job.provider}
+
+    def counts(error: str) -> tuple[float, float]:
+        return worker_sample("reelay_activity_errors_total", **errors, error=error), worker_sample(
+            "reelay_jobs_failed_total", **failed, reason=error
+        )
+
+    before_taken, before_refused = counts(TURNS_TAKEN_TYPE), counts("content_refused")
+    observe._failed("submit_to_provider", request, job, taken)
+    observe._failed("submit_to_provider", request, job, refused)
+    assert counts(TURNS_TAKEN_TYPE) == (before_taken[0] + 1, before_taken[1])
+    assert counts("content_refused") == (before_refused[0] + 1, before_refused[1] + 1)

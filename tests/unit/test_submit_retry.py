@@ -10,8 +10,10 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+from activities.errors import TURNS_TAKEN_TYPE
 from activities.inputs import SubmitRequest
 from activities.jobs import SUBMIT_CLOCK_SKEW, JobActivities
 from providers.base import FindsSubmitted, SourceImage
@@ -131,9 +133,10 @@ def test_a_route_is_submitted_locally_unless_paced_or_looked_up(
     assert [route.submit_locally for route in job.routes] == [local]
 
 
-async def test_local_submits_take_turns_per_provider() -> None:
+async def test_a_local_submit_without_a_free_turn_hands_over_to_the_queue() -> None:
     """Local submits run in the workflow worker's slots: at most `provider_concurrent_submits`
-    at once per provider, as its submit queue's worker would take."""
+    at once per provider, as its submit queue's worker would take. One more fails at once
+    (its job's workflow submits through the queue instead), where a queued one waits."""
     settings = isolated_settings(provider_concurrent_submits=2)
     release, both_sending = asyncio.Event(), asyncio.Event()
     sending: list[int] = []
@@ -146,18 +149,18 @@ async def test_local_submits_take_turns_per_provider() -> None:
             await release.wait()
             return await super().submit(job, route)
 
-    adapter = Slow()
-    activities = JobActivities(settings, {"fake": adapter}, s3=None)
+    activities = JobActivities(settings, {"fake": Slow()}, s3=None)
     job = job_spec(settings, "a lighthouse at dusk", duration_seconds=4)
     request = SubmitRequest(job=job, route=job.routes[0].model_copy(update={"adapter": "fake"}))
-    env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, is_local=True)
+    local, queued = ActivityEnvironment(), ActivityEnvironment()
+    local.info = dataclasses.replace(local.info, is_local=True)
     submit = activities.submit_to_provider
-    attempts = [asyncio.create_task(env.run(submit, request)) for _ in range(5)]
+    taking = [asyncio.create_task(local.run(submit, request)) for _ in range(2)]
     await both_sending.wait()
-    for _ in range(20):  # every other attempt has had its chance to start sending
-        await asyncio.sleep(0)
-    assert len(sending) == 2
+    with pytest.raises(ApplicationError) as refused:
+        await local.run(submit, request)
+    assert refused.value.type == TURNS_TAKEN_TYPE and refused.value.non_retryable
+    waiting = asyncio.create_task(queued.run(submit, request))
     release.set()
-    assert sorted(await asyncio.gather(*attempts)) == [f"new-{n}" for n in range(1, 6)]
-    assert len(sending) == 5
+    assert sorted(await asyncio.gather(*taking, waiting)) == ["new-1", "new-2", "new-3"]
+    assert len(sending) == 3
