@@ -24,6 +24,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client.parser import text_string_to_metric_families
 
+from activities.errors import TURNS_TAKEN_TYPE
 from reelay import devstack
 from reelay.settings import Settings
 from tests.conftest import DEV_API_KEY
@@ -157,6 +158,9 @@ def test_the_dashboard_covers_what_operators_ask() -> None:
         assert topic in titles, topic
     assert "margin" in titles and "cost" in titles
     assert any("histogram_quantile(0.99" in expr for expr in dashboard_exprs())
+    # A local submit handed over to the queue is no failure.
+    failures = [e for e in dashboard_exprs() if "reelay_activity_errors_total" in e]
+    assert failures and all(f'error!="{TURNS_TAKEN_TYPE}"' in e for e in failures)
 
 
 # --- Live --------------------------------------------------------------------------------
