@@ -249,17 +249,21 @@ async def _submit_attempt(request: SubmitRequest, schedule_to_close: timedelta) 
     )
 
 
+def _cause(err: FailureError) -> BaseException | None:
+    """What an activity failed with: `err` is an `ActivityError` around it, or (from a local
+    activity) the failure itself."""
+    return err.cause if isinstance(err, ActivityError) else err
+
+
 def _failure_type(err: FailureError) -> str | None:
-    """The application error type of an activity's failure (`job_failure`'s two forms)."""
-    cause = err.cause if isinstance(err, ActivityError) else err
+    """The application error type of an activity's failure."""
+    cause = _cause(err)
     return cause.type if isinstance(cause, ApplicationError) else None
 
 
 def job_failure(err: FailureError) -> BaseException:
-    """What an activity's failure means for the job: cancelled, or `JobFailed` with why.
-    `err` is an `ActivityError` around the failure, or (from a local activity) the failure
-    itself."""
-    cause = err.cause if isinstance(err, ActivityError) else err
+    """What an activity's failure means for the job: cancelled, or `JobFailed` with why."""
+    cause = _cause(err)
     if isinstance(cause, CancelledError):  # the job was cancelled mid-activity
         return asyncio.CancelledError()
     # Out of time or attempts: the last attempt's failure says why.
