@@ -16,7 +16,7 @@ import urllib3.exceptions
 from minio import Minio
 from minio.error import MinioException, S3Error
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities.downloads import download_to
 from activities.errors import RETRYABLE_TYPE, STORAGE_TYPE, TURNS_TAKEN_TYPE, provider_errors
@@ -114,10 +114,11 @@ class JobActivities:
             return await self._submit(request, adapter)
         turns = self._local_submits[request.route.adapter]
         if turns.locked():
-            raise ApplicationError(
+            raise ApplicationError(  # benign: the SDK logs it at DEBUG, not as a failure
                 f"every local submit turn for {request.route.adapter} is taken",
                 type=TURNS_TAKEN_TYPE,
                 non_retryable=True,
+                category=ApplicationErrorCategory.BENIGN,
             )
         async with turns:
             return await self._submit(request, adapter)

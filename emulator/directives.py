@@ -34,6 +34,9 @@ class Directives(BaseModel):
     poll_5xx: int = Field(default=0, ge=0, description="first N polls of the task: 502")
     truncate: int = Field(default=0, ge=0, description="first N downloads stop half-way")
     slow: int | None = Field(default=None, gt=0, description="download bytes per second")
+    create_delay: float = Field(
+        default=0, ge=0, le=30, description="seconds a Runway create takes to answer"
+    )
 
 
 def parse_directives(text: str | None) -> Directives:

@@ -8,6 +8,7 @@ endpoint (field names, required fields, `Literal` values); a refusal is Runway's
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Callable
@@ -344,6 +345,7 @@ def build_router(store: TaskStore) -> APIRouter:
             return _invalid(exc)
         if (fault := store.directive_fault(PROVIDER, spec.prompt, directives)) is not None:
             return _fault(fault)
+        await asyncio.sleep(directives.create_delay)
         start = await _first_image_frame(spec.prompt_image) if image else 0
         width, height = (int(side) for side in spec.ratio.split(":"))
         task = store.submit(

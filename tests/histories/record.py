@@ -144,6 +144,8 @@ DERIVED = {
     "v7_ledger_first",  # since `jobs-v7`: stored by the poll loop
     "v8_ledger_first",  # since `jobs-v8`: its start memo kept
     "v9_ledger_first",  # since `jobs-v9`: submitted by a local activity
+    # since `jobs-v9`: a local submit that found its provider's turn taken, then the queue's
+    "v9_handed_over",
     "v3_batch",  # a BatchWorkflow: a line of each dialect and an invalid one, paused, resumed
     # since the batch patch: a duplicate custom_id, windows per provider, webhook events
     "v4_batch",
@@ -355,6 +357,30 @@ async def _record_batch(settings: Settings, name: str) -> None:
             _save(f"{name}_line", line.to_json(), len(line.events))
 
 
+async def _record_handed_over(settings: Settings) -> None:
+    """Two jobs on a worker with one local submit turn per provider: the first's create
+    takes seconds, so the second's local submit finds the turn taken and goes through the
+    submit queue (`v9_handed_over`, the second's history)."""
+    one_turn = settings.model_copy(update={"provider_concurrent_submits": 1})
+    async with running_worker(one_turn) as client:
+        holding = job_spec(one_turn, unique_prompt("[emu create_delay=5 gen=1] a held turn"))
+        first = await start(client, one_turn, holding)
+        await asyncio.sleep(1.0)  # its local submit has the turn (its create answers at 5 s)
+        spec = job_spec(one_turn, unique_prompt("[emu gen=1] a turn taken"), duration_seconds=2)
+        second = await start(client, one_turn, spec)
+        await _finish(second)
+        await _finish(first)
+    history = await second.fetch_history()
+    scheduled = [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+    if not scheduled or scheduled[0] != "submit_to_provider":
+        raise SystemExit("the second job's local submit found a turn free: record it again")
+    _save("v9_handed_over", history.to_json(), len(history.events))
+
+
 async def record(settings: Settings, names: set[str]) -> None:
     async with running_worker(settings) as client:
         for name in SCENARIOS:
@@ -362,6 +388,8 @@ async def record(settings: Settings, names: set[str]) -> None:
                 await _record_job(client, settings, name)
         if names & LIMITED:
             await _record_limited(client, settings, names)
+    if "v9_handed_over" in names:
+        await _record_handed_over(settings)
     if "v2_job_resumed" in names:
         await _record_job_resumed(settings)
     for name in CONTINUING_BATCHES:

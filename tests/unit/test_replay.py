@@ -16,6 +16,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from activities.errors import TURNS_TAKEN_TYPE
 from activities.polling import PROGRESS_SIGNAL
 from worker import WORKFLOW_RUNNER, WORKFLOWS
 from workflows.batch import (
@@ -374,3 +375,20 @@ async def test_a_job_marked_for_local_submits_that_an_older_worker_ran_replays(n
         ).decode()
     )
     await replayer.replay_workflow(WorkflowHistory.from_json(workflow_id(name, history), history))
+
+
+def test_histories_cover_a_local_submit_handed_over_to_the_queue() -> None:
+    """Since `jobs-v9`: a local submit that found its provider's turns taken fails at once
+    (a failed local-activity marker), and the job submits through the provider's queue."""
+    history = HISTORIES["v9_handed_over"]
+    assert JOBS_V9 in _patches(history)
+    failed = [
+        marker["failure"]["applicationFailureInfo"]["type"]
+        for e in _events(history)
+        if (marker := e.get("markerRecordedEventAttributes", {})).get("markerName")
+        == "core_local_activity"
+        and "failure" in marker
+    ]
+    assert failed == [TURNS_TAKEN_TYPE]
+    assert _local_activities(history)[0] == "submit_to_provider"
+    assert _scheduled(history) == ["submit_to_provider", "poll_until_done"]
