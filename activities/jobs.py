@@ -370,11 +370,13 @@ async def heartbeating(
 
     The first beat goes out after `first_after` seconds (`HEARTBEAT_EVERY_SECONDS` unless
     said), well within every heartbeat timeout: a block done sooner (most submits and
-    stores) costs Temporal no heartbeat, a write of the activity's state."""
+    stores) costs Temporal no heartbeat, a write of the activity's state. A local activity
+    has no heartbeat to send: it only gets `details`."""
+    if activity.info().is_local:
+        yield details
+        return
 
     async def beat() -> None:
-        if activity.info().is_local:  # a local activity has no heartbeat to send
-            return
         await asyncio.sleep(first_after)
         while True:
             activity.heartbeat(dict(details))

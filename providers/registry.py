@@ -41,6 +41,8 @@ ADAPTER_TYPES: dict[str, type[ProviderAdapter]] = {
     "replicate": ReplicateAdapter,
 }
 PROVIDERS = tuple(ADAPTER_TYPES)
+#: Providers whose adapter finds the task a lost submit attempt left (`FindsSubmitted`).
+_LOOKS_UP_SUBMITS = frozenset(p for p, t in ADAPTER_TYPES.items() if issubclass(t, FindsSubmitted))
 EMULATOR_KEY = "emulator-key"
 EMULATOR_PROJECT = "reelay-dev"
 
@@ -172,8 +174,8 @@ def submits_locally(settings: Settings, provider: str) -> bool:
     queue. The queue stays where it does what a local activity cannot: pace the submits
     across all workers (`provider_submits_per_second`), or tell a retry from a first attempt
     so that a lost attempt's task is found instead of created twice (`FindsSubmitted`)."""
-    return provider not in settings.provider_submits_per_second and not issubclass(
-        ADAPTER_TYPES[provider], FindsSubmitted
+    return provider not in settings.provider_submits_per_second and (
+        provider not in _LOOKS_UP_SUBMITS
     )
 
 

@@ -177,13 +177,16 @@ def workflow_id(name: str, history: str) -> str:
     return f"replay-{name}"
 
 
-@pytest.mark.parametrize("name", HISTORIES)
-async def test_history_replays(name: str) -> None:
+async def _replay(name: str, history: str) -> None:
     replayer = Replayer(
         workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER, data_converter=pydantic_data_converter
     )
-    history = HISTORIES[name]
     await replayer.replay_workflow(WorkflowHistory.from_json(workflow_id(name, history), history))
+
+
+@pytest.mark.parametrize("name", HISTORIES)
+async def test_history_replays(name: str) -> None:
+    await _replay(name, HISTORIES[name])
 
 
 def test_histories_cover_lean_jobs_polling_in_one_activity() -> None:
@@ -346,12 +349,19 @@ def test_histories_cover_jobs_submitted_by_a_local_activity() -> None:
     assert kinds[:first_step].count("EVENT_TYPE_WORKFLOW_TASK_COMPLETED") == 1
 
 
+def _job_payload(parsed: dict[str, Any]) -> dict[str, Any]:
+    """The job spec's payload in a parsed history's start event."""
+    payload: dict[str, Any] = parsed["events"][0]["workflowExecutionStartedEventAttributes"][
+        "input"
+    ]["payloads"][0]
+    return payload
+
+
 def _with_local_routes(history: str) -> str:
     """`history` as if its job had been admitted by an API that marks routes
     `submit_locally`: a job an older worker ran (through the submit queue) during a deploy."""
     parsed = json.loads(history)
-    started = parsed["events"][0]["workflowExecutionStartedEventAttributes"]
-    payload = started["input"]["payloads"][0]
+    payload = _job_payload(parsed)
     job = json.loads(base64.b64decode(payload["data"]))
     job["routes"] = [{**route, "submit_locally": True} for route in job["routes"]]
     payload["data"] = base64.b64encode(json.dumps(job).encode()).decode()
@@ -362,19 +372,12 @@ def _with_local_routes(history: str) -> str:
 async def test_a_job_marked_for_local_submits_that_an_older_worker_ran_replays(name: str) -> None:
     """The route's mark alone does not choose the local submit: a run without the
     `jobs-v9` marker replays through the submit queue it used."""
-    replayer = Replayer(
-        workflows=WORKFLOWS, workflow_runner=WORKFLOW_RUNNER, data_converter=pydantic_data_converter
-    )
     history = _with_local_routes(HISTORIES[name])
     assert (
         '"submit_locally": true'
-        in base64.b64decode(
-            json.loads(history)["events"][0]["workflowExecutionStartedEventAttributes"]["input"][
-                "payloads"
-            ][0]["data"]
-        ).decode()
+        in base64.b64decode(_job_payload(json.loads(history))["data"]).decode()
     )
-    await replayer.replay_workflow(WorkflowHistory.from_json(workflow_id(name, history), history))
+    await _replay(name, history)
 
 
 def test_histories_cover_a_local_submit_handed_over_to_the_queue() -> None:
