@@ -181,6 +181,7 @@ class JobActivities:
         progress: dict[str, Any],
         *,
         finished: ProviderTaskStatus | None = None,
+        first: bool = False,
     ) -> StoredVideo:
         """Download the provider's output, verify and probe it, upload it to S3; `progress`
         says how far it is (the caller heartbeats it). `finished`: the task's status as just
@@ -188,11 +189,14 @@ class JobActivities:
 
         The download is spooled to a temporary file (bounded memory, and a corrupt or
         truncated file is never stored); the upload is multipart. The video object only
-        appears when its upload completes, so an existing object means a finished store.
+        appears when its upload completes, so an existing object means a finished store, and
+        every store but the `first` (the poll loop's first attempt) looks for one. Were an
+        object there all the same (a run reset by an operator), it is overwritten by the same
+        provider output: the check only ever saves work.
         """
         key = request.key or video_key(request.job_id)
         progress["phase"] = "checking"
-        existing = await self._stored(key)
+        existing = None if first else await self._stored(key)
         if existing is not None:
             return existing
         adapter = self._adapter(request.task.route)

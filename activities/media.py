@@ -45,10 +45,15 @@ def probe_video(path: Path) -> VideoInfo:
 
 
 def write_thumbnail(video: Path, target: Path) -> None:
-    """Save the first decodable frame as a JPEG."""
+    """Save the first decodable frame as a JPEG. One frame is decoded on this thread: the
+    decoder's own threads (frame threading) would cost more to start than they save."""
     try:
         with av.open(str(video)) as container:
-            for frame in container.decode(video=0):
+            if not container.streams.video:
+                raise InvalidVideoError("no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "NONE"
+            for frame in container.decode(stream):
                 frame.to_image().save(target, format="JPEG", quality=85)
                 return
     except av.error.FFmpegError as exc:

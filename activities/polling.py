@@ -16,7 +16,9 @@ heartbeat (`STORING`, which the API reads as the job's `storing` status). A stor
 here for any reason is handed back (`PollOutcome.video` None): the workflow's own store
 activity then waits out the outage or fails the job as it always has.
 
-The interval rule (`next_poll_delay`) is pure; the legacy timer loop of runs started before
+A new task's first poll waits the shortest interval (a task created a moment ago is only
+ever queued); a loop resumed from a heartbeat, or carrying on from earlier polls, polls at
+once. The interval rule (`next_poll_delay`) is pure; the legacy timer loop of runs started before
 the activity existed uses it too.
 """
 
@@ -116,10 +118,16 @@ Report = Callable[[PollProgress], Awaitable[None]]
 
 class Store(Protocol):
     """Stores a finished task's video (`JobActivities.store`), updating `progress` as it
-    goes; `finished` is the status just polled (its output URL fresh)."""
+    goes; `finished` is the status just polled (its output URL fresh); `first`: no store of
+    this video can have run before (see `JobActivities.store`)."""
 
     async def __call__(
-        self, request: StoreRequest, progress: dict[str, Any], *, finished: ProviderTaskStatus
+        self,
+        request: StoreRequest,
+        progress: dict[str, Any],
+        *,
+        finished: ProviderTaskStatus,
+        first: bool,
     ) -> StoredVideo: ...
 
 
@@ -140,6 +148,11 @@ async def poll_loop(
     reported = progress
     error_delay = ERROR_FIRST_DELAY_SECONDS
     status = ProviderTaskStatus(state=TaskState.RUNNING, progress=progress)
+    if polls == 0 and resumed is None:
+        # The task was created a moment ago: no provider has its video yet, and a poll that
+        # could only say "queued" costs the worker and the provider a request for nothing.
+        left = (request.deadline - await now()).total_seconds()
+        await sleep(min(request.poll_min_seconds, max(left, 0.0)))
     while True:
         left = (request.deadline - await now()).total_seconds()
         if left <= 0:
@@ -223,12 +236,16 @@ class PollingActivities:
         )
         video = None
         if request.store is not None and outcome.status.state is TaskState.SUCCEEDED:
-            video = await self._store_now(request.store, outcome)
+            # A first attempt that never heartbeated is the job's first store of this video.
+            first = info.attempt == 1 and not details
+            video = await self._store_now(request.store, outcome, first=first)
         # A store step asks for a fresh output URL; keep signed URLs out of history.
         status = outcome.status.model_copy(update={"output_url": None})
         return outcome.model_copy(update={"status": status, "video": video})
 
-    async def _store_now(self, request: StoreRequest, outcome: PollOutcome) -> StoredVideo | None:
+    async def _store_now(
+        self, request: StoreRequest, outcome: PollOutcome, *, first: bool
+    ) -> StoredVideo | None:
         """The video stored, or None (handed back to the workflow's store step) on any
         failure but a cancellation."""
         details: dict[str, Any] = {
@@ -240,7 +257,7 @@ class PollingActivities:
         started = time.perf_counter()
         try:
             async with heartbeating(details, first_after=STORING_SHOWN_AFTER_SECONDS):
-                return await self._store(request, details, finished=outcome.status)
+                return await self._store(request, details, finished=outcome.status, first=first)
         except Exception as exc:
             error = error_label(exc)
             metrics.ACTIVITY_ERRORS.labels(ONE_STORE, provider, error).inc()

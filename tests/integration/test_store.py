@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
@@ -12,6 +17,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.errors import STORAGE_TYPE
 from activities.inputs import ProviderTaskRef, StoreRequest
 from activities.jobs import JobActivities
+from emulator.render import render_mp4
+from providers.base import ProviderTaskStatus, TaskState
 from reelay import devstack
 from reelay.jobs import JobStatus, Route
 from reelay.settings import Settings
@@ -86,3 +93,39 @@ async def test_an_unreachable_s3_is_a_retryable_error_that_names_no_internals() 
     assert not caught.value.non_retryable
     for internal in ("127.0.0.1", str(port), "internal-bucket", "job_vid_internal-key"):
         assert internal not in caught.value.message
+
+
+class ServesClip:
+    """A provider whose finished task's output is `clip`; it counts the downloads."""
+
+    def __init__(self, clip: Path) -> None:
+        self._data = clip.read_bytes()
+        self.downloads = 0
+
+    @contextlib.asynccontextmanager
+    async def download(self, url: str, *, resume: Any = None) -> AsyncIterator[httpx.Response]:
+        self.downloads += 1
+        yield httpx.Response(200, content=self._data)
+
+
+async def test_only_the_first_store_skips_looking_for_a_stored_video(
+    settings: Settings, tmp_path: Path
+) -> None:
+    clip = render_mp4(tmp_path / "out.mp4", width=64, height=36, duration_seconds=1, fps=8)
+    provider = ServesClip(clip)
+    adapters: dict[str, Any] = {"runway": provider}
+    activities = JobActivities(settings, adapters, s3_client(settings))
+    request = StoreRequest(
+        job_id=f"job_vid_{uuid.uuid4().hex}",
+        task=ProviderTaskRef(route=Route(adapter="runway", upstream_model="gen4.5"), task_id="t"),
+    )
+    done = ProviderTaskStatus(state=TaskState.SUCCEEDED, output_url="https://p.example/out.mp4")
+
+    stored = await activities.store(request, {}, finished=done, first=True)
+    assert provider.downloads == 1
+    # A retried attempt (or the workflow's store step) finds it: no second download.
+    assert await activities.store(request, {}, finished=done) == stored
+    assert provider.downloads == 1
+    # A first store does not look, and stores the provider's output again.
+    assert await activities.store(request, {}, finished=done, first=True) == stored
+    assert provider.downloads == 2

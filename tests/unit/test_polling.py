@@ -124,8 +124,16 @@ async def test_the_loop_polls_by_the_rule_until_the_task_ends() -> None:
     rule = [
         next_poll_delay(polls=n, remaining=None, min_seconds=1, max_seconds=30) for n in (1, 2, 3)
     ]
-    assert upstream.slept == pytest.approx(rule)
+    # The task was just created: the first poll waits the shortest interval.
+    assert upstream.polls_at[0] == 1.0
+    assert upstream.slept == pytest.approx([1.0, *rule])
     assert [b["polls"] for b in upstream.beats] == [1, 2, 3]  # where a retry would resume
+
+
+async def test_a_loop_that_carries_on_from_earlier_polls_polls_at_once() -> None:
+    upstream = Upstream([DONE])
+    outcome = await upstream.run(polls=3)  # as a run continued as new asks it to
+    assert outcome.polls == 4 and upstream.polls_at == [0.0] and upstream.slept == []
 
 
 async def test_progress_is_reported_only_when_it_moves_by_a_step() -> None:
@@ -142,7 +150,8 @@ async def test_transient_errors_are_waited_out_inside_the_loop() -> None:
     upstream = Upstream([RetryableProviderError("503"), busy, running(), DONE])
     outcome = await upstream.run()
     assert outcome.status.state is TaskState.SUCCEEDED
-    assert upstream.slept[:2] == [1.0, 7.0]  # back-off, then the provider's Retry-After
+    # The first wait, the back-off, then the provider's Retry-After.
+    assert upstream.slept[:3] == [1.0, 1.0, 7.0]
     assert outcome.polls == 2  # answered polls only
 
 
@@ -200,12 +209,19 @@ class Storage:
     down: bool = False
     slow: bool = False
     calls: list[tuple[StoreRequest, str | None, dict[str, Any]]] = field(default_factory=list)
+    firsts: list[bool] = field(default_factory=list)
     beaten: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def store(
-        self, request: StoreRequest, progress: dict[str, Any], *, finished: ProviderTaskStatus
+        self,
+        request: StoreRequest,
+        progress: dict[str, Any],
+        *,
+        finished: ProviderTaskStatus,
+        first: bool,
     ) -> StoredVideo:
         self.calls.append((request, finished.output_url, dict(progress)))
+        self.firsts.append(first)
         if self.slow:
             await self.beaten.wait()
         if self.down:
@@ -214,7 +230,7 @@ class Storage:
 
 
 def loop_request(
-    *, lasting: float = 600.0, poll_min: float = 1.0, poll_max: float = 30.0, store: bool = False
+    *, lasting: float = 600.0, poll_min: float = 0.01, poll_max: float = 30.0, store: bool = False
 ) -> PollRequest:
     """A poll loop's request for one Runway task, its deadline `lasting` seconds away."""
     task = ProviderTaskRef(route=RUNWAY, task_id="t")
@@ -234,10 +250,15 @@ def loops_on(provider: Any, storage: Storage) -> PollingActivities:
     return PollingActivities(cast(Client, None), {"runway": provider}, storage.store)
 
 
-async def run_activity(storage: Storage, *, store: bool) -> tuple[PollOutcome, list[Any]]:
+async def run_activity(
+    storage: Storage, *, store: bool, resumed: dict[str, Any] | None = None
+) -> tuple[PollOutcome, list[Any]]:
+    """The loop as an activity's first attempt, or (`resumed`) a retry with that heartbeat."""
     request = loop_request(store=store)
     loops = loops_on(FinishedTask(), storage)
     env = ActivityEnvironment()
+    if resumed is not None:
+        env.info = replace(env.info, attempt=2, heartbeat_details=[resumed])
     beats: list[Any] = []
 
     def beat(*details: Any) -> None:
@@ -258,6 +279,14 @@ async def test_the_loop_stores_the_video_with_the_url_its_poll_returned() -> Non
     assert url == OUTPUT_URL and request.job_id == "job_vid_x"
     assert progress[STORING] is True  # what the store step saw: the loop's position, storing
     assert beats == []  # a quick store costs Temporal no heartbeat
+    assert storage.firsts == [True]  # nothing can have stored it before: no check
+
+
+async def test_a_retried_loop_stores_as_one_that_may_find_the_video_stored() -> None:
+    storage = Storage()
+    outcome, _ = await run_activity(storage, store=True, resumed={"polls": 3, STORING: True})
+    assert outcome.video == VIDEO
+    assert storage.firsts == [False]
 
 
 async def test_a_slow_store_heartbeats_that_it_is_storing(monkeypatch: pytest.MonkeyPatch) -> None:
