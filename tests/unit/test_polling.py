@@ -328,8 +328,9 @@ async def test_the_loop_beats_as_seldom_as_its_heartbeat_timeout_allows() -> Non
     beats: list[float] = []
     env.on_heartbeat = lambda *_: beats.append(asyncio.get_running_loop().time())
     outcome = await env.run(loops.poll_until_done, request)
-    assert outcome.deadline_passed and outcome.polls > 10  # it polled every 20 ms meanwhile
     every = timeout.total_seconds() * 2 / 3
     assert 1 <= len(beats) <= run_for / every
+    # It polled every 20 ms meanwhile (as often as a loaded machine let it): more than it beat.
+    assert outcome.deadline_passed and outcome.polls > len(beats)
     gaps = [later - earlier for earlier, later in itertools.pairwise(beats)]
     assert all(gap >= every * 0.95 for gap in gaps)  # never sooner than two thirds of it
