@@ -1,4 +1,5 @@
-"""The ledgers' transactional store: a row per tenant account, a row per job, a row per top-up.
+"""The ledgers' transactional store: a row per tenant account, a row per job, a row per top-up
+(and a row per deleted job, which `api.dialects.deletion` keeps here too).
 
 A tenant's account row holds its counters (deposits, spent, reserved, running, queued, today's
 usage); each job it admitted has a row (its reservation, its state, its place in the FIFO
@@ -123,6 +124,24 @@ top_ups = Table(
 schema_version = Table(
     "reelay_schema_version", metadata, Column("version", Integer, primary_key=True)
 )
+#: Jobs their tenants deleted (`api.dialects.deletion`): a read of one answers 404.
+deleted_jobs = Table(
+    "reelay_deleted_jobs",
+    metadata,
+    Column("job_id", String(200), primary_key=True),
+    Column("tenant_id", String(200), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=False),
+)
+#: One row: since when every deletion is in `deleted_jobs` (those before it, and during an
+#: upgrade's rollout, left a tombstone in S3 instead).
+deletions_since = Table(
+    "reelay_deletions_since",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("since", DateTime(timezone=True), nullable=False),
+)
+#: How long after an upgrade APIs of the version before may still leave tombstones in S3.
+DELETIONS_ROLLOUT = timedelta(days=1)
 #: Version 1's one JSON document per account, read once to convert it into rows.
 _V1_ACCOUNTS = "reelay_accounts"
 
@@ -258,6 +277,8 @@ class LedgerStore:
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="ledger-reader")
         self._started = _GroupCommit(self._mark_started_now)
         self._new_job_unless_there = self._insert(jobs).on_conflict_do_nothing()
+        #: Since when the store has every deletion (read as its schema is created).
+        self.deletions_since = datetime.now(UTC)
 
     @classmethod
     async def open(cls, url: str, timeout_seconds: float = 5.0) -> LedgerStore:
@@ -285,6 +306,14 @@ class LedgerStore:
     def _create_schema(self, conn: Connection) -> None:
         metadata.create_all(conn)
         versions = set(conn.execute(select(schema_version.c.version)).scalars())
+        # In a store that existed before (an upgrade), APIs of the version before may still be
+        # deleting, with tombstones in S3, until the rollout ends.
+        since = datetime.now(UTC) + (DELETIONS_ROLLOUT if versions else timedelta(0))
+        conn.execute(
+            self._insert(deletions_since).values(id=1, since=since).on_conflict_do_nothing()
+        )
+        since = conn.execute(select(deletions_since.c.since)).scalar_one()
+        self.deletions_since = since if since.tzinfo else since.replace(tzinfo=UTC)
         if SCHEMA_VERSION not in versions:
             self._convert_v1(conn)
             conn.execute(
@@ -505,6 +534,29 @@ class LedgerStore:
             conn.execute(update(jobs).where(named).values(started=True, pending_start=None))
 
         await self._write(body)
+
+    async def mark_deleted(self, job_id: str, tenant_id: str) -> None:
+        """Record that `tenant_id` deleted `job_id` (again: no change)."""
+
+        def body(conn: Connection) -> None:
+            conn.execute(
+                self._insert(deleted_jobs)
+                .values(job_id=job_id, tenant_id=tenant_id, deleted_at=datetime.now(UTC))
+                .on_conflict_do_nothing()
+            )
+
+        await self._write(body)
+
+    async def deleted_among(self, job_ids: list[str]) -> set[str]:
+        """Those of `job_ids` that were deleted (since `deletions_since`)."""
+        if not job_ids:
+            return set()
+
+        def body(conn: Connection) -> set[str]:
+            query = select(deleted_jobs.c.job_id).where(deleted_jobs.c.job_id.in_(job_ids))
+            return set(conn.execute(query).scalars())
+
+        return await self._read(body)
 
     async def pending_start(self, job_id: str) -> str | None:
         """The spec of an admitted job whose workflow is not started yet, else None."""

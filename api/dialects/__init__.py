@@ -22,6 +22,6 @@ answers in that path's dialect.
 
 Shared by all: `videos` dispatches the `/v1/videos` routes of seed 004 and OpenAI; `bodies`
 reads and checks request bodies; `common` submits and reads jobs; `links` signs download
-links; `outcome` reports failed and cancelled jobs; `deletion` keeps the tombstones of
-deleted jobs; `webhooks` checks a request's webhook fields.
+links; `outcome` reports failed and cancelled jobs; `deletion` records deleted jobs (and reads
+the older tombstones); `webhooks` checks a request's webhook fields.
 """

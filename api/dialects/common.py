@@ -23,8 +23,9 @@ from reelay.tenants import Tenant
 async def read_live_job(
     client: Client, s3: Minio, settings: Settings, job_id: str, tenant: Tenant | None
 ) -> tuple[JobView, WorkflowHandle[Any, JobView]]:
-    """`api.jobs.read_job`, and a 404 for a job that was deleted (an ended job's tombstone
-    is looked up in S3; a running job has none, `api.dialects.deletion`)."""
+    """`api.jobs.read_job`, and a 404 for a job that was deleted (an ended job is looked
+    up in the store's deletions; a running job cannot have been deleted,
+    `api.dialects.deletion`)."""
     view, handle = await jobs.read_job(client, settings, job_id, tenant)
     if await deletion.is_deleted(s3, settings, view):
         raise not_found()

@@ -14,7 +14,13 @@ import pytest
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from reelay.accounts import AccountSnapshot, Ledger, Refusal, Settlement, SubmitJob, TopUp
-from reelay.store import JobState, LedgerStore, StoreUnavailable, _GroupCommit
+from reelay.store import (
+    DELETIONS_ROLLOUT,
+    JobState,
+    LedgerStore,
+    StoreUnavailable,
+    _GroupCommit,
+)
 from reelay.tenants import Limits
 from tests.conftest import isolated_settings
 from tests.support import job_spec
@@ -203,6 +209,36 @@ async def test_a_version_1_store_is_converted_into_rows_once(tmp_path: Path) -> 
             assert (await store.top_up("hot", 0, top_up, now)) == account
         finally:
             await store.close()
+
+
+async def test_deletions_are_all_in_a_new_store_and_an_upgraded_one_after_its_rollout(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'ledger.sqlite3'}"
+    before = datetime.now(UTC)
+    store = await LedgerStore.open(url)
+    new_since = store.deletions_since
+    await store.close()
+    assert before <= new_since <= datetime.now(UTC)  # a new store: no API ever left tombstones
+    reopened = await LedgerStore.open(url)
+    assert reopened.deletions_since == new_since  # kept, not moved on by every open
+    await reopened.close()
+    # A store from before deletions were kept in it: APIs of that version may still be
+    # running, and leaving tombstones in S3, for the rollout.
+    engine = create_async_engine(url)
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql("DROP TABLE reelay_deletions_since")
+    await engine.dispose()
+    upgraded = await LedgerStore.open(url)
+    try:
+        assert upgraded.deletions_since - datetime.now(UTC) > DELETIONS_ROLLOUT - timedelta(
+            minutes=1
+        )
+        await upgraded.mark_deleted("job_vid_a", "hot")
+        await upgraded.mark_deleted("job_vid_a", "hot")
+        assert await upgraded.deleted_among(["job_vid_a", "job_vid_b"]) == {"job_vid_a"}
+    finally:
+        await upgraded.close()
 
 
 async def test_an_unreachable_store_is_unavailable_within_its_timeout() -> None:

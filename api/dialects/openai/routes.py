@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
@@ -116,8 +115,8 @@ async def list_videos(
     views = [view for view in views if view.job_id != after]
     has_more = page.next_cursor is not None if order == "desc" else len(views) > limit
     views = views[:limit]
-    gone = await asyncio.gather(*(deletion.is_deleted(s3, settings, view) for view in views))
-    data = [render(view) for view, deleted in zip(views, gone, strict=True) if not deleted]
+    gone = await deletion.deleted(s3, settings, views)
+    data = [render(view) for view in views if view.job_id not in gone]
     return OpenAIVideoList(
         data=data,
         has_more=has_more,
