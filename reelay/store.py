@@ -266,6 +266,9 @@ class LedgerStore:
     across turns of a busy event loop; on PostgreSQL through `run_sync` on an async
     connection, serialised per tenant by its account row's lock."""
 
+    #: Since when the store has every deletion (read as `open` creates the schema).
+    deletions_since: datetime
+
     def __init__(
         self, timeout_seconds: float, *, sync: Engine | None = None, aio: AsyncEngine | None = None
     ) -> None:
@@ -277,8 +280,6 @@ class LedgerStore:
         self._readers = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="ledger-reader")
         self._started = _GroupCommit(self._mark_started_now)
         self._new_job_unless_there = self._insert(jobs).on_conflict_do_nothing()
-        #: Since when the store has every deletion (read as its schema is created).
-        self.deletions_since = datetime.now(UTC)
 
     @classmethod
     async def open(cls, url: str, timeout_seconds: float = 5.0) -> LedgerStore:
@@ -308,9 +309,9 @@ class LedgerStore:
         versions = set(conn.execute(select(schema_version.c.version)).scalars())
         # In a store that existed before (an upgrade), APIs of the version before may still be
         # deleting, with tombstones in S3, until the rollout ends.
-        since = datetime.now(UTC) + (DELETIONS_ROLLOUT if versions else timedelta(0))
+        proposed = datetime.now(UTC) + (DELETIONS_ROLLOUT if versions else timedelta(0))
         conn.execute(
-            self._insert(deletions_since).values(id=1, since=since).on_conflict_do_nothing()
+            self._insert(deletions_since).values(id=1, since=proposed).on_conflict_do_nothing()
         )
         since = conn.execute(select(deletions_since.c.since)).scalar_one()
         self.deletions_since = since if since.tzinfo else since.replace(tzinfo=UTC)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta
 
+from minio import Minio
+
 from api import accounts
 from api.dialects import deletion
 from reelay.jobs import JobStatus, JobView
@@ -22,10 +24,8 @@ def ended_job(settings: Settings, *, before_store: bool, since: datetime) -> Job
     return view.model_copy(update={"status": JobStatus.COMPLETED, "completed_at": since + shift})
 
 
-def leave_tombstone(settings: Settings, job_id: str) -> None:
-    s3_client(settings).put_object(
-        settings.s3_bucket, deletion.tombstone_key(job_id), io.BytesIO(b"{}"), 2
-    )
+def leave_tombstone(s3: Minio, settings: Settings, job_id: str) -> None:
+    s3.put_object(settings.s3_bucket, deletion.tombstone_key(job_id), io.BytesIO(b"{}"), 2)
 
 
 async def test_a_deletion_is_found_in_the_store_for_a_whole_page_at_once(
@@ -52,7 +52,7 @@ async def test_only_a_job_that_ended_before_the_store_kept_deletions_is_looked_u
     kept = ended_job(settings, before_store=True, since=since)
     s3 = s3_client(settings)
     for view in (older, newer):
-        leave_tombstone(settings, view.job_id)
+        leave_tombstone(s3, settings, view.job_id)
     # The newer job's tombstone is not looked for: it ended after deletions moved to the store.
     assert await deletion.deleted(s3, settings, [older, newer, kept]) == {older.job_id}
     assert await deletion.is_deleted(s3, settings, older)
