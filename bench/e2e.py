@@ -8,13 +8,17 @@ and history events per job; beside the floor: the same jobs made at the emulator
 It starts its own stack (Temporal, SeaweedFS, emulator, worker, API) on free ports of
 127.0.0.1 in a temp dir, and stops it afterwards. A Reelay job is done when its workflow is
 (the Temporal client waits on it, so no status polling loads the API); then one GET reads
-its status. CPU seconds are utime+stime deltas from /proc of each process the stack started.
+its status. CPU seconds are utime+stime deltas from /proc of each process the stack started
+and of this one (the clients); their sum per job bounds the jobs/s the machine's cores allow
+(the CPU-bound ceiling), and the host's steal (/proc/stat) says how much of those cores a
+shared VM gave to other guests during the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -34,6 +38,7 @@ from bench.stack import (
     RUNWAY_VERSION,
     SECONDS,
     Batch,
+    HostCpu,
     own_stack,
     quantile_ms,
     stack_processes,
@@ -47,6 +52,7 @@ from reelay.temporal import connect
 ROLES = ("emulator", "temporal", "worker", "api", "s3")
 #: A floor client polls as often as Reelay's workflow does at least (`own_stack`).
 FLOOR_POLL_SECONDS = 0.5
+CORES = os.cpu_count() or 1
 #: The longest a run may take; jobs not begun by then are skipped (and counted).
 RUN_SECONDS = 900.0
 
@@ -59,6 +65,10 @@ class Run:
     posts: list[float]
     gets: list[float]
     cpu: dict[str, float]
+    #: The CPU time of this process: the clients that submit, wait and read.
+    client_cpu: float
+    #: The share of the machine's time the hypervisor gave other guests meanwhile.
+    steal: float
     events_per_job: list[int]
 
 
@@ -67,9 +77,11 @@ async def with_cpu(
 ) -> Run:
     processes = {role: found[0] for role, found in stack_processes().items() if role in ROLES}
     before = {role: p.cpu_seconds() for role, p in processes.items()}
+    host, client = HostCpu.now(), time.process_time()
     jobs, completed, posts, gets = await work()
     cpu = {role: p.cpu_seconds() - before[role] for role, p in processes.items()}
-    return Run(name, jobs, completed, posts, gets, cpu, [])
+    steal = HostCpu.now().steal_share_since(host)
+    return Run(name, jobs, completed, posts, gets, cpu, time.process_time() - client, steal, [])
 
 
 async def floor(settings: Settings, jobs: int, concurrency: int) -> Run:
@@ -166,6 +178,16 @@ def _ms(samples: list[float]) -> str:
     return f"{quantile_ms(samples, 0.5):.0f} / {quantile_ms(samples, 0.99):.0f}"
 
 
+def _cpu_figures(run: Run) -> list[str]:
+    """The clients' CPU, the whole machine's CPU per completed job, and the jobs/s that CPU
+    allows at most on this machine's cores (the run's figure cannot exceed it)."""
+    if not run.completed:
+        return ["-", "-", "-"]
+    total = (sum(run.cpu.values()) + run.client_cpu) / run.completed
+    ceiling = f"{CORES / total:.1f}" if total else "-"
+    return [f"{run.client_cpu / run.completed:.3f}", f"{total:.3f}", ceiling]
+
+
 def report(runs: list[Run], jobs: int, concurrency: int, generation: float) -> None:
     print(
         f"\nEnd to end: {jobs} jobs of {SECONDS} s, {concurrency} at a time, "
@@ -181,6 +203,10 @@ def report(runs: list[Run], jobs: int, concurrency: int, generation: float) -> N
         "POST p50/p99 ms",
         "GET p50/p99 ms",
         *(f"{role} CPU s/job" for role in ROLES),
+        "client CPU s/job",
+        "total CPU s/job",
+        f"CPU-bound ceiling jobs/s ({CORES} cores)",
+        "host steal %",
         "history events/job",
     ]
     base = runs[0].completed / runs[0].jobs.elapsed if runs[0].jobs.elapsed else 0.0
@@ -205,6 +231,8 @@ def report(runs: list[Run], jobs: int, concurrency: int, generation: float) -> N
                     else "-"
                     for role in ROLES
                 ),
+                *_cpu_figures(run),
+                f"{100 * run.steal:.0f}",
                 (
                     f"{statistics.mean(events):.0f} ({min(events)}-{max(events)}, n={len(events)})"
                     if events

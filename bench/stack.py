@@ -194,6 +194,29 @@ def stack_processes() -> dict[str, list[StackProcess]]:
     return found
 
 
+@dataclass(frozen=True)
+class HostCpu:
+    """The machine's CPU time so far, from the `cpu` line of /proc/stat (in clock ticks):
+    what every process got, what sat idle, and what the hypervisor gave other guests (steal).
+    On a shared VM, steal is why the same commit runs at different speeds."""
+
+    busy: int
+    idle: int
+    steal: int
+
+    @classmethod
+    def now(cls) -> HostCpu:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
+        return cls(busy=user + nice + system + irq + softirq, idle=idle + iowait, steal=steal)
+
+    def steal_share_since(self, before: HostCpu) -> float:
+        """The share of the machine's time since `before` that went to other guests."""
+        steal = self.steal - before.steal
+        total = steal + (self.busy - before.busy) + (self.idle - before.idle)
+        return steal / total if total else 0.0
+
+
 def mib(n_bytes: int) -> str:
     return f"{n_bytes / 2**20:.0f} MiB"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,7 @@ from bench.stack import (
     METERED_CONCURRENT_JOBS,
     METERED_KEY,
     Batch,
+    HostCpu,
     StackProcess,
     _role,
     stack_processes,
@@ -113,3 +115,18 @@ def test_an_ephemeral_stack_keeps_every_store_under_its_own_root(
     settings = ephemeral_settings(tmp_path / "stack")
     stores = [settings.ledger_database_url, str(settings.data_dir), str(settings.emulator_data_dir)]
     assert all(str((tmp_path / "stack").resolve()) in store for store in stores), stores
+
+
+def test_the_host_cpu_counts_busy_time_and_steal_as_a_share_of_all_time() -> None:
+    before = HostCpu.now()
+    burnt = time.process_time() + 0.05
+    while time.process_time() < burnt:  # this process's CPU is the machine's busy time too
+        pass
+    after = HostCpu.now()
+    assert after.busy > before.busy and after.idle >= before.idle and after.steal >= before.steal
+    assert 0.0 <= after.steal_share_since(before) < 1.0
+    # 5 ticks to other guests out of 5 + 10 busy + 5 idle.
+    assert HostCpu(busy=110, idle=25, steal=5).steal_share_since(
+        HostCpu(busy=100, idle=20, steal=0)
+    ) == pytest.approx(0.25)
+    assert before.steal_share_since(before) == 0.0
