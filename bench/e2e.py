@@ -52,7 +52,8 @@ from reelay.temporal import connect
 ROLES = ("emulator", "temporal", "worker", "api", "s3")
 #: A floor client polls as often as Reelay's workflow does at least (`own_stack`).
 FLOOR_POLL_SECONDS = 0.5
-CORES = os.cpu_count() or 1
+#: The cores this benchmark (and the stack it starts) may run on: its CPU affinity.
+CORES = len(os.sched_getaffinity(0))
 #: The longest a run may take; jobs not begun by then are skipped (and counted).
 RUN_SECONDS = 900.0
 

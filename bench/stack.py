@@ -206,7 +206,7 @@ class HostCpu:
 
     @classmethod
     def now(cls) -> HostCpu:
-        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+        fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
         user, nice, system, idle, iowait, irq, softirq, steal = fields[:8]
         return cls(busy=user + nice + system + irq + softirq, idle=idle + iowait, steal=steal)
 
