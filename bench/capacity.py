@@ -2,16 +2,18 @@
 and at each level print the worker's, the API's and Temporal's RSS, POST and GET latency
 measured while there, and the provider polls per second the system sustains vs needs.
 
-`python -m bench.capacity [--levels 500 2000] [--with-10k] [--window 60] [--fill-seconds 900]`
+`python -m bench.capacity [--levels 500 2000] [--with-10k] [--window 60] [--fill-seconds 900]
+[--gets 120] [--posts 30]`
 
 The first row is the idle stack (the baseline). Jobs are filled through a second API with
 limits off (the hot tenant, fastest to admit) until the provider has them all (the fill
 time includes the worker submitting them); while at a level, three clients probe at once
-for `--window` seconds: POST with credits and limits on (the metered tenant), POST with
-limits off, and GET of a random job in flight. Polls are counted at the emulator (its access
-log); a job needs at least one poll per `poll_max_seconds` (the product default). RSS is
-VmRSS of the processes the stack started (each one's process group). Each level is bounded:
-filling stops after `--fill-seconds`, probing after `--window`.
+for `--window` seconds, their requests spread evenly over it: POST with credits and limits
+on (the metered tenant), POST with limits off, and GET of a random job in flight. Polls are
+counted at the emulator (its access log); a job needs at least one poll per
+`poll_max_seconds` (the product default). RSS is VmRSS of the processes the stack started
+(each one's process group). Each level is bounded: filling stops after `--fill-seconds`,
+probing after `--window`.
 """
 
 from __future__ import annotations
@@ -84,11 +86,15 @@ class Level:
 
 
 class Capacity:
-    def __init__(self, settings: Settings, root: Path, limits_off: str, window: float) -> None:
+    def __init__(
+        self, settings: Settings, root: Path, limits_off: str, window: float, gets: int, posts: int
+    ) -> None:
         self.settings = settings
         self.api = devstack.api_base_url(settings)
         self.limits_off = limits_off
         self.window = window
+        self.gets = gets
+        self.posts = posts
         self.emulator_log = root / "logs" / "emulator.log"
         self.ids: list[str] = []  # the hot tenant's jobs (the ones GET reads)
         self.metered = 0  # the metered tenant's jobs (POST with limits on)
@@ -162,9 +168,11 @@ class Capacity:
         except (httpx.HTTPError, KeyError, ValueError):
             return "?"
 
-    async def probe(self, probes: int) -> tuple[Batch, Batch, Batch]:
+    async def probe(self) -> tuple[Batch, Batch, Batch]:
         """POST limits on, POST limits off and GET, three clients at once, each one request
-        at a time, for `probes` requests or the window, whichever ends first."""
+        at a time, spread evenly over the window (so they sample the whole level, not the
+        half-second after its fill): `posts` of each POST (each one a job more in flight, so
+        fewer) and `gets` GETs."""
         async with (
             self._client(self.api, METERED_KEY, 1) as on,
             self._client(self.limits_off, BENCH_KEY, 1) as off,
@@ -185,21 +193,22 @@ class Capacity:
                 job_id = random.choice(pool)
                 (await reader.get(f"/v1/video/generations/{job_id}")).raise_for_status()
 
+            post_every, get_every = self.window / self.posts, self.window / self.gets
             results = await asyncio.gather(
-                timed_many(post_on, probes, 1, self.window),
-                timed_many(post_off, probes, 1, self.window),
-                timed_many(get, probes, 1, self.window),
+                timed_many(post_on, self.posts, 1, self.window, post_every),
+                timed_many(post_off, self.posts, 1, self.window, post_every),
+                timed_many(get, self.gets, 1, self.window, get_every),
             )
         self.metered += sum(isinstance(r, str) for r in results[0].results)
         self.ids += [r for r in results[1].results if isinstance(r, str)]
         return results[0], results[1], results[2]
 
-    async def level(self, name: str, level: int, fill_seconds: float, probes: int) -> Level:
+    async def level(self, name: str, level: int, fill_seconds: float) -> Level:
         began = time.monotonic()
         filled = await self.fill(level, fill_seconds)
         cpu_before = {role: p.cpu_seconds() for role, p in self.processes.items()}
         polls_before, window_began = self._polls_so_far(), time.monotonic()
-        post_on, post_off, gets = await self.probe(probes)
+        post_on, post_off, gets = await self.probe()
         rest = self.window - (time.monotonic() - window_began)
         if rest > 0:
             await asyncio.sleep(rest)  # polls are counted over the whole window
@@ -284,7 +293,10 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[500, 2000])
     parser.add_argument("--with-10k", action="store_true", help="add the 10,000 level (long)")
     parser.add_argument("--window", type=float, default=60.0, help="seconds probed per level")
-    parser.add_argument("--probes", type=int, default=30, help="requests per probe and level")
+    parser.add_argument("--gets", type=int, default=120, help="GETs per level, over the window")
+    parser.add_argument(
+        "--posts", type=int, default=30, help="POSTs per level and POST probe, over the window"
+    )
     parser.add_argument("--fill-seconds", type=float, default=900.0, help="fill bound per level")
     parser.add_argument(
         "--generation-seconds", type=float, default=3600.0, help="the emulator's (stay in flight)"
@@ -303,11 +315,11 @@ def main() -> None:
             ) as settings,
             second_api(settings, root, limits_enabled=False) as limits_off,
         ):
-            bench = Capacity(settings, root, limits_off, args.window)
+            bench = Capacity(settings, root, limits_off, args.window, args.gets, args.posts)
             levels = []
             for name, level in [("idle (baseline)", 0), *((f"{n:,}", n) for n in wanted)]:
                 print(f"level {name} ...", flush=True)
-                levels.append(asyncio.run(bench.level(name, level, args.fill_seconds, args.probes)))
+                levels.append(asyncio.run(bench.level(name, level, args.fill_seconds)))
                 print(f"  done in {levels[-1].level_seconds:.0f} s", flush=True)
                 if len(levels) < len(wanted) + 1:  # the table so far, in case a later level stalls
                     report(levels)

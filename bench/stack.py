@@ -264,9 +264,11 @@ async def timed_many(
     count: int,
     concurrency: int,
     seconds: float | None = None,
+    every: float | None = None,
 ) -> Batch:
     """`call(0) .. call(count-1)`, `concurrency` at a time; calls not begun within `seconds`
-    are skipped."""
+    are skipped. With `every`, call `n` begins no sooner than `n * every` seconds in (paced
+    samples spread over a stretch of time, rather than a burst at its start)."""
     gate = asyncio.Semaphore(concurrency)
     batch = Batch([], [], 0.0, 0)
     started = time.perf_counter()
@@ -274,6 +276,8 @@ async def timed_many(
 
     async def one(n: int) -> None:
         async with gate:
+            if every is not None and (wait := started + n * every - time.perf_counter()) > 0:
+                await asyncio.sleep(wait)
             if stop is not None and time.perf_counter() > stop:
                 batch.skipped += 1
                 return

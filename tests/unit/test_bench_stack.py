@@ -1,9 +1,11 @@
 """`bench/stack.py`'s helpers: the benchmarks find the stack's processes by the command lines
 `reelay.devstack` builds, read their /proc figures, and their tenants are what the tenant
-directory reads. No server is started; nothing here is timed."""
+directory reads. No server is started; nothing here is timed (pacing is checked as a lower
+bound only)."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import time
@@ -22,6 +24,7 @@ from bench.stack import (
     _role,
     stack_processes,
     tenants_file,
+    timed_many,
 )
 from reelay.devstack import apps, s3, temporal
 from reelay.devstack.ephemeral import ephemeral_settings
@@ -130,3 +133,18 @@ def test_the_host_cpu_counts_busy_time_and_steal_as_a_share_of_all_time() -> Non
         HostCpu(busy=100, idle=20, steal=0)
     ) == pytest.approx(0.25)
     assert before.steal_share_since(before) == 0.0
+
+
+async def test_paced_calls_begin_no_sooner_than_their_turn() -> None:
+    began: list[float] = []
+
+    async def call(n: int) -> int:
+        began.append(time.perf_counter())
+        await asyncio.sleep(0)
+        return n
+
+    start = time.perf_counter()
+    paced = await timed_many(call, 4, 1, every=0.05)
+    assert paced.results == [0, 1, 2, 3]
+    offsets = [t - start for t in began]
+    assert all(offset >= n * 0.05 for n, offset in enumerate(offsets)), offsets
