@@ -2,12 +2,15 @@
 
 A poll of an unchanged task writes no history and runs no workflow task: the loop runs in
 the worker (Temporal's "frequent polling" pattern, temporalio/samples-python `polling/`),
-its position (polls made, progress seen) kept in the heartbeat details, so a worker lost
-mid-poll is noticed within the heartbeat timeout and the retried attempt carries on from
-there — the task is never submitted again. The loop tells its workflow only what the
-workflow must act on: progress that moved by a step (`PROGRESS_SIGNAL`, which drives the
-job's view and progress webhooks) and the end (the activity's result). Provider callbacks
-wake the workflow, which polls once itself and lets the loop go on.
+its position (polls made, progress seen, the ETA) kept in the heartbeat details, so a worker
+lost mid-poll is noticed within the heartbeat timeout and the retried attempt carries on from
+there — the task is never submitted again. The same details are the job's live progress: the
+loop heartbeats at once when progress moved by `PROGRESS_SHOWN_STEP`, and the API shows a
+processing job's position from them (`show_position`). The loop tells its workflow only what
+the workflow must act on: progress that moved by the step the workflow asked for
+(`PollRequest.report_step`, by `PROGRESS_SIGNAL`: a chain's segment, progress webhooks, and the
+memo that lists and the Temporal UI read) and the end (the activity's result). Provider
+callbacks wake the workflow, which polls once itself and lets the loop go on.
 
 A loop asked to (`PollRequest.store`, runs since `store-in-poll`) stores the video of the
 task it saw succeed, with the output URL that poll returned: no workflow task and no
@@ -41,7 +44,7 @@ from activities.inputs import PollRequest, StoreRequest
 from activities.jobs import JobActivities, heartbeating
 from providers.base import ProviderAdapter, ProviderTaskStatus, TaskState
 from reelay import metrics
-from reelay.jobs import StoredVideo
+from reelay.jobs import JobStatus, JobView, StoredVideo
 
 log = structlog.get_logger()
 
@@ -64,6 +67,9 @@ TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED
 
 #: Progress stays below this until the video is stored.
 PROGRESS_BEFORE_STORED = 0.99
+#: Progress that moved this far since the last heartbeat is heartbeated at once (a read of the
+#: job shows it within the SDK's `THROTTLE`); slower, it waits for the next due beat.
+PROGRESS_SHOWN_STEP = 0.05
 
 
 def advanced(progress: float, reported: float | None) -> float:
@@ -72,6 +78,21 @@ def advanced(progress: float, reported: float | None) -> float:
     if reported is None:
         return progress
     return max(progress, min(reported, PROGRESS_BEFORE_STORED))
+
+
+def show_position(view: JobView, details: object) -> None:
+    """Show a processing job's poll loop position (its heartbeat `details`) in its `view`,
+    read from the memo: `storing`, or progress (and its ETA) beyond the memo's. The memo
+    moves in the workflow's steps; the heartbeat within `PROGRESS_SHOWN_STEP`."""
+    if view.status is not JobStatus.PROCESSING or not isinstance(details, dict):
+        return
+    if details.get(STORING):
+        view.status = JobStatus.STORING
+    progress = details.get("progress")
+    if isinstance(progress, int | float) and progress > view.progress:
+        view.progress = advanced(view.progress, progress)
+        eta = details.get("eta_seconds")
+        view.eta_seconds = float(eta) if isinstance(eta, int | float) else None
 
 
 def estimate_remaining(elapsed_seconds: float, progress: float | None) -> float | None:
@@ -179,7 +200,7 @@ async def poll_loop(
         if progress >= reported + request.report_step:
             reported = progress
             await report(PollProgress(progress=progress, eta_seconds=remaining, polls=polls))
-        heartbeat({"polls": polls, "progress": progress})
+        heartbeat({"polls": polls, "progress": progress, "eta_seconds": remaining})
         delay = next_poll_delay(
             polls=polls,
             remaining=remaining,
@@ -211,7 +232,7 @@ class PollingActivities:
             )
         info = activity.info()
         details = info.heartbeat_details
-        beat = _Heartbeat(info.heartbeat_timeout)
+        beat = _Heartbeat(info.heartbeat_timeout, shown_progress=request.progress)
 
         async def poll() -> ProviderTaskStatus:
             started = time.perf_counter()
@@ -278,22 +299,27 @@ async def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-#: The longest the SDK holds back a poll loop's heartbeat (the poll worker's setting).
-THROTTLE = timedelta(seconds=5)
+#: The longest the SDK holds back a poll loop's heartbeat (the poll worker's setting): a beat
+#: that says the loop is storing, or that progress moved, shows within it even just after
+#: another. The loop itself decides how seldom it beats (`_Heartbeat`).
+THROTTLE = timedelta(seconds=1)
 
 
 class _Heartbeat:
     """Heartbeats the loop's position every two thirds of the loop's heartbeat timeout, and
     keeps heartbeating it through a long sleep, so a long interval never looks like a lost
-    worker. The first beat goes out one interval after the loop starts: a task that ends
+    worker; and at once when its progress moved by `PROGRESS_SHOWN_STEP` since the progress
+    last shown (`shown_progress`: the request's, as the job's memo has it). The first beat
+    goes out one interval after the loop starts unless progress moves: a task that ends
     sooner costs Temporal no heartbeat (a write of the activity's state), and a retried
     attempt that finds no position starts from the request's.
 
     The poll worker lets the SDK send a heartbeat at most `THROTTLE` after the last (so the
-    `STORING` beat shows within seconds); the loop itself beats as seldom as its timeout
-    allows (`Settings.poll_heartbeat_timeout_seconds`, copied into each job): every beat is a
-    write in Temporal, and at 10,000 loops beats every 40 s were 250 a second. The timeout
-    sets how soon the jobs of a worker lost without shutting down are resumed elsewhere.
+    `STORING` beat and a progress step show within a second); the loop itself beats as
+    seldom as its timeout allows (`Settings.poll_heartbeat_timeout_seconds`, copied into each
+    job): every beat is a write in Temporal, and at 10,000 loops beats every 40 s were 250 a
+    second. The timeout sets how soon the jobs of a worker lost without shutting down are
+    resumed elsewhere.
     """
 
     #: The share of the heartbeat timeout between two beats.
@@ -301,13 +327,14 @@ class _Heartbeat:
     #: Between beats of a loop scheduled without a heartbeat timeout.
     DEFAULT_EVERY_SECONDS = 40.0
 
-    def __init__(self, timeout: timedelta | None) -> None:
+    def __init__(self, timeout: timedelta | None, *, shown_progress: float) -> None:
         self.every_seconds = (
             timeout.total_seconds() * self.SHARE_OF_TIMEOUT
             if timeout
             else self.DEFAULT_EVERY_SECONDS
         )
         self._details: dict[str, Any] = {}
+        self._shown_progress = shown_progress
         self._loop = asyncio.get_running_loop()
         self._due = self._loop.time() + self.every_seconds
 
@@ -317,9 +344,11 @@ class _Heartbeat:
 
     def _beat_if_due(self) -> None:
         now = self._loop.time()
-        if now >= self._due:
+        progress = float(self._details.get("progress", 0.0))
+        if now >= self._due or progress >= self._shown_progress + PROGRESS_SHOWN_STEP:
             activity.heartbeat(self._details)
             self._due = now + self.every_seconds
+            self._shown_progress = max(self._shown_progress, progress)
 
     async def sleep(self, seconds: float) -> None:
         end = self._loop.time() + seconds

@@ -36,7 +36,7 @@ from temporalio.converter import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.polling import STORING, PollingActivities
+from activities.polling import PollingActivities, show_position
 from api import accounts, dispatch
 from api.notes import note_job
 from api.problem import APIError, not_found, unavailable
@@ -475,26 +475,24 @@ async def _memo_view(description: JobDescription) -> JobView:
     status = description.search_attribute(search_attributes.STATUS)
     if status:
         view.status = JobStatus(status)
-    if view.status is JobStatus.PROCESSING and await storing_after_poll(
-        description.pending_activities, description.converter
-    ):
-        view.status = JobStatus.STORING
+    if view.status is JobStatus.PROCESSING:
+        show_position(
+            view, await poll_loop_position(description.pending_activities, description.converter)
+        )
     return view
 
 
-async def storing_after_poll(
+async def poll_loop_position(
     pending_activities: Sequence[PendingActivityInfo], converter: DataConverter
-) -> bool:
-    """Whether the job's poll loop is storing its video: its heartbeat says so (a job since
-    `store-in-poll` stores in the loop, with no workflow task to record the status)."""
+) -> object:
+    """The job's poll loop's last heartbeat (its position, `activities.polling`), if it has
+    one: a job since `store-in-poll` stores in the loop, with no workflow task to record the
+    status, and progress moves there in finer steps than the memo's."""
     for pending in pending_activities:
         beat = pending.heartbeat_details.payloads
-        if pending.activity_type.name != PollingActivities.poll_until_done.__name__ or not beat:
-            continue
-        details = (await converter.decode(beat))[0]
-        if isinstance(details, dict) and details.get(STORING):
-            return True
-    return False
+        if pending.activity_type.name == PollingActivities.poll_until_done.__name__ and beat:
+            return (await converter.decode(beat))[0]
+    return None
 
 
 class JobPage(BaseModel):

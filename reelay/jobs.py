@@ -150,6 +150,10 @@ class JobSpec(BaseModel):
     def upstream_seconds(self) -> int:
         return bought_seconds(self.routes[0], self.duration_seconds, self.segments)
 
+    def notifies(self, event: str) -> bool:
+        """Whether the job's webhook asked for `event`."""
+        return self.webhook is not None and event in self.webhook.events
+
 
 class WebhookDeliveryState(BaseModel):
     """How the delivery of one event is going (from its delivery workflow)."""

@@ -24,6 +24,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.polling import show_position
 from api import jobs
 from providers.catalog import resolve_request
 from reelay import devstack
@@ -124,15 +125,16 @@ async def status_is(handle: WorkflowHandle, *statuses: JobStatus) -> bool:
 async def is_storing(handle: WorkflowHandle) -> bool:
     """The job is storing its video, as the API reads it: its store step, or (since
     `store-in-poll`) its poll loop storing the video of the task it saw succeed."""
-    status = (await view_of(handle)).status
-    if status is JobStatus.STORING:
-        return True
-    if status is not JobStatus.PROCESSING:
-        return False
-    description = await handle.describe()
-    return await jobs.storing_after_poll(
-        description.raw_description.pending_activities, description.data_converter
-    )
+    view = await view_of(handle)
+    if view.status is JobStatus.PROCESSING:
+        description = await handle.describe()
+        show_position(
+            view,
+            await jobs.poll_loop_position(
+                description.raw_description.pending_activities, description.data_converter
+            ),
+        )
+    return view.status is JobStatus.STORING
 
 
 @asynccontextmanager

@@ -141,6 +141,15 @@ SINCE_JOBS_V5 = frozenset({CURRENT_MEMO, END_JOB}) | SINCE_JOBS_V6
 #: at its first submit instead of in an activity of its own. Runs without it keep the timer
 #: loop (`_poll_by_timers`) and `validate_job` until they end.
 LEAN_JOBS = "lean-jobs"
+#: How far progress moves between the poll loop's reports to the workflow (`PollRequest.
+#: report_step`, each a signal and a workflow task), by what the workflow does with them: a
+#: chain's segment tells its chain each `SEGMENT_PROGRESS_STEP`; a job with progress webhooks
+#: sends one each `PROGRESS_EVENT_STEP`; any other job only keeps its memo (what lists and
+#: the Temporal UI show) within `MEMO_PROGRESS_STEP`. A read of the job shows the loop's own
+#: heartbeat, within `activities.polling.PROGRESS_SHOWN_STEP`, whatever the step.
+SEGMENT_PROGRESS_STEP = 0.05
+PROGRESS_EVENT_STEP = 0.1
+MEMO_PROGRESS_STEP = 0.25
 # Past the deadline the loop returns by itself; this is the backstop if no worker runs it.
 POLL_DEADLINE_GRACE = timedelta(seconds=60)
 POLL_RETRY = RetryPolicy(
@@ -612,6 +621,7 @@ class ClipMaker:
             progress=view.progress,
             poll_min_seconds=job.poll_min_seconds,
             poll_max_seconds=job.poll_max_seconds,
+            report_step=self._report_step(),
             store=self._store_request() if patched(STORE_IN_POLL) else None,
         )
         backstop = max(deadline - workflow.now(), timedelta(0)) + POLL_DEADLINE_GRACE
@@ -720,10 +730,19 @@ class ClipMaker:
             if workflow.info().is_continue_as_new_suggested():
                 workflow.continue_as_new(job.model_copy(update={"resume": self._resume()}))
 
+    def _report_step(self) -> float:
+        """The poll loop's progress reports this workflow acts on (see `MEMO_PROGRESS_STEP`).
+        Only the activity's argument: a run replays whatever step its loop was started with."""
+        if self._job.segment is not None:
+            return SEGMENT_PROGRESS_STEP
+        if self._job.notifies("progress"):
+            return PROGRESS_EVENT_STEP
+        return MEMO_PROGRESS_STEP
+
     async def _report_segment_progress(self) -> None:
-        """A segment tells its chain how far it is (in steps of 5 %)."""
+        """A segment tells its chain how far it is (in steps of `SEGMENT_PROGRESS_STEP`)."""
         segment = self._job.segment
-        if segment is None or self._view.progress < self._reported_progress + 0.05:
+        if segment is None or self._view.progress < self._reported_progress + SEGMENT_PROGRESS_STEP:
             return
         self._reported_progress = self._view.progress
         await workflow.get_external_workflow_handle(segment.parent_id).signal(

@@ -52,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         CURRENT_MEMO,
         END_JOB,
         LEAN_JOBS,
+        PROGRESS_EVENT_STEP,
         START_MEMO_KEPT,
         STORE_AT_LEAST,
         STORE_RETRY,
@@ -272,10 +273,10 @@ class VideoGenerationWorkflow(ChainHandlers):
         self._view.eta_seconds = 0.0
 
     async def _progress_made(self) -> None:
-        """Progress events: at most one per 10 % of progress and per 5 s."""
+        """Progress events: at most one per `PROGRESS_EVENT_STEP` of progress and per 5 s."""
         now = workflow.now()
         if (
-            self._view.progress >= self._notified_progress + 0.1
+            self._view.progress >= self._notified_progress + PROGRESS_EVENT_STEP
             and (now - self._notified_at).total_seconds() >= 5
         ):
             self._notified_progress, self._notified_at = self._view.progress, now
@@ -285,7 +286,7 @@ class VideoGenerationWorkflow(ChainHandlers):
         """Start the delivery of `event` to the job's webhook, if it asked for it. Delivery
         is a workflow of its own: a failing endpoint never blocks or fails the job."""
         job = self._job
-        if job.webhook is None or event not in job.webhook.events:
+        if job.webhook is None or not job.notifies(event):
             return
         sequence = None
         if event == "progress":

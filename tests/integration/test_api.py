@@ -124,6 +124,23 @@ def test_processing_status_reports_progress(api: httpx.Client) -> None:
     assert later["progress_percent"] == 100
 
 
+def test_a_processing_jobs_progress_moves_in_finer_steps_than_its_memo(api: httpx.Client) -> None:
+    """A read shows the poll loop's heartbeat, which moves within 5 points: the memo (what
+    lists and the Temporal UI show) of a job nothing acts on moves only in quarters."""
+    job = api.post(
+        "/v1/video/generations", json={"prompt": "[emu gen=10 steps=20] a clock's second hand"}
+    ).json()
+    seen: list[int] = []
+    deadline = time.monotonic() + 60
+    while (body := api.get(f"/v1/video/generations/{job['id']}").json())["status"] != "complete":
+        if body["status"] == "processing":
+            seen.append(body["progress_percent"])
+        assert time.monotonic() < deadline, f"job stayed {body['status']}"
+        time.sleep(0.1)
+    assert seen == sorted(seen)
+    assert [p for p in seen if p % 25], seen
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

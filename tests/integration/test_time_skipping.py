@@ -39,11 +39,26 @@ from activities.polling import (
     poll_loop,
 )
 from providers.base import ProviderTaskStatus, TaskState
-from reelay.jobs import Continuation, JobSpec, JobStatus, JobView, Route, StoredVideo
+from reelay.jobs import (
+    Continuation,
+    JobSpec,
+    JobStatus,
+    JobView,
+    Route,
+    StoredVideo,
+    WebhookTarget,
+)
 from reelay.storage import segment_key
 from tests.support import wait_until
 from worker import WORKFLOWS
-from workflows.clip import SUBMIT_BUDGET_SECONDS, poll_queue, submit_queue
+from workflows.clip import (
+    MEMO_PROGRESS_STEP,
+    PROGRESS_EVENT_STEP,
+    SEGMENT_PROGRESS_STEP,
+    SUBMIT_BUDGET_SECONDS,
+    poll_queue,
+    submit_queue,
+)
 from workflows.video_generation import VideoGenerationWorkflow
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
@@ -105,6 +120,7 @@ class FakeProvider:
     ends: list[JobEnd] = field(default_factory=list)
     tasks: dict[str, SubmitRequest] = field(default_factory=dict)
     chain_views: list[tuple[int, JobView]] = field(default_factory=list)
+    loops: list[PollRequest] = field(default_factory=list)  # the poll loops started
 
     async def _clock(self) -> datetime:
         return await self.env.get_current_time() + timedelta(seconds=self.slept)
@@ -133,6 +149,7 @@ class FakeProvider:
         """The real poll loop, on the fake's clock: the server's plus the loop's sleeps, which
         pass at once (the server's clock is not moved from inside an activity). A sleep after
         a progress report lasts until the job (and a segment's chain) has taken it."""
+        self.loops.append(request)
         taken: list[Awaitable[None]] = []
 
         async def sleep(seconds: float) -> None:
@@ -379,6 +396,26 @@ def chained(*routes: Route, segments: list[int]) -> JobSpec:
     return spec(routes=continued, segments=segments, duration_seconds=sum(segments))
 
 
+@pytest.mark.parametrize(
+    ("events", "step"),
+    [
+        (None, MEMO_PROGRESS_STEP),
+        (["completed"], MEMO_PROGRESS_STEP),
+        (["progress"], PROGRESS_EVENT_STEP),
+    ],
+)
+async def test_the_poll_loop_reports_progress_in_the_steps_the_job_acts_on(
+    env: WorkflowEnvironment, events: list[str] | None, step: float
+) -> None:
+    """A job with progress webhooks is told each of their steps; any other job only keeps its
+    memo in quarters (a read shows the loop's heartbeat)."""
+    url = "https://hooks.example.com/x"
+    hook = None if events is None else WebhookTarget(url=url, events=events)
+    provider, outcome = await run_job(env, spec(webhook=hook), running_polls=2)
+    assert isinstance(outcome, JobView) and outcome.status is JobStatus.COMPLETED
+    assert [loop.report_step for loop in provider.loops] == [step]
+
+
 async def test_a_chain_counts_finished_segments_and_the_one_in_flight(
     env: WorkflowEnvironment,
 ) -> None:
@@ -394,6 +431,7 @@ async def test_a_chain_counts_finished_segments_and_the_one_in_flight(
     # The second poll of each segment sees the first one's 50 % reported to the chain.
     second_polls = [p for n, (index, _, p) in enumerate(seen) if n % 2 == 1]
     assert second_polls == pytest.approx([(i + 0.5) / 3 for i in range(3)], abs=0.01)
+    assert {loop.report_step for loop in provider.loops} == {SEGMENT_PROGRESS_STEP}
     made = [t.job for t in provider.tasks.values() if t.job is not None]
     assert [m.image.key if m.image else None for m in made] == [
         None,

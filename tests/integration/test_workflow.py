@@ -13,7 +13,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.exceptions import ApplicationError, CancelledError
 
 from activities.media import probe_video
-from reelay.jobs import JobStatus, JobView
+from reelay.jobs import JobStatus, JobView, WebhookTarget
 from reelay.settings import Settings
 from reelay.storage import s3_client
 from tests.support import (
@@ -243,10 +243,13 @@ async def test_no_secret_ever_enters_a_workflow_history(settings: Settings) -> N
 async def test_a_job_continued_as_new_starts_its_next_run_with_its_view_as_memo(
     settings: Settings,
 ) -> None:
-    """A long job's history rolls over mid-poll (a server that suggests it early):
-    the next run's memo is the view so far, so a read before its first task shows it."""
+    """A long job's history rolls over mid-poll (a server that suggests it early; a job with
+    progress webhooks, told each of their steps): the next run's memo is the view so far, so
+    a read before its first task shows it."""
     async with rolling_over(settings) as rolling, running_worker(rolling) as client:
         spec = job_spec(rolling, unique_prompt("[emu gen=12 steps=48] a river at night"))
+        hook = WebhookTarget(url="https://hooks.example.com/river", events=["progress"])
+        spec = spec.model_copy(update={"webhook": hook})
         handle = await start(client, rolling, spec)
         result = await handle.result()
         # The handle follows the chain to the run the job ended in, which was continued into.

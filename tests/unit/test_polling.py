@@ -17,6 +17,7 @@ from activities import polling
 from activities.errors import STORAGE_TYPE
 from activities.inputs import PollRequest, ProviderTaskRef, StoreRequest
 from activities.polling import (
+    PROGRESS_SHOWN_STEP,
     STORING,
     PollingActivities,
     PollOutcome,
@@ -24,10 +25,11 @@ from activities.polling import (
     estimate_remaining,
     next_poll_delay,
     poll_loop,
+    show_position,
 )
 from providers.base import ProviderTaskStatus, TaskState
 from providers.errors import PermanentProviderError, RetryableProviderError
-from reelay.jobs import Route, StoredVideo
+from reelay.jobs import JobStatus, JobView, Route, StoredVideo
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 RUNWAY = Route(adapter="runway", upstream_model="veo3")
@@ -334,3 +336,84 @@ async def test_the_loop_beats_as_seldom_as_its_heartbeat_timeout_allows() -> Non
     assert outcome.deadline_passed and outcome.polls > len(beats)
     gaps = [later - earlier for earlier, later in itertools.pairwise(beats)]
     assert all(gap >= every * 0.95 for gap in gaps)  # never sooner than two thirds of it
+
+
+@dataclass
+class AdvancingTask:
+    """A provider whose task's progress moves by 2 points a poll until it is done."""
+
+    polls: int = 0
+
+    async def poll(self, route: Route, task_id: str) -> ProviderTaskStatus:
+        self.polls += 1
+        if self.polls == 50:
+            return ProviderTaskStatus(state=TaskState.SUCCEEDED, output_url=OUTPUT_URL)
+        return ProviderTaskStatus(state=TaskState.RUNNING, progress=round(self.polls * 0.02, 2))
+
+
+async def test_progress_that_moved_by_a_step_is_heartbeated_at_once() -> None:
+    """Long before a beat is due, each poll that moves progress `PROGRESS_SHOWN_STEP` past
+    the progress last heartbeated beats, with the ETA: what a read of the job shows."""
+    request = loop_request(poll_min=0.001, poll_max=0.001)
+    loops = loops_on(AdvancingTask(), Storage())
+    env = ActivityEnvironment()
+    env.info = replace(env.info, heartbeat_timeout=timedelta(hours=1))
+    beats: list[dict[str, Any]] = []
+    env.on_heartbeat = lambda *details: beats.append(details[0])
+    outcome = await env.run(loops.poll_until_done, request)
+    assert outcome.status.state is TaskState.SUCCEEDED and outcome.polls == 50
+    assert PROGRESS_SHOWN_STEP == 0.05  # polls move it by 2 points: every third one beats
+    assert [b["progress"] for b in beats] == [round(0.06 * n, 2) for n in range(1, 17)]
+    assert all(b["eta_seconds"] is not None and b["polls"] == 3 * n for n, b in enumerate(beats, 1))
+
+
+def processing(progress: float, eta_seconds: float | None = 90.0) -> JobView:
+    view = JobView.model_validate(
+        {
+            "job_id": "job_vid_x",
+            "tenant_id": "t",
+            "request_id": "req_vid_x",
+            "status": JobStatus.PROCESSING,
+            "model": "veo-3",
+            "requested_model": "veo-3",
+            "provider": "gemini",
+            "model_used": "veo-3.0-generate-001",
+            "prompt": "a kite",
+            "duration_seconds": 8,
+            "resolution": "720p",
+            "aspect_ratio": "16:9",
+            "estimated_cost_micro_usd": 1,
+            "created_at": START,
+        }
+    )
+    return view.model_copy(update={"progress": progress, "eta_seconds": eta_seconds})
+
+
+def test_a_read_shows_the_loops_progress_where_it_is_ahead_of_the_memo() -> None:
+    view = processing(0.25)
+    show_position(view, {"polls": 9, "progress": 0.4, "eta_seconds": 30.0})
+    assert (view.status, view.progress, view.eta_seconds) == (JobStatus.PROCESSING, 0.4, 30.0)
+    behind = processing(0.5)
+    show_position(behind, {"polls": 9, "progress": 0.4, "eta_seconds": 30.0})
+    assert (behind.progress, behind.eta_seconds) == (0.5, 90.0)
+    show_position(capped := processing(0.5), {"progress": 1.0})  # not done until it is stored
+    assert capped.progress == polling.PROGRESS_BEFORE_STORED
+
+
+def test_a_read_shows_a_loop_storing_the_video_as_storing() -> None:
+    view = processing(0.5)
+    show_position(view, {"polls": 9, "progress": 0.5, STORING: True})
+    assert view.status is JobStatus.STORING
+
+
+@pytest.mark.parametrize("details", [None, [0.7], "storing", {"polls": 3}])
+def test_a_read_without_a_position_shows_the_memo(details: object) -> None:
+    view = processing(0.25)
+    show_position(view, details)
+    assert view == processing(0.25)
+
+
+def test_only_a_processing_jobs_view_takes_the_loops_position() -> None:
+    queued = processing(0.0).model_copy(update={"status": JobStatus.QUEUED})
+    show_position(queued, {"progress": 0.6, STORING: True})
+    assert (queued.status, queued.progress) == (JobStatus.QUEUED, 0.0)
