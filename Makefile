@@ -64,6 +64,7 @@ bench: $(STAMP) ## the benchmarks, each on a stack of its own (long: see README)
 	$(BIN)/python -m bench.admission
 	$(BIN)/python -m bench.e2e
 	$(BIN)/python -m bench.capacity
+	$(BIN)/python -m bench.heartbeats
 	$(BIN)/python -m bench.callbacks
 	$(BIN)/python -m bench.stitch
 	$(BIN)/python -m bench.provider_client

@@ -14,7 +14,8 @@ from reelay.search_attributes import search_attribute_types
 
 #: Server settings Reelay's stack runs with (`deploy/temporal/dynamicconfig.yaml` in compose):
 #: an activity scheduled on the workflow's own task queue (storing the video) is handed back
-#: in the workflow task's response, without a trip through matching.
+#: in the workflow task's response, without a trip through matching. (`bench.heartbeats`
+#: measures a candidate here against Temporal's defaults.)
 DYNAMIC_CONFIG = {"system.enableActivityEagerExecution": "true"}
 #: How the dev server's SQLite file (`make up`'s `temporal.db`) commits: write-ahead logging,
 #: synced at checkpoints rather than on every commit. SQLite's own defaults (a rollback
@@ -134,10 +135,14 @@ def temporal_process(
     ui_port: int | None = None,
     namespace: str = "default",
     env: Mapping[str, str] | None = None,
+    dynamic_config: Mapping[str, str] = DYNAMIC_CONFIG,
+    metrics_port: int | None = None,
 ) -> ManagedProcess:
     """`temporal server start-dev` with Reelay's search attributes, not yet started.
 
-    `db_file=None` keeps state in memory; `ui_port=None` runs headless (no Web UI).
+    `db_file=None` keeps state in memory; `ui_port=None` runs headless (no Web UI);
+    `dynamic_config` is the stack's unless told (`bench.heartbeats` measures it against
+    Temporal's defaults); `metrics_port` serves the server's Prometheus metrics.
     """
     args = [binary("temporal"), "server", "start-dev", "--ip", host, "--port", str(port)]
     if db_file is not None:
@@ -152,7 +157,9 @@ def temporal_process(
     if namespace != "default":
         args += ["--namespace", namespace]
     args += dev_server_flags()
-    for key, value in DYNAMIC_CONFIG.items():
+    if metrics_port is not None:
+        args += ["--metrics-port", str(metrics_port)]
+    for key, value in dynamic_config.items():
         args += ["--dynamic-config-value", f"{key}={value}"]
     return ManagedProcess("temporal", args, log_path=log_path, env=env)
 
