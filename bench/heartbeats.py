@@ -150,7 +150,9 @@ async def _measure(
             async def start(workflow_id: str) -> None:
                 async with gate:
                     await client.start_workflow(
-                        InPollLoop.run, id=workflow_id, task_queue=TASK_QUEUE
+                        "InPollLoop",  # by name: the method form trips mypy's overloads elsewhere
+                        id=workflow_id,
+                        task_queue=TASK_QUEUE,
                     )
 
             await asyncio.gather(*(start(i) for i in ids))
