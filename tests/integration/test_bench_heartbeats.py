@@ -16,6 +16,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from bench.heartbeats import _counters
 from reelay import devstack
 from reelay.devstack.temporal import DYNAMIC_CONFIG, temporal_process, wait_temporal_ready
+from tests.support import wait_until
 
 BEATS = 3
 
@@ -61,7 +62,11 @@ async def test_the_heartbeats_a_run_sends_are_counted(tmp_path: Path) -> None:
             max_heartbeat_throttle_interval=timedelta(milliseconds=100),
         ):
             await client.execute_workflow(Beating.run, id=queue, task_queue=queue)
-        after = _counters(metrics_port)
+
+        async def counted() -> bool:  # the server's metrics lag its requests a moment
+            return _counters(metrics_port)["heartbeats"] - before["heartbeats"] >= BEATS
+
+        await wait_until(counted, within=30)
+        assert _counters(metrics_port)["heartbeats"] - before["heartbeats"] == BEATS
     finally:
         proc.stop()
-    assert after["heartbeats"] - before["heartbeats"] == BEATS
