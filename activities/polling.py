@@ -303,6 +303,8 @@ async def _utcnow() -> datetime:
 #: that says the loop is storing, or that progress moved, shows within it even just after
 #: another. The loop itself decides how seldom it beats (`_Heartbeat`).
 THROTTLE = timedelta(seconds=1)
+#: The share of a poll loop's heartbeat timeout between two of its beats (`_Heartbeat`).
+BEAT_SHARE_OF_TIMEOUT = 2 / 3
 
 
 class _Heartbeat:
@@ -322,14 +324,12 @@ class _Heartbeat:
     resumed elsewhere.
     """
 
-    #: The share of the heartbeat timeout between two beats.
-    SHARE_OF_TIMEOUT = 2 / 3
     #: Between beats of a loop scheduled without a heartbeat timeout.
     DEFAULT_EVERY_SECONDS = 40.0
 
     def __init__(self, timeout: timedelta | None, *, shown_progress: float) -> None:
         self.every_seconds = (
-            timeout.total_seconds() * self.SHARE_OF_TIMEOUT
+            timeout.total_seconds() * BEAT_SHARE_OF_TIMEOUT
             if timeout
             else self.DEFAULT_EVERY_SECONDS
         )

@@ -38,6 +38,7 @@ from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.polling import BEAT_SHARE_OF_TIMEOUT
 from bench.stack import StackProcess, mib, quantile_ms, table
 from reelay import devstack
 from reelay.devstack.temporal import DYNAMIC_CONFIG, temporal_process, wait_temporal_ready
@@ -49,8 +50,8 @@ DESCRIBES_PER_SECOND = 4
 HEARTBEAT_TIMEOUT = timedelta(
     seconds=float(Settings.model_fields["poll_heartbeat_timeout_seconds"].default)
 )
-#: As `activities.polling._Heartbeat`: a beat every two thirds of the heartbeat timeout.
-BEAT_EVERY_SECONDS = HEARTBEAT_TIMEOUT.total_seconds() * 2 / 3
+#: As a poll loop beats (`activities.polling._Heartbeat`).
+BEAT_EVERY_SECONDS = HEARTBEAT_TIMEOUT.total_seconds() * BEAT_SHARE_OF_TIMEOUT
 BASELINE = "Temporal's defaults (baseline)"
 #: What each variant runs the server with.
 VARIANTS: dict[str, Mapping[str, str]] = {BASELINE: {}, "the stack's": DYNAMIC_CONFIG}
